@@ -1,0 +1,84 @@
+"""Entry point of the `trade` command: global options, sub-commands, error → exit code mapping.
+
+Library errors (`trade.errors`) become one line on stderr and exit code 2 (bad input) or 1
+(internal); a traceback is never shown for an input problem.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .. import __version__, config
+from ..errors import TradeError
+from . import backtest, data, indicators, play
+
+app = typer.Typer(
+    name="trade",
+    help="Backtest and trade USDT-margined perpetual futures from YAML Plays.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(play.app, name="play")
+app.add_typer(indicators.app, name="indicators")
+app.add_typer(data.app, name="data")
+app.add_typer(backtest.app, name="backtest")
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"trade {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="Market store (default $TRADE_DB or ~/.trade/market.duckdb)."),
+    ] = None,
+) -> None:
+    """Backtest and trade USDT-margined perpetual futures from YAML Plays."""
+    config.set_db_path(db)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (used by the console script and `trade_cli.py`)."""
+    try:
+        app(args=argv, prog_name="trade", standalone_mode=False)
+    except TradeError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            err_console.print(f"error: {line}", markup=False)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except _USAGE_ERRORS as exc:  # bad flag or value: click's own message, exit 2
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+# typer vendors click in recent releases; its exception base is not re-exported publicly.
+try:
+    from typer._click.exceptions import ClickException as _ClickException
+except ImportError:  # older typer on top of click
+    from click.exceptions import ClickException as _ClickException
+
+_USAGE_ERRORS = (_ClickException,)
+
+
+def entry() -> None:
+    sys.exit(run())

@@ -1,0 +1,29 @@
+"""Process-wide settings resolved once at the edge (CLI flags, then environment, then defaults)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_db_override: Path | None = None
+
+
+def set_db_path(path: Path | None) -> None:
+    """Set by the CLI's global `--db` option; wins over `TRADE_DB`."""
+    global _db_override
+    _db_override = path
+
+
+def db_path() -> Path:
+    """Market store location: `--db`, else `$TRADE_DB`, else `~/.trade/market.duckdb`."""
+    if _db_override is not None:
+        return _db_override
+    env = os.environ.get("TRADE_DB")
+    if env:
+        return Path(env)
+    return Path.home() / ".trade" / "market.duckdb"
+
+
+def bybit_rest_url() -> str:
+    """Bybit REST base URL; tests point it at a fake server on 127.0.0.1."""
+    return os.environ.get("TRADE_BYBIT_REST_URL", "https://api.bybit.com")

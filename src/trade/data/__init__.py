@@ -1,0 +1,1 @@
+"""Market data: the DuckDB store, Bybit history sync, gaps, resampling and synthetic markets."""

@@ -1,0 +1,1 @@
+"""Indicators and structure detectors: one definition each, batch and incremental drivers."""
