@@ -4,4 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="backtest commands.", no_args_is_help=True)
+from . import feature_audits
+
+app = typer.Typer(
+    help="Run backtests and the audits that make them trustworthy.", no_args_is_help=True
+)
+feature_audits.register(app)

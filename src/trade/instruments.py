@@ -1,0 +1,45 @@
+"""Instrument specifications: the exchange filters every order passes through.
+
+One place rounds prices to the tick and quantities down to the qty step, so the simulator, the live
+adapter and reports agree on precision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """Exchange filters and margin facts of one USDT-margined perpetual."""
+
+    symbol: str
+    tick_size: float
+    qty_step: float
+    min_qty: float
+    min_notional: float
+    max_leverage: float = 100.0
+    maintenance_margin_rate: float = 0.005
+    funding_interval_hours: float = 8.0
+
+    def round_price(self, price: float) -> float:
+        """Nearest tick (half away from zero), printed without binary noise."""
+        return _round_to(math.floor(price / self.tick_size + 0.5) * self.tick_size, self.tick_size)
+
+    def round_qty_down(self, qty: float) -> float:
+        """Largest multiple of the qty step not above `qty` (tolerant of float noise)."""
+        steps = math.floor(qty / self.qty_step + 1e-9)
+        return _round_to(steps * self.qty_step, self.qty_step)
+
+
+def _round_to(value: float, step: float) -> float:
+    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+    return round(value, decimals + 2)
+
+
+#: Used when a symbol has no stored specs (synthetic markets, unknown symbols in tests).
+def default_spec(symbol: str) -> InstrumentSpec:
+    return InstrumentSpec(
+        symbol=symbol, tick_size=0.01, qty_step=0.001, min_qty=0.001, min_notional=5.0
+    )
