@@ -1,0 +1,331 @@
+"""The two condition evaluators over the same typed AST.
+
+`evaluate_vectorised` computes a condition at every evaluation instant at once (numpy; backtest).
+`IncrementalCondition` computes it one instant at a time (replay, paper, live). Both use the
+three-valued truth of `ast.Truth` (missing is not false) and must agree at every instant; a property
+test holds them to that. Neither ever reads a value after the current instant: series sources
+answer "as of" the instant, and windows and crossovers look only backwards.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import deque
+from typing import Protocol
+
+import numpy as np
+
+from . import ast as A
+
+F, M, T = A.Truth.FALSE, A.Truth.MISSING, A.Truth.TRUE
+
+
+class SeriesSource(Protocol):
+    """Gives the value of a series at every evaluation instant (offset applied, NaN = missing)."""
+
+    def series(self, s: A.Series) -> np.ndarray: ...
+
+
+class ValueSource(Protocol):
+    """Gives the value of a series at the current evaluation instant (offset applied)."""
+
+    def value(self, s: A.Series) -> float: ...
+
+
+# ---------------------------------------------------------------- vectorised
+
+
+def evaluate_vectorised(cond: A.Cond, source: SeriesSource, n: int) -> np.ndarray:
+    """Truth (int8: 0 false, 1 missing, 2 true) of `cond` at each of `n` evaluation instants."""
+    return _VecEval(source, n).cond(cond)
+
+
+class _VecEval:
+    def __init__(self, source: SeriesSource, n: int) -> None:
+        self.source = source
+        self.n = n
+
+    def expr(self, e: A.Expr) -> np.ndarray:
+        if isinstance(e, A.Const):
+            return np.full(self.n, e.value)
+        if isinstance(e, A.Series):
+            return np.asarray(self.source.series(e), dtype=np.float64)
+        left, right = self.expr(e.left), self.expr(e.right)
+        with np.errstate(all="ignore"):
+            if e.op == "+":
+                return left + right
+            if e.op == "-":
+                return left - right
+            if e.op == "*":
+                return left * right
+            out = left / right if e.op == "/" else np.remainder(left, right)
+        out[right == 0] = np.nan
+        return out
+
+    def cond(self, c: A.Cond) -> np.ndarray:
+        if isinstance(c, A.Cmp):
+            return self.cmp(c)
+        if isinstance(c, A.Logic):
+            parts = [self.cond(i) for i in c.items]
+            out = parts[0].copy()
+            for p in parts[1:]:
+                out = np.minimum(out, p) if c.op == "all" else np.maximum(out, p)
+            return out
+        if isinstance(c, A.Not):
+            return (T - self.cond(c.item)).astype(np.int8)
+        return self.window(c)
+
+    def cmp(self, c: A.Cmp) -> np.ndarray:
+        lhs = self.expr(c.lhs)
+        rhs = [self.expr(r) for r in c.rhs]
+        missing = np.isnan(lhs)
+        for r in rhs:
+            missing |= np.isnan(r)
+        r0 = rhs[0]
+        with np.errstate(invalid="ignore"):
+            if c.op == ">":
+                res = lhs > r0
+            elif c.op == ">=":
+                res = lhs >= r0
+            elif c.op == "<":
+                res = lhs < r0
+            elif c.op == "<=":
+                res = lhs <= r0
+            elif c.op == "==":
+                res = lhs == r0
+            elif c.op == "!=":
+                res = lhs != r0
+            elif c.op == "between":
+                res = (lhs >= r0) & (lhs <= rhs[1])
+            elif c.op == "in":
+                res = np.zeros(self.n, dtype=bool)
+                for r in rhs:
+                    res |= lhs == r
+            elif c.op == "near_pct":
+                res = np.abs(lhs - r0) <= np.abs(r0) * (c.tol or 0.0) / 100.0
+            elif c.op == "near_abs":
+                res = np.abs(lhs - r0) <= (c.tol or 0.0)
+            else:  # crossovers against the previous evaluation instant
+                pl, pr = _shift(lhs), _shift(r0)
+                missing |= np.isnan(pl) | np.isnan(pr)
+                if c.op == "cross_above":
+                    res = (pl <= pr) & (lhs > r0)
+                else:
+                    res = (pl >= pr) & (lhs < r0)
+        out = np.where(res, T, F).astype(np.int8)
+        out[missing] = M
+        return out
+
+    def window(self, w: A.Window) -> np.ndarray:
+        x = self.cond(w.expr)
+        n, k = w.bars, w.min_true
+        padded = np.concatenate([np.full(n - 1, M, dtype=np.int8), x])
+        view = np.lib.stride_tricks.sliding_window_view(padded, n)
+        if w.kind == "holds_for":
+            return view.min(axis=1).astype(np.int8)
+        if w.kind == "occurred_within":
+            return view.max(axis=1).astype(np.int8)
+        trues = (view == T).sum(axis=1)
+        unknown = (view == M).sum(axis=1)
+        out = np.full(len(x), M, dtype=np.int8)
+        out[trues >= k] = T
+        out[trues + unknown < k] = F
+        return out
+
+
+def _shift(a: np.ndarray) -> np.ndarray:
+    out = np.empty_like(a)
+    out[:1] = np.nan
+    out[1:] = a[:-1]
+    return out
+
+
+# ---------------------------------------------------------------- incremental
+
+
+def eval_expr_scalar(e: A.Expr, source: ValueSource) -> float:
+    """One instant's value of an operand; IEEE semantics equal to numpy's, x/0 → NaN."""
+    if isinstance(e, A.Const):
+        return e.value
+    if isinstance(e, A.Series):
+        return float(source.value(e))
+    left, right = eval_expr_scalar(e.left, source), eval_expr_scalar(e.right, source)
+    if math.isnan(left) or math.isnan(right):
+        return math.nan
+    if e.op == "+":
+        return left + right
+    if e.op == "-":
+        return left - right
+    if e.op == "*":
+        return left * right
+    if right == 0:
+        return math.nan
+    if e.op == "/":
+        return left / right
+    return float(np.remainder(left, right))
+
+
+class IncrementalCondition:
+    """A condition evaluated once per evaluation instant, keeping the state windows and crosses need.
+
+    `step` must be called at every instant (even when the result is not used) so that crossovers
+    compare with the previous instant and windows count instants, exactly as the vectorised form does.
+    """
+
+    def __init__(self, cond: A.Cond) -> None:
+        self.root = _build(cond)
+
+    def step(self, source: ValueSource) -> int:
+        return self.root.step(source)
+
+    def state(self) -> list[object]:
+        """JSON-able state (crossover memories and window buffers) in a fixed walk order."""
+        out: list[object] = []
+        self.root.dump(out)
+        return out
+
+    def restore(self, state: list[object]) -> None:
+        it = iter(state)
+        self.root.load(it)
+
+
+class _Node(ABC):
+    @abstractmethod
+    def step(self, source: ValueSource) -> int:
+        """Truth at this instant; updates the node's memory."""
+
+    def dump(self, out: list[object]) -> None:
+        for child in self.children():
+            child.dump(out)
+
+    def load(self, it: object) -> None:
+        for child in self.children():
+            child.load(it)
+
+    def children(self) -> list[_Node]:
+        return []
+
+
+class _CmpNode(_Node):
+    def __init__(self, c: A.Cmp) -> None:
+        self.c = c
+        self.prev_l = math.nan
+        self.prev_r = math.nan
+
+    def step(self, source: ValueSource) -> int:
+        c = self.c
+        lhs = eval_expr_scalar(c.lhs, source)
+        rhs = [eval_expr_scalar(r, source) for r in c.rhs]
+        r0 = rhs[0]
+        if c.op in ("cross_above", "cross_below"):
+            pl, pr = self.prev_l, self.prev_r
+            self.prev_l, self.prev_r = lhs, r0
+            if math.isnan(lhs) or math.isnan(r0) or math.isnan(pl) or math.isnan(pr):
+                return M
+            res = (pl <= pr and lhs > r0) if c.op == "cross_above" else (pl >= pr and lhs < r0)
+            return T if res else F
+        if math.isnan(lhs) or any(math.isnan(r) for r in rhs):
+            return M
+        if c.op == ">":
+            res = lhs > r0
+        elif c.op == ">=":
+            res = lhs >= r0
+        elif c.op == "<":
+            res = lhs < r0
+        elif c.op == "<=":
+            res = lhs <= r0
+        elif c.op == "==":
+            res = lhs == r0
+        elif c.op == "!=":
+            res = lhs != r0
+        elif c.op == "between":
+            res = r0 <= lhs <= rhs[1]
+        elif c.op == "in":
+            res = any(lhs == r for r in rhs)
+        elif c.op == "near_pct":
+            res = abs(lhs - r0) <= abs(r0) * (c.tol or 0.0) / 100.0
+        else:
+            res = abs(lhs - r0) <= (c.tol or 0.0)
+        return T if res else F
+
+    def dump(self, out: list[object]) -> None:
+        out.append([_j(self.prev_l), _j(self.prev_r)])
+
+    def load(self, it: object) -> None:
+        pl, pr = next(it)  # type: ignore[call-overload]
+        self.prev_l, self.prev_r = _f(pl), _f(pr)
+
+
+class _LogicNode(_Node):
+    def __init__(self, c: A.Logic) -> None:
+        self.all = c.op == "all"
+        self.items = [_build(i) for i in c.items]
+
+    def step(self, source: ValueSource) -> int:
+        values = [
+            i.step(source) for i in self.items
+        ]  # no short-circuit: every node keeps its state
+        return min(values) if self.all else max(values)
+
+    def children(self) -> list[_Node]:
+        return list(self.items)
+
+
+class _NotNode(_Node):
+    def __init__(self, c: A.Not) -> None:
+        self.item = _build(c.item)
+
+    def step(self, source: ValueSource) -> int:
+        return T - self.item.step(source)
+
+    def children(self) -> list[_Node]:
+        return [self.item]
+
+
+class _WindowNode(_Node):
+    def __init__(self, w: A.Window) -> None:
+        self.w = w
+        self.item = _build(w.expr)
+        self.buf: deque[int] = deque([M] * w.bars, maxlen=w.bars)
+
+    def step(self, source: ValueSource) -> int:
+        self.buf.append(self.item.step(source))
+        if self.w.kind == "holds_for":
+            return min(self.buf)
+        if self.w.kind == "occurred_within":
+            return max(self.buf)
+        trues = sum(1 for v in self.buf if v == T)
+        unknown = sum(1 for v in self.buf if v == M)
+        if trues >= self.w.min_true:
+            return T
+        return F if trues + unknown < self.w.min_true else M
+
+    def children(self) -> list[_Node]:
+        return [self.item]
+
+    def dump(self, out: list[object]) -> None:
+        out.append(list(self.buf))
+        self.item.dump(out)
+
+    def load(self, it: object) -> None:
+        self.buf = deque(next(it), maxlen=self.w.bars)  # type: ignore[call-overload]
+        self.item.load(it)
+
+
+def _build(c: A.Cond) -> _Node:
+    if isinstance(c, A.Cmp):
+        return _CmpNode(c)
+    if isinstance(c, A.Logic):
+        return _LogicNode(c)
+    if isinstance(c, A.Not):
+        return _NotNode(c)
+    return _WindowNode(c)
+
+
+def _j(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def _f(x: float | None) -> float:
+    return math.nan if x is None else float(x)
