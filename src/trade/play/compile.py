@@ -225,7 +225,7 @@ class _Compiler:
                     continue
                 decls[decl.key] = (decl, role, path)
         deps_of: dict[str, dict[str, str]] = {}
-        for key, (decl, role, path) in decls.items():
+        for key, (decl, _role, path) in decls.items():
             spec = self.catalog.get(decl.type)
             if spec is None or spec.kind != "structure":
                 hint = did_you_mean(decl.type, self.catalog.names("structure"))

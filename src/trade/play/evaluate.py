@@ -109,10 +109,8 @@ class _VecEval:
             else:  # crossovers against the previous evaluation instant
                 pl, pr = _shift(lhs), _shift(r0)
                 missing |= np.isnan(pl) | np.isnan(pr)
-                if c.op == "cross_above":
-                    res = (pl <= pr) & (lhs > r0)
-                else:
-                    res = (pl >= pr) & (lhs < r0)
+                up = c.op == "cross_above"
+                res = ((pl <= pr) & (lhs > r0)) if up else ((pl >= pr) & (lhs < r0))
         out = np.where(res, T, F).astype(np.int8)
         out[missing] = M
         return out
