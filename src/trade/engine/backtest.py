@@ -1,0 +1,203 @@
+"""One backtest end to end: resolve the Play, load the window, run a driver, assemble the result.
+
+This is the single entry point the CLI, the audits and the tests call, so a run means the same thing
+everywhere. It never writes files itself (see `trade.report.artifacts`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError
+from ..play import CompiledPlay, find_play, validate_play
+from ..report.artifacts import equity_csv, events_jsonl, fingerprint, iso, trades_csv
+from ..timeframes import TIMEFRAMES
+from .market import MarketWindow, load_from_store, synthetic_window
+from .runner import ProgressFn, RunOutput, bars_per_year, run_fast, run_replay
+
+MODES = ("fast", "replay")
+INTRABAR = ("pessimistic", "optimistic")
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    pattern: str
+    bars: int
+    seed: int
+
+
+@dataclass
+class BacktestResult:
+    result: dict[str, Any]
+    trades_text: str
+    equity_text: str
+    events_text: str
+    output: RunOutput
+    window: MarketWindow
+    compiled: CompiledPlay
+
+
+def parse_time(text: str, flag: str) -> int:
+    """`2025-06-01`, `2025-06-01T12:00`, `2025-06-01 12:00:00` (UTC) → epoch ms."""
+    try:
+        t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"{flag} {text!r}: expected a UTC date or datetime such as 2025-06-01 or 2025-06-01T12:00"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp() * 1000)
+
+
+def run_backtest(
+    play: str | Path,
+    *,
+    symbol: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    synthetic: Synthetic | None = None,
+    fix_gaps: bool = False,
+    intrabar: str = "pessimistic",
+    mode: str = "fast",
+    overrides: Mapping[str, str] | None = None,
+    db: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> BacktestResult:
+    if mode not in MODES:
+        raise InputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    if intrabar not in INTRABAR:
+        raise InputError(f"--intrabar {intrabar!r}: expected one of {', '.join(INTRABAR)}")
+    path = find_play(str(play))
+    compiled = validate_play(path, overrides)
+    sym = (symbol or compiled.play.symbol).upper()
+    start_ms = parse_time(start, "--start") if start else None
+    end_ms = parse_time(end, "--end") if end else None
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise InputError(f"--end {end} must be after --start {start}")
+    if synthetic is not None:
+        if start or end:
+            raise InputError("--synthetic generates its own window; drop --start/--end")
+        window = synthetic_window(compiled, synthetic.pattern, synthetic.bars, synthetic.seed, sym)
+    else:
+        from ..data import MarketStore
+
+        with MarketStore(db) as store:
+            store.ensure_sample()
+            if fix_gaps:
+                from ..data import heal_for_window
+
+                heal_for_window(store, sym, ["1m", compiled.exec_tf], start_ms, end_ms)
+            window = load_from_store(compiled, store, sym, start_ms, end_ms)
+    driver = run_fast if mode == "fast" else run_replay
+    out = driver(compiled, window, intrabar_policy=intrabar, progress=progress)
+    return _assemble(
+        compiled,
+        window,
+        out,
+        mode=mode,
+        intrabar=intrabar,
+        synthetic=synthetic,
+        overrides=overrides,
+    )
+
+
+def _assemble(
+    compiled: CompiledPlay,
+    window: MarketWindow,
+    out: RunOutput,
+    *,
+    mode: str,
+    intrabar: str,
+    synthetic: Synthetic | None,
+    overrides: Mapping[str, str] | None,
+) -> BacktestResult:
+    from ..report.metrics import compute_metrics
+
+    play = compiled.play
+    t_text = trades_csv(out.trades)
+    peak = np.maximum.accumulate(out.equity) if len(out.equity) else out.equity
+    dd_pct = (
+        np.where(peak > 0, (peak - out.equity) / peak * 100.0, 0.0)
+        if len(out.equity)
+        else out.equity
+    )
+    e_text = equity_csv(out.equity_ts, out.equity, dd_pct)
+    metrics = compute_metrics(
+        out.trades,
+        out.equity_ts,
+        out.equity,
+        starting_equity=play.account.starting_equity,
+        bars_per_year=bars_per_year(compiled.exec_tf),
+    )
+    metrics.update(out.counters)
+    result = {
+        "play": play.name,
+        "play_file": compiled.origin,
+        "symbol": window.symbol,
+        "mode": mode,
+        "intrabar": intrabar,
+        "window": {"start": iso(window.start_ms), "end": iso(window.end_ms)},
+        "timeframes": {
+            "low_tf": play.timeframes.low_tf,
+            "med_tf": play.timeframes.med_tf,
+            "high_tf": play.timeframes.high_tf,
+            "exec": compiled.exec_tf,
+        },
+        "evaluation": play.evaluation,
+        "engine_version": __version__,
+        "input_hash": _input_hash(compiled, window, synthetic, overrides),
+        "trades_fingerprint": fingerprint(t_text),
+        "trades": len(out.trades),
+        "signals": out.signals,
+        "evaluated_instants": len(out.instants),
+        "metrics": metrics,
+    }
+    if not out.trades:
+        result["note"] = "the Play produced zero trades in this window"
+    return BacktestResult(result, t_text, e_text, events_jsonl(out.events), out, window, compiled)
+
+
+def _input_hash(
+    compiled: CompiledPlay,
+    window: MarketWindow,
+    synthetic: Synthetic | None,
+    overrides: Mapping[str, str] | None,
+) -> str:
+    """sha256 over the normalised Play, the data window's bytes and the engine version."""
+    h = hashlib.sha256()
+    h.update(json.dumps(compiled.play.model_dump(mode="json"), sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            {
+                "overrides": dict(overrides or {}),
+                "synthetic": synthetic.__dict__ if synthetic else None,
+            }
+        ).encode()
+    )
+    h.update(f"{window.symbol}|{window.start_ms}|{window.end_ms}|{__version__}".encode())
+    for tf in sorted(window.bars, key=TIMEFRAMES.get):  # type: ignore[arg-type]
+        b = window.bars[tf]
+        for arr in (b.ts, b.open, b.high, b.low, b.close, b.volume):
+            h.update(np.ascontiguousarray(arr).tobytes())
+    ib = window.intrabar
+    for arr in (
+        ib.ts_open,
+        ib.open,
+        ib.high,
+        ib.low,
+        ib.close,
+        window.funding_ts,
+        window.funding_rate,
+    ):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()

@@ -1,0 +1,166 @@
+"""Feature values for a compiled Play, two ways: whole arrays (fast mode) or bar by bar (replay/live).
+
+Both compute every feature on its own timeframe's bars from the same first bar, through the one
+definition of each indicator and structure, so the values the conditions see are the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..data.bars import Bars
+from ..features.indicators import compute_batch, make_incremental, restore_incremental
+from ..features.structures import compute_structure_batch, make_structure, restore_structure
+from ..play import ast as A
+from ..play.compile import PRICE_BUILTINS, CompiledPlay, FeatureNode
+
+
+def builtin_prices(bars: Bars) -> dict[str, np.ndarray]:
+    """The exec-timeframe price built-ins (`close`, `hl2`, …) as arrays."""
+    return {
+        "open": bars.open,
+        "high": bars.high,
+        "low": bars.low,
+        "close": bars.close,
+        "volume": bars.volume,
+        "hl2": (bars.high + bars.low) / 2.0,
+        "hlc3": (bars.high + bars.low + bars.close) / 3.0,
+        "ohlc4": (bars.open + bars.high + bars.low + bars.close) / 4.0,
+    }
+
+
+def builtin_prices_scalar(o: float, h: float, lo: float, c: float, v: float) -> dict[str, float]:
+    return {
+        "open": o,
+        "high": h,
+        "low": lo,
+        "close": c,
+        "volume": v,
+        "hl2": (h + lo) / 2.0,
+        "hlc3": (h + lo + c) / 3.0,
+        "ohlc4": (o + h + lo + c) / 4.0,
+    }
+
+
+def series_tf(compiled: CompiledPlay) -> dict[str, str]:
+    """Timeframe of every feed a series id lives on (`ema.value` → `15m`, `close` → exec tf)."""
+    out = {name: compiled.exec_tf for name in PRICE_BUILTINS}
+    for f in compiled.features:
+        for o in f.outputs:
+            out[f"{f.key}.{o.name}"] = f.tf
+    return out
+
+
+def compute_batch_features(
+    compiled: CompiledPlay, bars: Mapping[str, Bars]
+) -> dict[str, np.ndarray]:
+    """Every feature output (and the exec price built-ins) as arrays on its own timeframe's bars."""
+    values: dict[str, np.ndarray] = dict(builtin_prices(bars[compiled.exec_tf]))
+    per_key: dict[str, dict[str, np.ndarray]] = {}
+    for f in compiled.features:
+        b = bars[f.tf]
+        if f.kind == "indicator":
+            out = compute_batch(f.type, f.params, b, f.source)
+        else:
+            deps = {slot: per_key[key] for slot, key in f.deps.items()}
+            out = compute_structure_batch(f.type, f.params, b, deps)
+        per_key[f.key] = out
+        for name, arr in out.items():
+            values[f"{f.key}.{name}"] = arr
+    return values
+
+
+class IncrementalFeatures:
+    """Feature state updated one closed bar at a time, with the history offsets need.
+
+    `on_bar(tf, …)` must be called for every closed bar of every timeframe the Play uses, in order of
+    close time (bars closing at the same instant: lower timeframe first). `value(series)` then
+    answers as of the last closed bar of that series' timeframe.
+    """
+
+    def __init__(self, compiled: CompiledPlay) -> None:
+        self.compiled = compiled
+        self.tf_of = series_tf(compiled)
+        depth: dict[str, int] = {}
+        for s in compiled.series:
+            depth[s.id] = max(depth.get(s.id, 0), s.offset)
+        self.history: dict[str, deque[float]] = {
+            sid: deque(maxlen=d + 1) for sid, d in depth.items()
+        }
+        self.by_tf: dict[str, list[FeatureNode]] = {}
+        for f in compiled.features:
+            self.by_tf.setdefault(f.tf, []).append(f)
+        self.objects: dict[str, Any] = {}
+        for f in compiled.features:
+            if f.kind == "indicator":
+                self.objects[f.key] = make_incremental(f.type, f.params, f.source)
+            else:
+                self.objects[f.key] = make_structure(f.type, f.params)
+        self.current: dict[str, dict[str, float]] = {}
+        self.bars_seen: dict[str, int] = {}
+
+    def timeframes(self) -> list[str]:
+        return sorted({self.compiled.exec_tf, *self.by_tf})
+
+    def on_bar(self, tf: str, ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
+        self.bars_seen[tf] = self.bars_seen.get(tf, 0) + 1
+        if tf == self.compiled.exec_tf:
+            for name, val in builtin_prices_scalar(o, h, lo, c, v).items():
+                self._push(name, val)
+        for f in self.by_tf.get(tf, ()):
+            obj = self.objects[f.key]
+            if f.kind == "indicator":
+                obj.update(o, h, lo, c, v, ts=ts) if f.type == "vwap" else obj.update(
+                    o, h, lo, c, v
+                )
+            else:
+                deps = {slot: self.current[key] for slot, key in f.deps.items()}
+                obj.update(o, h, lo, c, v, deps)
+            vals = dict(zip((o_.name for o_ in f.outputs), obj.values(), strict=True))
+            self.current[f.key] = vals
+            for name, val in vals.items():
+                self._push(f"{f.key}.{name}", val)
+
+    def _push(self, sid: str, value: float) -> None:
+        hist = self.history.get(sid)
+        if hist is not None:
+            hist.appendleft(float(value))
+
+    def value(self, s: A.Series) -> float:
+        hist = self.history[s.id]
+        return hist[s.offset] if s.offset < len(hist) else math.nan
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state: every feature's own state plus the offset histories."""
+        return {
+            "objects": {k: o.to_state() for k, o in self.objects.items()},
+            "history": {
+                k: [None if math.isnan(x) else x for x in h] for k, h in self.history.items()
+            },
+            "current": {
+                k: {n: (None if math.isnan(x) else x) for n, x in v.items()}
+                for k, v in self.current.items()
+            },
+            "bars_seen": dict(self.bars_seen),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        for f in self.compiled.features:
+            st = state["objects"][f.key]
+            self.objects[f.key] = (
+                restore_incremental(st) if f.kind == "indicator" else restore_structure(st)
+            )
+        for k, vals in state["history"].items():
+            self.history[k] = deque(
+                (math.nan if x is None else x for x in vals), maxlen=self.history[k].maxlen
+            )
+        self.current = {
+            k: {n: (math.nan if x is None else x) for n, x in v.items()}
+            for k, v in state["current"].items()
+        }
+        self.bars_seen = dict(state["bars_seen"])

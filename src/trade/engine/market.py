@@ -1,0 +1,229 @@
+"""The market data one backtest needs: every Play timeframe with warmup, 1m intrabar truth, mark,
+funding and instrument filters — loaded once, checked, and never read past the window's end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.bars import Bars
+from ..errors import DataError
+from ..instruments import InstrumentSpec, default_spec
+from ..play.compile import CompiledPlay
+from ..timeframes import MINUTE_MS, TIMEFRAMES
+from .asof import asof_index
+
+
+@dataclass(frozen=True)
+class Intrabar:
+    """The bars fills are priced on: 1m bars, or an exec bar where its minutes are missing."""
+
+    ts_open: np.ndarray
+    ts_close: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    fallbacks: int  # exec bars priced on their own OHLC for lack of 1m data
+
+
+@dataclass(frozen=True)
+class MarketWindow:
+    symbol: str
+    instrument: InstrumentSpec
+    bars: dict[str, Bars]  # every Play timeframe, warmup history included
+    intrabar: Intrabar
+    mark: Bars | None
+    funding_ts: np.ndarray
+    funding_rate: np.ndarray
+    start_ms: int  # first evaluated exec bar's open time
+    end_ms: int  # exclusive: the last evaluated exec bar closes here
+
+    def instants(self, exec_tf: str) -> np.ndarray:
+        b = self.bars[exec_tf]
+        ts = b.ts[(b.ts >= self.start_ms) & (b.ts < self.end_ms)]
+        return ts + TIMEFRAMES[exec_tf]
+
+
+def play_timeframes(compiled: CompiledPlay) -> list[str]:
+    tfs = compiled.play.timeframes
+    return sorted(
+        {tfs.low_tf, tfs.med_tf, tfs.high_tf, *(f.tf for f in compiled.features)},
+        key=TIMEFRAMES.get,
+    )  # type: ignore[arg-type]
+
+
+def warmup_ms(compiled: CompiledPlay) -> dict[str, int]:
+    """History needed before the window start per timeframe (features' warmup + offsets + 2 bars)."""
+    need: dict[str, int] = {tf: 0 for tf in play_timeframes(compiled)}
+    need[compiled.exec_tf] = max(need.get(compiled.exec_tf, 0), compiled.play.warmup_bars)
+    for f in compiled.features:
+        need[f.tf] = max(need[f.tf], f.warmup)
+    for s in compiled.series:
+        tf = next(
+            (f.tf for f in compiled.features if s.id.startswith(f.key + ".")), compiled.exec_tf
+        )
+        need[tf] = max(need[tf], s.offset + 1)
+    return {tf: (n + 2) * TIMEFRAMES[tf] for tf, n in need.items()}
+
+
+def build_intrabar(minute: Bars | None, exec_bars: Bars, start_ms: int, end_ms: int) -> Intrabar:
+    """1m bars in [start, end); an exec bar with no 1m bar at all is used whole (and counted)."""
+    ex = exec_bars.window(start_ms, end_ms)
+    exec_ms = exec_bars.tf_ms
+    if minute is None or len(minute) == 0:
+        m_ts = np.empty(0, dtype=np.int64)
+        covered = np.zeros(len(ex), dtype=bool)
+        m = None
+    else:
+        m = minute.window(start_ms, end_ms)
+        m_ts = m.ts
+        bucket = (m_ts // exec_ms) * exec_ms
+        covered = np.isin(ex.ts, bucket)
+    fb = ~covered
+    parts_ts = [m_ts, ex.ts[fb]]
+    parts_close_ts = [m_ts + MINUTE_MS, ex.ts[fb] + exec_ms]
+    cols = {}
+    for name in ("open", "high", "low", "close"):
+        cols[name] = np.concatenate(
+            [getattr(m, name) if m is not None else np.empty(0), getattr(ex, name)[fb]]
+        )
+    ts = np.concatenate(parts_ts)
+    order = np.argsort(ts, kind="stable")
+    return Intrabar(
+        ts_open=ts[order],
+        ts_close=np.concatenate(parts_close_ts)[order],
+        open=cols["open"][order],
+        high=cols["high"][order],
+        low=cols["low"][order],
+        close=cols["close"][order],
+        fallbacks=int(fb.sum()),
+    )
+
+
+def load_from_store(
+    compiled: CompiledPlay, store: object, symbol: str, start_ms: int | None, end_ms: int | None
+) -> MarketWindow:
+    """Load a Play's data from the market store, checking the window is covered."""
+    from ..data import MarketStore
+
+    assert isinstance(store, MarketStore)
+    exec_tf = compiled.exec_tf
+    exec_ms = TIMEFRAMES[exec_tf]
+    span = store.span(symbol, exec_tf) or _derived_span(store, symbol, exec_tf)
+    if span is None:
+        known = ", ".join(store.symbols()) or "none"
+        raise DataError(
+            f"no {exec_tf} data for {symbol} in the store (symbols stored: {known}); import or sync it first"
+        )
+    minute_span = store.span(symbol, "1m")
+    need = warmup_ms(compiled)
+    if start_ms is None or end_ms is None:
+        lo, hi = span[0] + need[exec_tf], span[1] + exec_ms
+        if minute_span is not None:
+            lo, hi = max(lo, minute_span[0]), min(hi, minute_span[1] + MINUTE_MS)
+        start = _ceil(lo if start_ms is None else start_ms, exec_ms)
+        end = (hi // exec_ms) * exec_ms if end_ms is None else end_ms
+    else:
+        start, end = _ceil(start_ms, exec_ms), (end_ms // exec_ms) * exec_ms
+    if end <= start:
+        raise DataError(
+            f"empty window for {symbol} {exec_tf}: start {_iso(start)} is not before end {_iso(end)}"
+        )
+    bars: dict[str, Bars] = {}
+    for tf in play_timeframes(compiled):
+        from_ms = start - need[tf]
+        b = store.bars_for(symbol, tf, from_ms, end)
+        _check_cover(b, symbol, tf, from_ms, start, end)
+        bars[tf] = b
+    minute = store.load_bars(symbol, "1m", start, end) if minute_span is not None else None
+    mark = store.load_mark(symbol, start - 8 * 3_600_000, end)
+    f_ts, f_rate = store.load_funding(symbol, start, end + 1)
+    instrument = store.instrument(symbol) or default_spec(symbol)
+    return MarketWindow(
+        symbol=symbol,
+        instrument=instrument,
+        bars=bars,
+        intrabar=build_intrabar(minute, bars[exec_tf], start, end),
+        mark=mark,
+        funding_ts=np.asarray(f_ts, dtype=np.int64),
+        funding_rate=np.asarray(f_rate, dtype=np.float64),
+        start_ms=start,
+        end_ms=end,
+    )
+
+
+def _derived_span(store: object, symbol: str, tf: str) -> tuple[int, int] | None:
+    """Span of `tf` when it is not stored but can be resampled from a stored lower timeframe."""
+    for lower, ms in sorted(TIMEFRAMES.items(), key=lambda kv: -kv[1]):
+        if ms < TIMEFRAMES[tf] and TIMEFRAMES[tf] % ms == 0:
+            span = store.span(symbol, lower)  # type: ignore[attr-defined]
+            if span is not None:
+                step = TIMEFRAMES[tf]
+                return _ceil(span[0], step), ((span[1] + ms) // step) * step - step
+    return None
+
+
+def _check_cover(b: Bars, symbol: str, tf: str, from_ms: int, start: int, end: int) -> None:
+    step = TIMEFRAMES[tf]
+    if len(b) == 0 or b.ts[0] > _ceil(from_ms, step):
+        have = f"{_iso(int(b.ts[0]))} → {_iso(int(b.ts[-1]) + step)}" if len(b) else "nothing"
+        raise DataError(
+            f"missing {symbol} {tf} data for {_iso(from_ms)} → {_iso(end)} (warmup + window); the store has {have}; "
+            f"sync or import it, or choose a later --start"
+        )
+    if b.ts[-1] + step < (end // step) * step:
+        raise DataError(
+            f"missing {symbol} {tf} data: the store ends at {_iso(int(b.ts[-1]) + step)} but the window runs to {_iso(end)}; "
+            f"sync it or choose an earlier --end"
+        )
+
+
+def synthetic_window(
+    compiled: CompiledPlay, pattern: str, n_bars: int, seed: int, symbol: str
+) -> MarketWindow:
+    """A coherent synthetic market: 1m bars, every higher timeframe aggregated from them."""
+    from ..data import resample, synthetic_market
+
+    minute = synthetic_market(pattern, n_bars, seed, symbol=symbol)
+    exec_tf = compiled.exec_tf
+    exec_ms = TIMEFRAMES[exec_tf]
+    bars = {
+        tf: (minute if tf == "1m" else resample(minute, tf)) for tf in play_timeframes(compiled)
+    }
+    need = warmup_ms(compiled)
+    exec_bars = bars[exec_tf]
+    if len(exec_bars) == 0:
+        raise DataError(f"--bars {n_bars} 1m bars make no complete {exec_tf} bar")
+    first_ok = max(int(bars[tf].ts[0]) + need[tf] for tf in bars if len(bars[tf]))
+    start = _ceil(first_ok, exec_ms)
+    end = int(exec_bars.ts[-1]) + exec_ms
+    if end <= start:
+        raise DataError(f"--bars {n_bars} is too short for this Play's warmup; use more bars")
+    return MarketWindow(
+        symbol=symbol,
+        instrument=default_spec(symbol),
+        bars=bars,
+        intrabar=build_intrabar(minute, exec_bars, start, end),
+        mark=None,
+        funding_ts=np.empty(0, dtype=np.int64),
+        funding_rate=np.empty(0),
+        start_ms=start,
+        end_ms=end,
+    )
+
+
+def asof_indices(window: MarketWindow, instants: np.ndarray) -> dict[str, np.ndarray]:
+    return {tf: asof_index(b.ts, b.tf_ms, instants) for tf, b in window.bars.items()}
+
+
+def _ceil(x: int, step: int) -> int:
+    return -(-x // step) * step
+
+
+def _iso(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")

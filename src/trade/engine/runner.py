@@ -1,0 +1,328 @@
+"""Backtest drivers: fast (vectorised truths, skip to the instants that matter) and replay (bar by bar).
+
+Both share everything that decides: the same compiled Play, the same `decide`, the same order
+builder and the same simulator. They differ only in how feature values and condition truths are
+produced (whole arrays vs incremental state), which is exactly what the parity audit checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..play import ast as A
+from ..play.compile import CompiledPlay
+from ..play.evaluate import IncrementalCondition, evaluate_vectorised
+from ..timeframes import MINUTE_MS, TIMEFRAMES
+from .asof import asof_index, take_asof
+from .decide import Decision, decide, intents_at
+from .execution import SimExecution
+from .features import IncrementalFeatures, compute_batch_features, series_tf
+from .market import MarketWindow
+
+INSTANT_IDS = ("last_price", "mark_price", "funding_rate")
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class RunOutput:
+    """What a driver produced; the report layer turns it into artifacts and metrics."""
+
+    instants: np.ndarray
+    equity_ts: np.ndarray
+    equity: np.ndarray
+    trades: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    counters: dict[str, int] = field(default_factory=dict)
+    signals: int = 0
+
+
+def evaluation_instants(compiled: CompiledPlay, window: MarketWindow) -> np.ndarray:
+    """Exec bar closes in the window, or every intrabar close with `evaluation: every_1m`."""
+    exec_instants = window.instants(compiled.exec_tf)
+    if compiled.play.evaluation == "every_1m":
+        ib = window.intrabar
+        return ib.ts_close[(ib.ts_close > window.start_ms) & (ib.ts_close <= window.end_ms)]
+    return exec_instants
+
+
+def instant_values(window: MarketWindow, instants: np.ndarray) -> dict[str, np.ndarray]:
+    """last_price, mark_price and funding_rate as of each instant."""
+    ib = window.intrabar
+    last = take_asof(ib.close, np.searchsorted(ib.ts_close, instants, side="right") - 1)
+    exec_tf_bars = next(iter(window.bars.values()))
+    del exec_tf_bars
+    if window.mark is not None and len(window.mark):
+        m = window.mark
+        mark = take_asof(m.close, asof_index(m.ts, m.tf_ms, instants))
+        mark = np.where(np.isnan(mark), last, mark)
+    else:
+        mark = last.copy()
+    fidx = np.searchsorted(window.funding_ts, instants, side="right") - 1
+    funding = take_asof(window.funding_rate, fidx)
+    return {"last_price": last, "mark_price": mark, "funding_rate": funding}
+
+
+class ArraySource:
+    """Series over all instants from batch features (as of each instant, by timestamp)."""
+
+    def __init__(self, compiled: CompiledPlay, window: MarketWindow, instants: np.ndarray) -> None:
+        self.values = compute_batch_features(compiled, window.bars)
+        self.tf_of = series_tf(compiled)
+        self.index = {tf: asof_index(b.ts, b.tf_ms, instants) for tf, b in window.bars.items()}
+        self.instant = instant_values(window, instants)
+        self.cache: dict[A.Series, np.ndarray] = {}
+
+    def series(self, s: A.Series) -> np.ndarray:
+        got = self.cache.get(s)
+        if got is None:
+            if s.id in self.instant:
+                got = self.instant[s.id]
+            else:
+                got = take_asof(self.values[s.id], self.index[self.tf_of[s.id]], s.offset)
+            self.cache[s] = got
+        return got
+
+
+class _PointSource:
+    """One instant's values: from arrays (fast mode) or incremental features (replay), plus position."""
+
+    def __init__(self, lookup: Callable[[A.Series], float]) -> None:
+        self.lookup = lookup
+        self.position: dict[str, float] = {}
+
+    def value(self, s: A.Series) -> float:
+        if s.id.startswith("position."):
+            return self.position[s.id]
+        return self.lookup(s)
+
+
+def run_fast(
+    compiled: CompiledPlay,
+    window: MarketWindow,
+    *,
+    intrabar_policy: str,
+    progress: ProgressFn | None = None,
+) -> RunOutput:
+    instants = evaluation_instants(compiled, window)
+    source = ArraySource(compiled, window, instants)
+    ex = SimExecution(compiled, window, instants, intrabar_policy, source)
+    n = len(instants)
+    if compiled.uses_position:
+        # Position-dependent conditions cannot be vectorised ahead of the position: evaluate per
+        # instant, still on the batch feature arrays.
+        i_ref = [0]
+        point = _PointSource(lambda s: float(source.series(s)[i_ref[0]]))
+        conds = _incremental_conditions(compiled)
+
+        def truths(i: int) -> Callable[[int, int], int]:
+            i_ref[0] = i
+            point.position = ex.position_values(instants[i])
+            vals = [[c.step(point) for c in block] for block in conds]
+            return lambda b, k: vals[b][k]
+
+        _loop_every_instant(compiled, ex, instants, truths, progress)
+    else:
+        table = [
+            [evaluate_vectorised(cond, source, n) for cond, _ in block.cases]
+            for block in compiled.blocks
+        ]
+        _loop_skipping(compiled, ex, instants, table, progress)
+    return ex.finish()
+
+
+def run_replay(
+    compiled: CompiledPlay,
+    window: MarketWindow,
+    *,
+    intrabar_policy: str,
+    progress: ProgressFn | None = None,
+) -> RunOutput:
+    instants = evaluation_instants(compiled, window)
+    inst_vals = instant_values(window, instants)
+    feats = IncrementalFeatures(compiled)
+    ex = SimExecution(compiled, window, instants, intrabar_policy, None)
+    # every closed bar of every timeframe, in close-time order (lower timeframe first on ties)
+    feeds = []
+    for tf in feats.timeframes():
+        b = window.bars[tf]
+        feeds.append((b.ts + b.tf_ms, np.full(len(b), TIMEFRAMES[tf]), tf, b))
+    close_all = np.concatenate([f[0] for f in feeds])
+    tf_rank = np.concatenate([f[1] for f in feeds])
+    which = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(feeds)])
+    row = np.concatenate([np.arange(len(f[0])) for f in feeds])
+    order = np.lexsort((tf_rank, close_all))
+    close_all, which, row = close_all[order], which[order], row[order]
+    cursor = [0]
+    i_ref = [0]
+
+    def feed_until(t: int) -> None:
+        k = cursor[0]
+        while k < len(close_all) and close_all[k] <= t:
+            _, _, tf, b = feeds[which[k]]
+            r = row[k]
+            feats.on_bar(
+                tf,
+                int(b.ts[r]),
+                float(b.open[r]),
+                float(b.high[r]),
+                float(b.low[r]),
+                float(b.close[r]),
+                float(b.volume[r]),
+            )
+            k += 1
+        cursor[0] = k
+
+    def lookup(s: A.Series) -> float:
+        if s.id in inst_vals:
+            return float(inst_vals[s.id][i_ref[0]])
+        return feats.value(s)
+
+    point = _PointSource(lookup)
+    conds = _incremental_conditions(compiled)
+
+    def truths(i: int) -> Callable[[int, int], int]:
+        feed_until(int(instants[i]))
+        i_ref[0] = i
+        point.position = ex.position_values(instants[i]) if compiled.uses_position else {}
+        vals = [[c.step(point) for c in block] for block in conds]
+        return lambda b, k: vals[b][k]
+
+    _loop_every_instant(compiled, ex, instants, truths, progress)
+    return ex.finish()
+
+
+def _incremental_conditions(compiled: CompiledPlay) -> list[list[IncrementalCondition]]:
+    return [[IncrementalCondition(cond) for cond, _ in block.cases] for block in compiled.blocks]
+
+
+def _loop_every_instant(
+    compiled: CompiledPlay,
+    ex: SimExecution,
+    instants: np.ndarray,
+    truths: Callable[[int], Callable[[int, int], int]],
+    progress: ProgressFn | None,
+) -> None:
+    """Evaluate at every instant (replay, and fast mode with position-dependent conditions)."""
+    policy = compiled.play.position_policy
+    n = len(instants)
+    step = max(1, n // 200)
+    for i in range(n):
+        t = int(instants[i])
+        ex.advance_to(t)
+        truth = truths(i)
+        if ex.halted:
+            continue
+        intents = intents_at(compiled.blocks, truth)
+        if intents:
+            decisions = decide(intents, ex.side(), policy, ex.entry_pending())
+            if decisions:
+                ex.execute(i, t, decisions)
+        if progress is not None and i % step == 0:
+            progress(i, n)
+    ex.advance_to(int(instants[-1]) if n else 0)
+
+
+def _loop_skipping(
+    compiled: CompiledPlay,
+    ex: SimExecution,
+    instants: np.ndarray,
+    table: list[list[np.ndarray]],
+    progress: ProgressFn | None,
+) -> None:
+    """Jump from one instant that can matter to the next; the simulator covers the bars between."""
+    policy = compiled.play.position_policy
+    n = len(instants)
+    chosen = _chosen_cases(table, n)
+    masks = _intent_masks(compiled, chosen, n)
+    relevant = {
+        "flat": masks["entry_long"] | masks["entry_short"],
+        "long": masks["exit_long"]
+        | masks["exit_all"]
+        | (masks["entry_short"] if policy.allow_flip else False),
+        "short": masks["exit_short"]
+        | masks["exit_all"]
+        | (masks["entry_long"] if policy.allow_flip else False),
+    }
+    nexts = {side: _next_true(mask) for side, mask in relevant.items()}
+    i = 0
+    step = max(1, n // 200)
+    last_report = -step
+    while i < n:
+        if ex.halted:
+            break
+        side = ex.side()
+        j = i if ex.entry_pending() else int(nexts[side][i])
+        target = int(instants[j]) if j < n else int(instants[-1])
+        changed = ex.advance_to(target, stop_on_change=True)
+        if changed is not None and (j >= n or changed < target or ex.side() != side):
+            i = int(np.searchsorted(instants, changed, side="left"))
+            if j >= n and i >= n:
+                break
+            continue
+        if j >= n:
+            break
+        if ex.side() == side or ex.entry_pending():
+            truth = _table_truth(chosen, j)
+            intents = intents_at(compiled.blocks, truth)
+            if intents:
+                decisions = decide(intents, ex.side(), policy, ex.entry_pending())
+                if decisions:
+                    ex.execute(j, int(instants[j]), decisions)
+        i = j + 1
+        if progress is not None and i - last_report >= step:
+            progress(i, n)
+            last_report = i
+    ex.advance_to(int(instants[-1]) if n else 0)
+
+
+def _chosen_cases(table: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
+    """Per block, the index of the first true case at each instant (−1: none, so `else`)."""
+    out = []
+    for cases in table:
+        chosen = np.full(n, -1, dtype=np.int64)
+        for k in range(len(cases) - 1, -1, -1):
+            chosen[cases[k] == A.Truth.TRUE] = k
+        out.append(chosen)
+    return out
+
+
+def _intent_masks(
+    compiled: CompiledPlay, chosen: list[np.ndarray], n: int
+) -> dict[str, np.ndarray]:
+    masks = {
+        a: np.zeros(n, dtype=bool)
+        for a in ("entry_long", "entry_short", "exit_long", "exit_short", "exit_all")
+    }
+    for block, ch in zip(compiled.blocks, chosen, strict=True):
+        for k, (_, emits) in enumerate(block.cases):
+            for intent in emits:
+                masks[intent.action] |= ch == k
+        if block.else_:
+            for intent in block.else_:
+                masks[intent.action] |= ch == -1
+    return masks
+
+
+def _table_truth(chosen: list[np.ndarray], j: int) -> Callable[[int, int], int]:
+    picks = [int(ch[j]) for ch in chosen]
+    return lambda b, k: A.Truth.TRUE if picks[b] == k else A.Truth.FALSE
+
+
+def _next_true(mask: np.ndarray | bool) -> np.ndarray:
+    """next[i] = smallest j >= i with mask[j] (len(mask) when none)."""
+    m = np.asarray(mask, dtype=bool)
+    n = len(m)
+    idx = np.where(m, np.arange(n), n)
+    return np.minimum.accumulate(idx[::-1])[::-1] if n else idx
+
+
+def bars_per_year(tf: str) -> float:
+    return 365.0 * 24 * 60 * MINUTE_MS / TIMEFRAMES[tf]
+
+
+__all__ = ["Decision", "RunOutput", "math", "run_fast", "run_replay"]

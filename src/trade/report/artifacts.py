@@ -1,0 +1,128 @@
+"""Run artifacts (DESIGN §8): result.json, trades.csv, equity.csv, events.jsonl, report.html.
+
+Files are written into a temporary sibling directory and renamed into place at the end, so a failed
+run never leaves a partial output directory. The trades fingerprint is the sha256 of trades.csv's
+bytes: two runs with the same fingerprint traded identically, to the last digit.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+TRADE_COLUMNS = (
+    "trade_id",
+    "side",
+    "entry_time",
+    "entry_price",
+    "exit_time",
+    "exit_price",
+    "qty",
+    "notional",
+    "exit_reason",
+    "fees",
+    "funding",
+    "pnl",
+    "return_pct",
+    "mae_pct",
+    "mfe_pct",
+    "bars_held",
+)
+
+
+def iso(ms: int) -> str:
+    """ISO-8601 UTC with a Z suffix, to the millisecond only when needed."""
+    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if ms % 1000:
+        text += f".{ms % 1000:03d}"
+    return text + "Z"
+
+
+def _num(x: Any) -> str:
+    """Shortest round-tripping text of a number (repr of the float), so bytes are deterministic."""
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return repr(round(x, 10)) if x == x else ""
+    return str(x)
+
+
+def trades_csv(trades: Iterable[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(TRADE_COLUMNS)
+    for t in trades:
+        row = []
+        for col in TRADE_COLUMNS:
+            v = t[col]
+            row.append(iso(int(v)) if col in ("entry_time", "exit_time") else _num(v))
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def fingerprint(trades_text: str) -> str:
+    return hashlib.sha256(trades_text.encode()).hexdigest()
+
+
+def equity_csv(ts: Sequence[int], equity: Sequence[float], drawdown_pct: Sequence[float]) -> str:
+    lines = ["time,equity,drawdown_pct"]
+    lines += [
+        f"{iso(int(t))},{_num(float(e))},{_num(float(d))}"
+        for t, e, d in zip(ts, equity, drawdown_pct, strict=True)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def events_jsonl(events: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(e, sort_keys=True, default=_json_default) + "\n" for e in events)
+
+
+def _json_default(x: Any) -> Any:
+    if hasattr(x, "item"):
+        return x.item()
+    if hasattr(x, "__dict__"):
+        return vars(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def write_run(
+    out_dir: Path,
+    result: Mapping[str, Any],
+    trades_text: str,
+    equity_text: str,
+    events_text: str,
+    extra: Mapping[str, Callable[[Path], None]] | None = None,
+) -> Path:
+    """Write every artifact atomically into `out_dir` (which must not exist yet)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        from ..errors import InputError
+
+        raise InputError(f"--out {out_dir}: directory exists and is not empty")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        (tmp / "result.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+        (tmp / "trades.csv").write_text(trades_text)
+        (tmp / "equity.csv").write_text(equity_text)
+        (tmp / "events.jsonl").write_text(events_text)
+        for _name, writer in (extra or {}).items():
+            writer(tmp)
+        if out_dir.exists():
+            out_dir.rmdir()
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
