@@ -141,3 +141,171 @@ def _summary(result: dict, out: Path) -> None:
     if result.get("note"):
         console.print(f"note: {result['note']}")
     console.print(f"artifacts: {out}", markup=False)
+
+
+def _window_for(
+    play: str,
+    symbol: str | None,
+    start: str | None,
+    end: str | None,
+    set_: list[str] | None,
+    db: Path | None,
+):  # type: ignore[no-untyped-def]
+    from ..data import MarketStore
+    from ..engine.backtest import parse_time
+    from ..engine.market import load_from_store
+    from ..play import find_play, validate_play
+
+    compiled = validate_play(find_play(play), parse_sets(set_))
+    with MarketStore(db or config.db_path()) as store:
+        store.ensure_sample()
+        window = load_from_store(
+            compiled,
+            store,
+            (symbol or compiled.play.symbol).upper(),
+            parse_time(start, "--start") if start else None,
+            parse_time(end, "--end") if end else None,
+        )
+    return compiled, window
+
+
+PlayOpt = Annotated[str, typer.Option("--play", help="Play name or path.")]
+SymOpt = Annotated[str | None, typer.Option("--symbol", help="Override the Play's symbol.")]
+StartOpt = Annotated[str | None, typer.Option("--start", help="Window start (UTC).")]
+EndOpt = Annotated[str | None, typer.Option("--end", help="Window end (UTC).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a variable: name=value.")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Market store path.")]
+
+
+@app.command("audit-lookahead")
+def audit_lookahead_cmd(
+    play: PlayOpt,
+    symbol: SymOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    samples: Annotated[int, typer.Option("--samples", help="Decision instants to re-check.")] = 12,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    set_: SetOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Re-run with the data cut at sampled instants; any changed value or decision is look-ahead."""
+    from ..engine.audits import audit_lookahead
+
+    compiled, window = _window_for(play, symbol, start, end, set_, db)
+    rep = audit_lookahead(compiled, window, samples=samples, seed=seed)
+    if rep.findings:
+        table = Table(title="look-ahead: values that changed when the future was removed")
+        for col in ("instant", "value", "full data", "cut at instant"):
+            table.add_column(col)
+        from ..report.artifacts import iso
+
+        for f in rep.findings[:50]:
+            table.add_row(iso(f.instant), f.what, repr(f.full), repr(f.truncated))
+        console.print(table)
+        raise typer.Exit(1)
+    console.print(
+        f"ok: no look-ahead in {rep.checked_values} values at {rep.checked_instants} instants",
+        markup=False,
+    )
+
+
+@app.command("audit-warmup")
+def audit_warmup_cmd(
+    play: PlayOpt,
+    symbol: SymOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="Relative change counted as converged.")
+    ] = 1e-6,
+    set_: SetOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Vary the warmup history; list features whose first evaluated value still moves."""
+    from ..engine.audits import audit_warmup
+
+    compiled, window = _window_for(play, symbol, start, end, set_, db)
+    rows, suggested = audit_warmup(compiled, window, rel_tol=tolerance)
+    table = Table(
+        title=f"warmup convergence at the first evaluated bar (standard warmup {compiled.warmup_exec_bars()} exec bars)"
+    )
+    for col in ("series", "max abs change", "converged"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.series, f"{r.max_abs_diff:.3g}", "yes" if r.converged else "NO")
+    console.print(table)
+    bad = [r for r in rows if not r.converged]
+    if bad:
+        console.print(
+            f"{len(bad)} series not converged; suggested warmup_bars: {suggested}", markup=False
+        )
+        raise typer.Exit(1)
+    console.print("ok: every feature converged with the standard warmup", markup=False)
+
+
+@app.command("verify-determinism")
+def verify_determinism(
+    play: PlayOpt,
+    symbol: SymOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    mode: Annotated[str, typer.Option("--mode")] = "fast",
+    set_: SetOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Run twice; the trades fingerprints must be equal."""
+    from ..engine.backtest import run_backtest
+
+    prints = []
+    for _ in range(2):
+        res = run_backtest(
+            play,
+            symbol=symbol,
+            start=start,
+            end=end,
+            mode=mode,
+            overrides=parse_sets(set_),
+            db=db or config.db_path(),
+        )
+        prints.append((res.result["trades_fingerprint"], res.trades_text))
+    same = prints[0] == prints[1]
+    console.print(
+        f"{'ok' if same else 'MISMATCH'}: run 1 {prints[0][0][:16]}  run 2 {prints[1][0][:16]}",
+        markup=False,
+    )
+    if not same:
+        raise typer.Exit(1)
+
+
+@app.command("audit-parity")
+def audit_parity(
+    play: PlayOpt,
+    symbol: SymOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    set_: SetOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Run fast and replay modes; their trades fingerprints must be equal."""
+    from ..engine.backtest import run_backtest
+
+    out = {}
+    for mode in ("fast", "replay"):
+        res = run_backtest(
+            play,
+            symbol=symbol,
+            start=start,
+            end=end,
+            mode=mode,
+            overrides=parse_sets(set_),
+            db=db or config.db_path(),
+        )
+        out[mode] = res
+    f, r = out["fast"].result, out["replay"].result
+    same = f["trades_fingerprint"] == r["trades_fingerprint"]
+    console.print(
+        f"{'ok' if same else 'MISMATCH'}: fast {f['trades']} trades {f['trades_fingerprint'][:16]}  replay {r['trades']} trades {r['trades_fingerprint'][:16]}",
+        markup=False,
+    )
+    if not same:
+        raise typer.Exit(1)

@@ -227,3 +227,44 @@ def _iso(ms: int) -> str:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def window_from_bars(
+    compiled: CompiledPlay,
+    bars: Bars,
+    minute: Bars | None = None,
+    *,
+    instrument: InstrumentSpec | None = None,
+) -> MarketWindow:
+    """A window over in-memory bars (benchmarks, tests): `bars` on the exec timeframe, optional 1m.
+
+    Every other Play timeframe is resampled from the lowest bars given; the window starts at the first
+    exec bar where every feature has its warmup.
+    """
+    from ..data import resample
+
+    exec_tf = compiled.exec_tf
+    if bars.timeframe != exec_tf:
+        raise DataError(f"bars are {bars.timeframe} but the Play executes on {exec_tf}")
+    base = minute if minute is not None else bars
+    tfs = {
+        tf: (bars if tf == exec_tf else base if tf == base.timeframe else resample(base, tf))
+        for tf in play_timeframes(compiled)
+    }
+    need = warmup_ms(compiled)
+    exec_ms = TIMEFRAMES[exec_tf]
+    start = _ceil(max(int(b.ts[0]) + need[tf] for tf, b in tfs.items() if len(b)), exec_ms)
+    end = int(bars.ts[-1]) + exec_ms
+    if end <= start:
+        raise DataError("not enough bars for this Play's warmup")
+    return MarketWindow(
+        symbol=bars.symbol,
+        instrument=instrument or default_spec(bars.symbol),
+        bars=tfs,
+        intrabar=build_intrabar(minute, bars, start, end),
+        mark=None,
+        funding_ts=np.empty(0, dtype=np.int64),
+        funding_rate=np.empty(0),
+        start_ms=start,
+        end_ms=end,
+    )
