@@ -241,8 +241,6 @@ def window_from_bars(
     Every other Play timeframe is resampled from the lowest bars given; the window starts at the first
     exec bar where every feature has its warmup.
     """
-    from ..data import resample
-
     exec_tf = compiled.exec_tf
     if bars.timeframe != exec_tf:
         raise DataError(f"bars are {bars.timeframe} but the Play executes on {exec_tf}")

@@ -110,7 +110,9 @@ def run_fast(
 ) -> RunOutput:
     instants = evaluation_instants(compiled, window)
     source = ArraySource(compiled, window, instants)
-    ex = SimExecution(compiled, window, instants, intrabar_policy, source)
+    ex = SimExecution(
+        compiled, window, instants, intrabar_policy, lambda s, i: float(source.series(s)[i])
+    )
     n = len(instants)
     if compiled.uses_position:
         # Position-dependent conditions cannot be vectorised ahead of the position: evaluate per
@@ -145,7 +147,7 @@ def run_replay(
     instants = evaluation_instants(compiled, window)
     inst_vals = instant_values(window, instants)
     feats = IncrementalFeatures(compiled)
-    ex = SimExecution(compiled, window, instants, intrabar_policy, None)
+    ex = SimExecution(compiled, window, instants, intrabar_policy, lambda s, i: feats.value(s))
     # every closed bar of every timeframe, in close-time order (lower timeframe first on ties)
     feeds = []
     for tf in feats.timeframes():

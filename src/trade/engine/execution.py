@@ -1,0 +1,220 @@
+"""The engine's execution adapter for the simulated exchange: decisions → orders, and position facts
+back to the engine. Live trading plugs a Bybit adapter with the same methods into the same loops.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..play import ast as A
+from ..play.compile import CompiledPlay
+from ..play.model import Distance
+from ..sim import AccountConfig, BreakEven, Level, OrderRequest, SimulatedExchange, Sizing, Trailing
+from ..timeframes import TIMEFRAMES
+from .decide import Decision
+from .market import MarketWindow
+
+SIDES = ("flat", "long", "short")
+
+
+def account_config(compiled: CompiledPlay) -> AccountConfig:
+    acc = compiled.play.account
+    return AccountConfig(
+        starting_equity=acc.starting_equity,
+        leverage=acc.leverage,
+        taker_bps=acc.fee_bps.taker,
+        maker_bps=acc.fee_bps.maker,
+        slippage_bps=acc.slippage_bps,
+        mmr=acc.mmr,
+        liquidation_fee_bps=acc.liquidation_fee_bps,
+        max_drawdown_pct=acc.max_drawdown_pct,
+        max_position_equity_pct=compiled.play.risk.sizing.max_position_equity_pct,
+        min_notional=acc.min_notional,
+    )
+
+
+class SimExecution:
+    """Drives a SimulatedExchange over a MarketWindow on behalf of one backtest driver."""
+
+    def __init__(
+        self,
+        compiled: CompiledPlay,
+        window: MarketWindow,
+        instants: np.ndarray,
+        intrabar_policy: str,
+        series_at: Callable[[A.Series, int], float],
+    ) -> None:
+        self.compiled = compiled
+        self.window = window
+        self.instants = instants
+        self.series_at = series_at
+        self.exec_ms = TIMEFRAMES[compiled.exec_tf]
+        self.sim = SimulatedExchange(
+            window.instrument,
+            account_config(compiled),
+            exec_tf_ms=self.exec_ms,
+            intrabar=intrabar_policy,
+        )
+        ib = window.intrabar
+        mark = window.mark
+        self.sim.load(
+            ib.ts_open,
+            ib.ts_close,
+            ib.open,
+            ib.high,
+            ib.low,
+            ib.close,
+            mark_ts_close=(mark.ts + mark.tf_ms) if mark is not None else None,
+            mark_close=mark.close if mark is not None else None,
+            funding_ts=window.funding_ts,
+            funding_rate=window.funding_rate,
+        )
+        self.signals = 0
+
+    @property
+    def halted(self) -> bool:
+        return self.sim.halted
+
+    def side(self) -> str:
+        return self.sim.side()
+
+    def entry_pending(self) -> bool:
+        return self.sim.has_pending_entry()
+
+    def advance_to(self, t: int, stop_on_change: bool = False) -> int | None:
+        return self.sim.advance_to(t, stop_on_change)
+
+    def position_values(self, t: int) -> dict[str, float]:
+        pos = self.sim.position
+        if pos is None:
+            return {
+                "position.side": 0.0,
+                "position.entry_price": math.nan,
+                "position.bars_held": math.nan,
+                "position.unrealized_pnl_pct": math.nan,
+            }
+        price = self.sim.mark_at(int(t))
+        return {
+            "position.side": float(SIDES.index(pos.side)),
+            "position.entry_price": pos.entry_price,
+            "position.bars_held": float((int(t) - pos.entry_ts) // self.exec_ms),
+            "position.unrealized_pnl_pct": (price / pos.entry_price - 1.0) * 100.0 * pos.sign,
+        }
+
+    def execute(self, i: int, t: int, decisions: Sequence[Decision]) -> None:
+        for d in decisions:
+            self.signals += 1
+            tag: dict[str, Any] = (
+                {"block": d.block, **d.metadata} if d.metadata else {"block": d.block}
+            )
+            if d.kind == "exit":
+                side = "sell" if d.side == "long" else "buy"
+                self.sim.submit(
+                    OrderRequest(side=side, reduce_only=True, close_percent=d.percent, tag=tag), t
+                )
+            else:
+                req = self._entry(i, t, d, tag)
+                if req is not None:
+                    self.sim.submit(req, t)
+
+    def _entry(self, i: int, t: int, d: Decision, tag: dict[str, Any]) -> OrderRequest | None:
+        play = self.compiled.play
+        risk, entry = play.risk, play.entry
+        buy = d.side == "long"
+        try:
+            sl = self._level(risk.stop_loss, i)
+            tp = self._level(risk.take_profit, i)
+            trailing = None
+            if risk.trailing is not None:
+                tr = risk.trailing
+                trailing = Trailing(
+                    self._level(Distance(type=tr.type, value=tr.value, atr=tr.atr), i),
+                    tr.activation_pct,
+                )  # type: ignore[arg-type]
+            be = (
+                BreakEven(self._level(risk.break_even.trigger, i), risk.break_even.offset_pct)
+                if risk.break_even
+                else None
+            )  # type: ignore[arg-type]
+        except _MissingAtr as exc:
+            self.sim.events.append(
+                {"type": "reject", "ts": t, "reason": "atr_missing", "atr": str(exc)}
+            )
+            self.sim.counters["rejected_entries"] += 1
+            return None
+        kind = "market"
+        limit_price = expire = None
+        if entry.order_type == "limit":
+            kind = "limit"
+            close = self._exec_close_at(t)
+            off = entry.limit_offset_pct / 100.0
+            limit_price = self.window.instrument.round_price(
+                close * (1 - off) if buy else close * (1 + off)
+            )
+            expire = t + entry.expire_after_bars * self.exec_ms
+        return OrderRequest(
+            side="buy" if buy else "sell",
+            kind=kind,
+            sizing=Sizing(risk.sizing.model, risk.sizing.value),
+            limit_price=limit_price,
+            expire_ts=expire,
+            stop_loss=sl,
+            take_profit=tp,
+            trailing=trailing,
+            break_even=be,
+            tag=tag,
+        )
+
+    def _exec_close_at(self, t: int) -> float:
+        b = self.window.bars[self.compiled.exec_tf]
+        k = int(np.searchsorted(b.ts + b.tf_ms, t, side="right")) - 1
+        return float(b.close[k])
+
+    def _level(self, dist: Distance | None, i: int) -> Level | None:
+        if dist is None:
+            return None
+        if dist.type == "percent":
+            return Level("percent", dist.value)
+        if dist.type == "fixed":
+            return Level("distance", dist.value)
+        if dist.type == "rr_ratio":
+            return Level("rr", dist.value)
+        atr = self.series_at(A.Series(f"{dist.atr}.value", 0, A.Kind.FLOAT), i)
+        if not atr > 0:
+            raise _MissingAtr(dist.atr)
+        return Level("distance", dist.value * atr)
+
+    def finish(self) -> Any:
+        from .runner import RunOutput
+
+        n = len(self.instants)
+        if n:
+            last_t = int(self.instants[-1])
+            self.sim.advance_to(last_t)
+            equity = self.sim.equity_curve(self.instants)
+            self.sim.close_all(last_t, self._exec_close_at(last_t), "end_of_data")
+            equity[-1] = self.sim.cash  # the last point comes after the end-of-data close
+        else:
+            equity = np.empty(0)
+        counters = dict(self.sim.counters)
+        counters["fallback_bars_1m"] = self.window.intrabar.fallbacks
+        counters.update({f"rejected_{k}": v for k, v in self.sim.rejections.items()})
+        for t in self.sim.trades:
+            t.pop("metadata", None)
+        return RunOutput(
+            instants=self.instants,
+            equity_ts=self.instants,
+            equity=equity,
+            trades=self.sim.trades,
+            events=self.sim.events,
+            counters=counters,
+            signals=self.signals,
+        )
+
+
+class _MissingAtr(Exception):
+    """The ATR a distance needs is not available at the signal instant (warmup)."""
