@@ -245,10 +245,16 @@ def window_from_bars(
     if bars.timeframe != exec_tf:
         raise DataError(f"bars are {bars.timeframe} but the Play executes on {exec_tf}")
     base = minute if minute is not None else bars
-    tfs = {
-        tf: (bars if tf == exec_tf else base if tf == base.timeframe else resample(base, tf))
-        for tf in play_timeframes(compiled)
-    }
+    tfs = {}
+    for tf in play_timeframes(compiled):
+        if tf == exec_tf:
+            tfs[tf] = bars
+        elif tf == base.timeframe:
+            tfs[tf] = base
+        else:
+            from ..data import resample
+
+            tfs[tf] = resample(base, tf)
     need = warmup_ms(compiled)
     exec_ms = TIMEFRAMES[exec_tf]
     start = _ceil(max(int(b.ts[0]) + need[tf] for tf, b in tfs.items() if len(b)), exec_ms)

@@ -642,7 +642,7 @@ class SimulatedExchange:
                 "return_pct": pnl / notional * 100.0,
                 "mae_pct": mae,
                 "mfe_pct": mfe,
-                "bars_held": int(round((t - pos.entry_ts) / self.exec_tf_ms)),
+                "bars_held": (t - pos.entry_ts) // self.exec_tf_ms,
                 "metadata": pos.tag,
             }
         )
