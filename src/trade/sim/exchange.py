@@ -67,7 +67,11 @@ class SimulatedExchange:
         *,
         exec_tf_ms: int,
         intrabar: str = "pessimistic",
+        scan: bool = True,
     ) -> None:
+        """`scan=False` processes every bar with the per-bar code (the reference the fast path is
+        tested against)."""
+        self.scan = scan
         if intrabar not in ("pessimistic", "optimistic"):
             raise SimulationError(f"intrabar policy {intrabar!r}")
         self.instrument = instrument
@@ -209,7 +213,7 @@ class SimulatedExchange:
         while self._k < end:
             k = self._k
             pos = self.position
-            if pos is None and not self.pending:
+            if self.scan and pos is None and not self.pending:
                 # flat with nothing resting: no bar can matter (funding is not charged when flat)
                 last_open = int(self.ts_open[end - 1])
                 while (
@@ -220,7 +224,7 @@ class SimulatedExchange:
                 self._last_close = float(self.c[end - 1])
                 self._k = end
                 break
-            if pos is not None and not self.pending and not self.halted:
+            if self.scan and pos is not None and not self.pending and not self.halted:
                 stop = self._quiet_until(k, end)
                 if stop > k:
                     j, self.peak = first_trigger(
@@ -247,7 +251,8 @@ class SimulatedExchange:
                         self._k = j
                         continue
             elif (
-                pos is None
+                self.scan
+                and pos is None
                 and len(self.pending) == 1
                 and self.pending[0].req.kind == "limit"
                 and not self.halted
