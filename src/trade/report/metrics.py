@@ -1,0 +1,192 @@
+"""Backtest metrics (DESIGN §8) from the closed trades and the equity curve.
+
+Each metric is a small function whose docstring states its formula, so a reader can check a number
+by hand. Returns are per evaluation bar of the equity curve; annualisation uses `bars_per_year`.
+Undefined values (no trades, zero variance, no losses) are None, never 0 or infinity in disguise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+Trade = Mapping[str, Any]
+
+
+def total_return_pct(start: float, final: float) -> float:
+    """(final − start) / start × 100."""
+    return (final - start) / start * 100.0
+
+
+def max_drawdown(equity: np.ndarray) -> tuple[float, float]:
+    """Largest peak-to-trough fall: (abs = max(peak − equity), pct = max((peak − equity) / peak × 100))."""
+    if len(equity) == 0:
+        return 0.0, 0.0
+    peak = np.maximum.accumulate(equity)
+    dd = peak - equity
+    return float(dd.max()), float((dd / peak).max() * 100.0)
+
+
+def max_drawdown_duration_bars(equity: np.ndarray) -> int:
+    """Longest run of consecutive bars with equity below its running peak."""
+    if len(equity) == 0:
+        return 0
+    under = equity < np.maximum.accumulate(equity)
+    best = run = 0
+    for u in under:
+        run = run + 1 if u else 0
+        best = max(best, run)
+    return best
+
+
+def bar_returns(equity: np.ndarray) -> np.ndarray:
+    """r_i = equity_i / equity_{i−1} − 1."""
+    if len(equity) < 2:
+        return np.empty(0)
+    return equity[1:] / equity[:-1] - 1.0
+
+
+def sharpe(returns: np.ndarray, bars_per_year: float) -> float | None:
+    """mean(r) / std(r, ddof=1) × √bars_per_year (risk-free rate 0)."""
+    if len(returns) < 2:
+        return None
+    sd = float(np.std(returns, ddof=1))
+    return None if sd == 0 else float(np.mean(returns)) / sd * math.sqrt(bars_per_year)
+
+
+def sortino(returns: np.ndarray, bars_per_year: float) -> float | None:
+    """mean(r) / √(mean(min(r, 0)²)) × √bars_per_year (downside deviation over all bars)."""
+    if len(returns) < 2:
+        return None
+    dd = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+    return None if dd == 0 else float(np.mean(returns)) / dd * math.sqrt(bars_per_year)
+
+
+def calmar(
+    start: float, final: float, n_bars: int, bars_per_year: float, mdd_pct: float
+) -> float | None:
+    """Annualised return % / max drawdown %, annualised = ((final/start)^(bars_per_year/n) − 1) × 100."""
+    if n_bars < 1 or mdd_pct == 0 or final <= 0:
+        return None
+    annual = ((final / start) ** (bars_per_year / n_bars) - 1.0) * 100.0
+    return annual / mdd_pct
+
+
+def profit_factor(pnls: Sequence[float]) -> float | None:
+    """Σ winning pnl / |Σ losing pnl| (None without losses)."""
+    wins = sum(p for p in pnls if p > 0)
+    losses = -sum(p for p in pnls if p < 0)
+    return None if losses == 0 else wins / losses
+
+
+def win_rate_pct(pnls: Sequence[float]) -> float | None:
+    """Trades with pnl > 0 / trades × 100."""
+    return None if not pnls else sum(1 for p in pnls if p > 0) / len(pnls) * 100.0
+
+
+def expectancy(pnls: Sequence[float]) -> float | None:
+    """Mean pnl per trade."""
+    return None if not pnls else sum(pnls) / len(pnls)
+
+
+def payoff_ratio(pnls: Sequence[float]) -> float | None:
+    """Mean winning pnl / |mean losing pnl|."""
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p < 0]
+    if not wins or not losses:
+        return None
+    return (sum(wins) / len(wins)) / abs(sum(losses) / len(losses))
+
+
+def time_in_market_pct(trades: Sequence[Trade], start_ms: int, end_ms: int) -> float:
+    """Union of [entry_time, exit_time) intervals / (end − start) × 100."""
+    if end_ms <= start_ms:
+        return 0.0
+    spans = sorted((int(t["entry_time"]), int(t["exit_time"])) for t in trades)
+    covered, cur_s, cur_e = 0, None, None
+    for s, e in spans:
+        if cur_e is None or s > cur_e:
+            if cur_e is not None:
+                covered += cur_e - cur_s  # type: ignore[operator]
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    if cur_e is not None:
+        covered += cur_e - cur_s  # type: ignore[operator]
+    return covered / (end_ms - start_ms) * 100.0
+
+
+def exposure_pct(
+    trades: Sequence[Trade], start_ms: int, end_ms: int, starting_equity: float
+) -> float:
+    """Time-weighted mean of notional / starting equity × 100 over the window (leverage shows here)."""
+    if end_ms <= start_ms:
+        return 0.0
+    weighted = sum(
+        float(t["notional"]) * (int(t["exit_time"]) - int(t["entry_time"])) for t in trades
+    )
+    return weighted / (end_ms - start_ms) / starting_equity * 100.0
+
+
+def compute_metrics(
+    trades: Sequence[Trade],
+    equity_ts: np.ndarray,
+    equity: np.ndarray,
+    *,
+    starting_equity: float,
+    bars_per_year: float,
+) -> dict[str, Any]:
+    """Every DESIGN §8 metric, rounded for reading (raw trades and equity are in the CSVs)."""
+    equity = np.asarray(equity, dtype=float)
+    final = float(equity[-1]) if len(equity) else starting_equity
+    pnls = [float(t["pnl"]) for t in trades]
+    mdd_abs, mdd_pct = max_drawdown(np.concatenate([[starting_equity], equity]))
+    rets = bar_returns(np.concatenate([[starting_equity], equity]))
+    start_ms = int(equity_ts[0]) if len(equity_ts) else 0
+    end_ms = int(equity_ts[-1]) if len(equity_ts) else 0
+    durations = [(int(t["exit_time"]) - int(t["entry_time"])) / 3_600_000 for t in trades]
+    longs = [t for t in trades if t["side"] == "long"]
+    shorts = [t for t in trades if t["side"] == "short"]
+    out: dict[str, Any] = {
+        "starting_equity": starting_equity,
+        "final_equity": final,
+        "total_return_pct": total_return_pct(starting_equity, final),
+        "max_drawdown_abs": mdd_abs,
+        "max_drawdown_pct": mdd_pct,
+        "max_drawdown_duration_bars": max_drawdown_duration_bars(
+            np.concatenate([[starting_equity], equity])
+        ),
+        "sharpe": sharpe(rets, bars_per_year),
+        "sortino": sortino(rets, bars_per_year),
+        "calmar": calmar(starting_equity, final, len(equity), bars_per_year, mdd_pct),
+        "profit_factor": profit_factor(pnls),
+        "win_rate_pct": win_rate_pct(pnls),
+        "expectancy": expectancy(pnls),
+        "payoff_ratio": payoff_ratio(pnls),
+        "avg_trade_hours": (sum(durations) / len(durations)) if durations else None,
+        "max_trade_hours": max(durations) if durations else None,
+        "long_trades": len(longs),
+        "short_trades": len(shorts),
+        "long_pnl": sum(float(t["pnl"]) for t in longs),
+        "short_pnl": sum(float(t["pnl"]) for t in shorts),
+        "total_fees": sum(float(t["fees"]) for t in trades),
+        "total_funding": sum(float(t["funding"]) for t in trades),
+        "time_in_market_pct": time_in_market_pct(trades, start_ms, end_ms),
+        "exposure_pct": exposure_pct(trades, start_ms, end_ms, starting_equity),
+        "exit_reasons": _count(t["exit_reason"] for t in trades),
+    }
+    return {k: (_round(v) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def _count(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in items:
+        out[i] = out.get(i, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _round(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 10)
