@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..data.bars import Bars
-from ..features.indicators import compute_batch, make_incremental, restore_incremental
-from ..features.structures import compute_structure_batch, make_structure, restore_structure
+from ..features import indicators, structures
 from ..play import ast as A
 from ..play.compile import PRICE_BUILTINS, CompiledPlay, FeatureNode
 
@@ -65,10 +64,10 @@ def compute_batch_features(
     for f in compiled.features:
         b = bars[f.tf]
         if f.kind == "indicator":
-            out = compute_batch(f.type, f.params, b, f.source)
+            out = indicators.compute_batch(f.type, f.params, b, f.source)
         else:
             deps = {slot: per_key[key] for slot, key in f.deps.items()}
-            out = compute_structure_batch(f.type, f.params, b, deps)
+            out = structures.compute_structure_batch(f.type, f.params, b, deps)
         per_key[f.key] = out
         for name, arr in out.items():
             values[f"{f.key}.{name}"] = arr
@@ -98,9 +97,9 @@ class IncrementalFeatures:
         self.objects: dict[str, Any] = {}
         for f in compiled.features:
             if f.kind == "indicator":
-                self.objects[f.key] = make_incremental(f.type, f.params, f.source)
+                self.objects[f.key] = indicators.make_incremental(f.type, f.params, f.source)
             else:
-                self.objects[f.key] = make_structure(f.type, f.params)
+                self.objects[f.key] = structures.make_structure(f.type, f.params)
         self.current: dict[str, dict[str, float]] = {}
         self.bars_seen: dict[str, int] = {}
 
@@ -153,7 +152,9 @@ class IncrementalFeatures:
         for f in self.compiled.features:
             st = state["objects"][f.key]
             self.objects[f.key] = (
-                restore_incremental(st) if f.kind == "indicator" else restore_structure(st)
+                indicators.restore_incremental(st)
+                if f.kind == "indicator"
+                else structures.restore_structure(st)
             )
         for k, vals in state["history"].items():
             self.history[k] = deque(
