@@ -102,33 +102,52 @@ class IncrementalFeatures:
                 self.objects[f.key] = structures.make_structure(f.type, f.params)
         self.current: dict[str, dict[str, float]] = {}
         self.bars_seen: dict[str, int] = {}
+        self._plans: dict[
+            str, list[tuple[FeatureNode, Any, list[tuple[int, deque[float]]], bool]]
+        ] = {}
+        self.price_sinks = [(n, self.history[n]) for n in PRICE_BUILTINS if n in self.history]
 
     def timeframes(self) -> list[str]:
         return sorted({self.compiled.exec_tf, *self.by_tf})
 
+    def _plan(self, tf: str) -> list[tuple[FeatureNode, Any, list[tuple[int, deque[float]]], bool]]:
+        """Per timeframe: each feature, its object, the histories its outputs feed, and whether a
+        structure depends on its current values (so they must be kept as a mapping)."""
+        plan = self._plans.get(tf)
+        if plan is None:
+            needed = {d for f in self.compiled.features for d in f.deps.values()}
+            plan = []
+            for f in self.by_tf.get(tf, ()):
+                sinks = [
+                    (k, self.history[f"{f.key}.{o.name}"])
+                    for k, o in enumerate(f.outputs)
+                    if f"{f.key}.{o.name}" in self.history
+                ]
+                plan.append((f, self.objects[f.key], sinks, f.key in needed))
+            self._plans[tf] = plan
+        return plan
+
     def on_bar(self, tf: str, ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
         self.bars_seen[tf] = self.bars_seen.get(tf, 0) + 1
-        if tf == self.compiled.exec_tf:
-            for name, val in builtin_prices_scalar(o, h, lo, c, v).items():
-                self._push(name, val)
-        for f in self.by_tf.get(tf, ()):
-            obj = self.objects[f.key]
+        if tf == self.compiled.exec_tf and self.price_sinks:
+            prices = builtin_prices_scalar(o, h, lo, c, v)
+            for name, hist in self.price_sinks:
+                hist.appendleft(prices[name])
+        for f, obj, sinks, keep in self._plan(tf):
             if f.kind == "indicator":
-                obj.update(o, h, lo, c, v, ts=ts) if f.type == "vwap" else obj.update(
-                    o, h, lo, c, v
-                )
+                if f.type == "vwap":
+                    obj.update(o, h, lo, c, v, ts=ts)
+                else:
+                    obj.update(o, h, lo, c, v)
             else:
-                deps = {slot: self.current[key] for slot, key in f.deps.items()}
-                obj.update(o, h, lo, c, v, deps)
-            vals = dict(zip((o_.name for o_ in f.outputs), obj.values(), strict=True))
-            self.current[f.key] = vals
-            for name, val in vals.items():
-                self._push(f"{f.key}.{name}", val)
-
-    def _push(self, sid: str, value: float) -> None:
-        hist = self.history.get(sid)
-        if hist is not None:
-            hist.appendleft(float(value))
+                obj.update(
+                    o, h, lo, c, v, {slot: self.current[key] for slot, key in f.deps.items()}
+                )
+            vals = obj.values()
+            if keep:
+                self.current[f.key] = dict(zip((o_.name for o_ in f.outputs), vals, strict=True))
+            for k, hist in sinks:
+                hist.appendleft(float(vals[k]))
 
     def value(self, s: A.Series) -> float:
         hist = self.history[s.id]
@@ -165,3 +184,5 @@ class IncrementalFeatures:
             for k, v in state["current"].items()
         }
         self.bars_seen = dict(state["bars_seen"])
+        self._plans = {}
+        self.price_sinks = [(n, self.history[n]) for n in PRICE_BUILTINS if n in self.history]

@@ -96,7 +96,7 @@ class _PointSource:
         self.position: dict[str, float] = {}
 
     def value(self, s: A.Series) -> float:
-        if s.id.startswith("position."):
+        if s.id[:9] == "position.":
             return self.position[s.id]
         return self.lookup(s)
 

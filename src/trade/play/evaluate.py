@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -205,16 +206,29 @@ class _Node(ABC):
         return []
 
 
+def compile_expr(e: A.Expr) -> Callable[[ValueSource], float]:
+    """An operand as a closure (same arithmetic as `eval_expr_scalar`, without re-walking the tree)."""
+    if isinstance(e, A.Const):
+        v = e.value
+        return lambda src: v
+    if isinstance(e, A.Series):
+        s = e
+        return lambda src: src.value(s)
+    return lambda src, e=e: eval_expr_scalar(e, src)
+
+
 class _CmpNode(_Node):
     def __init__(self, c: A.Cmp) -> None:
         self.c = c
         self.prev_l = math.nan
         self.prev_r = math.nan
+        self.lhs_fn = compile_expr(c.lhs)
+        self.rhs_fns = [compile_expr(r) for r in c.rhs]
 
     def step(self, source: ValueSource) -> int:
         c = self.c
-        lhs = eval_expr_scalar(c.lhs, source)
-        rhs = [eval_expr_scalar(r, source) for r in c.rhs]
+        lhs = self.lhs_fn(source)
+        rhs = [f(source) for f in self.rhs_fns]
         r0 = rhs[0]
         if c.op in ("cross_above", "cross_below"):
             pl, pr = self.prev_l, self.prev_r
