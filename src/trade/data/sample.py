@@ -1,0 +1,72 @@
+"""The bundled sample: BTCUSDT and ETHUSDT history shipped inside the package, so the default example
+runs on a fresh machine with no network. Loaded into the store in one transaction on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from ..instruments import InstrumentSpec
+from .bars import Bars
+
+if TYPE_CHECKING:
+    from .store import MarketStore
+
+SAMPLE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+TIMEFRAMES = {"1m": "1m", "15m": "15m", "1h": "1h", "4h": "4h", "1d": "D"}
+
+
+def _read(name: str) -> dict[str, np.ndarray]:
+    ref = resources.files("trade") / "sample" / name
+    with resources.as_file(ref) as path:
+        table = pq.read_table(path)
+    return {c: table.column(c).to_numpy() for c in table.column_names}
+
+
+def load_sample(store: MarketStore) -> None:
+    """Write every sample series into `store` (all or nothing)."""
+    store.con.execute("BEGIN TRANSACTION")
+    try:
+        for sym in SAMPLE_SYMBOLS:
+            for file_tf, tf in TIMEFRAMES.items():
+                d = _read(f"ohlcv_{sym}_{file_tf}.parquet")
+                bars = Bars.from_arrays(
+                    sym, tf, d["ts_ms"], d["open"], d["high"], d["low"], d["close"], d["volume"]
+                )
+                store._insert_ohlcv(bars)
+            m = _read(f"mark_{sym}_1h.parquet")
+            store._insert_mark(
+                Bars.from_arrays(
+                    sym,
+                    "1h",
+                    m["ts_ms"],
+                    m["open"],
+                    m["high"],
+                    m["low"],
+                    m["close"],
+                    np.zeros(len(m["ts_ms"])),
+                )
+            )
+            f = _read(f"funding_{sym}.parquet")
+            store._insert_funding(sym, f["ts_ms"], f["funding_rate"])
+        ins = _read("instruments.parquet")
+        for i in range(len(ins["symbol"])):
+            spec = InstrumentSpec(
+                symbol=str(ins["symbol"][i]),
+                tick_size=float(ins["tick_size"][i]),
+                qty_step=float(ins["qty_step"][i]),
+                min_qty=float(ins["min_qty"][i]),
+                min_notional=float(ins["min_notional"][i]),
+                max_leverage=float(ins["max_leverage"][i]),
+                maintenance_margin_rate=float(ins["maintenance_margin_rate"][i]),
+                funding_interval_hours=float(ins["funding_interval_hours"][i]),
+            )
+            store._insert_instrument(spec)
+        store.con.execute("COMMIT")
+    except BaseException:
+        store.con.execute("ROLLBACK")
+        raise
