@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from ...data.bars import Bars
 from ..catalog import FeatureCatalog, FeatureSpec
+from . import steps
 from .library import DEFS, NAN_SLOTS, SOURCES, IndicatorDef
 
 INDICATORS: dict[str, IndicatorDef] = DEFS
@@ -56,22 +56,9 @@ def _initial_state(d: IndicatorDef, params: Mapping[str, Any]) -> np.ndarray:
     return st
 
 
-_DRIVERS: dict[str, Any] = {}
-
-
 def _driver(d: IndicatorDef) -> Any:
-    """A jitted loop over all bars for this indicator's step (compiled once per process)."""
-    drv = _DRIVERS.get(d.name)
-    if drv is None:
-        step = d.step
-
-        @njit
-        def drive(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
-            for i in range(len(c)):
-                step(st, p, o, h, lo, c, v, ts, i, out)
-
-        drv = _DRIVERS[d.name] = drive
-    return drv
+    """The cached jitted loop over all bars for this indicator's step."""
+    return getattr(steps, f"{d.name}_batch")
 
 
 def _lookup(name: str) -> IndicatorDef:

@@ -819,3 +819,271 @@ def midprice_step(st, p, o, h, lo, c, v, ts, i, out):  # type: ignore[no-untyped
     push(st, 0, h[i], n)
     push(st, 2 + n, lo[i], n)
     out[i, 0] = (wmax(st, 0, n) + wmin(st, 2 + n, n)) / 2.0 if full(st, 0, n) else NAN
+
+
+# ------------------------------------------------------------------ batch drivers
+# One cached loop per step (numba caches per file, so they live beside the steps they inline).
+
+
+@njit(cache=True)
+def ema_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        ema_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def sma_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        sma_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def wma_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        wma_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def dema_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        dema_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def tema_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        tema_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def trima_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        trima_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def zlma_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        zlma_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def kama_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        kama_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def alma_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        alma_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def linreg_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        linreg_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def vwap_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        vwap_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def rsi_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        rsi_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def cmo_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        cmo_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def cci_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        cci_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def willr_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        willr_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def mfi_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        mfi_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def uo_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        uo_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def stoch_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        stoch_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def stochrsi_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        stochrsi_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def fisher_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        fisher_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def tsi_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        tsi_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def dm_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        dm_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def adx_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        adx_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def aroon_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        aroon_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def atr_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        atr_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def natr_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        natr_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def supertrend_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        supertrend_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def psar_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        psar_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def vortex_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        vortex_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def trix_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        trix_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def ppo_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        ppo_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def macd_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        macd_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def roc_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        roc_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def mom_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        mom_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def bbands_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        bbands_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def kc_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        kc_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def donchian_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        donchian_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def squeeze_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        squeeze_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def obv_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        obv_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def cmf_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        cmf_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def kvo_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        kvo_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def volume_sma_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        volume_sma_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def ohlc4_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        ohlc4_step(st, p, o, h, lo, c, v, ts, i, out)
+
+
+@njit(cache=True)
+def midprice_batch(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
+    for i in range(len(c)):
+        midprice_step(st, p, o, h, lo, c, v, ts, i, out)
