@@ -58,7 +58,7 @@ def run(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="trade", standalone_mode=False)
     except TradeError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            err_console.print(f"error: {line}", markup=False)
+            err_console.print(f"error: {line}", markup=False, soft_wrap=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
