@@ -351,7 +351,7 @@ def fisher_step(st, p, o, h, lo, c, v, ts, i, out):  # type: ignore[no-untyped-d
     st[0] = val
     st[1] = fish
     out[i, 0] = fish
-    out[i, 1] = prev_f if i > 0 and st[2 + n + 2] > 0 else NAN
+    out[i, 1] = prev_f if st[2 + n + 2] > 0 else NAN
     st[2 + n + 2] = 1.0
 
 
