@@ -30,7 +30,7 @@ def ours(b: Bars, name: str, out: str = "value", **params: object) -> np.ndarray
 
 
 def cases(b: Bars) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    o, h, lo, c, v = b.open, b.high, b.low, b.close, b.volume
+    h, lo, c, v = b.high, b.low, b.close, b.volume
     stoch = talib.STOCH(h, lo, c, 14, 3, 0, 3, 0)
     srsi = talib.STOCHRSI(c, 14, 14, 3, 0)
     bb = talib.BBANDS(c, 20, 2, 2, 0)
