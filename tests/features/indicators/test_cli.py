@@ -1,0 +1,102 @@
+"""`trade indicators …` and the indicator audits, through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import talib
+
+from trade.cli.main import run
+
+
+def test_list_json_has_every_indicator(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["indicators", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by = {r["name"]: r for r in rows}
+    assert len(rows) == 44
+    assert [o["name"] for o in by["bbands"]["outputs"]] == [
+        "lower",
+        "middle",
+        "upper",
+        "bandwidth",
+        "percent_b",
+    ]
+    assert by["ema"]["params"][0] == {
+        "name": "length",
+        "type": "int",
+        "default": 20,
+        "min": 1,
+        "max": 100000,
+        "choices": None,
+    }
+    assert by["ema"]["warmup"] == 19
+
+
+def test_compute_matches_talib_both_drivers(
+    tmp_path: Path, market_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = market_dir / "bybit_BTCUSDT_1h.csv.gz"
+    for flag in ([], ["--incremental"]):
+        out = tmp_path / f"rsi{len(flag)}.csv"
+        assert (
+            run(
+                [
+                    "indicators",
+                    "compute",
+                    "rsi",
+                    "--param",
+                    "length=9",
+                    "--data",
+                    str(src),
+                    "--out",
+                    str(out),
+                    *flag,
+                ]
+            )
+            == 0
+        )
+        a = np.genfromtxt(out, delimiter=",", skip_header=1)
+        import gzip
+
+        close = np.loadtxt(gzip.open(src, "rt"), delimiter=",", skiprows=1)[:, 4]
+        ref = talib.RSI(close, 9)
+        np.testing.assert_allclose(a[300:, 1], ref[300:], rtol=1e-9)
+        assert out.read_text().splitlines()[0] == "ts_ms,value"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["indicators", "compute", "emma", "--data", "x.csv"],
+            "unknown indicator 'emma'; did you mean 'ema'?",
+        ),
+        (
+            ["indicators", "compute", "ema", "--param", "length=-3", "--data", "x.csv"],
+            "param 'length' of ema: must be >= 1, got -3",
+        ),
+        (
+            ["indicators", "compute", "ema", "--data", "/nonexistent.csv"],
+            "/nonexistent.csv: no such file",
+        ),
+        (
+            ["indicators", "compute", "atr", "--source", "hl2", "--data", "x.csv"],
+            "atr reads its own inputs",
+        ),
+    ],
+)
+def test_compute_bad_input_exits_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_audits_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["backtest", "audit-toolkit", "--bars", "600"]) == 0
+    assert run(["backtest", "audit-incremental-parity", "--bars", "400"]) == 0
+    assert "ok: 44 indicators" in capsys.readouterr().out
