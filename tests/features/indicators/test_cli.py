@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -59,9 +60,8 @@ def test_compute_matches_talib_both_drivers(
             == 0
         )
         a = np.genfromtxt(out, delimiter=",", skip_header=1)
-        import gzip
-
-        close = np.loadtxt(gzip.open(src, "rt"), delimiter=",", skiprows=1)[:, 4]
+        with gzip.open(src, "rt") as fh:
+            close = np.loadtxt(fh, delimiter=",", skiprows=1)[:, 4]
         ref = talib.RSI(close, 9)
         np.testing.assert_allclose(a[300:, 1], ref[300:], rtol=1e-9)
         assert out.read_text().splitlines()[0] == "ts_ms,value"
