@@ -85,7 +85,11 @@ class IncrementalFeatures:
     def __init__(self, compiled: CompiledPlay) -> None:
         self.compiled = compiled
         self.tf_of = series_tf(compiled)
-        depth: dict[str, int] = {}
+        # every output keeps at least its current value (risk rules read ATRs that no condition
+        # references); series read at offsets keep that much history
+        depth: dict[str, int] = {
+            f"{f.key}.{o.name}": 0 for f in compiled.features for o in f.outputs
+        }
         for s in compiled.series:
             depth[s.id] = max(depth.get(s.id, 0), s.offset)
         self.history: dict[str, deque[float]] = {
