@@ -120,6 +120,7 @@ class _Compiler:
         self.setups: dict[str, A.Cond | None] = {}
         self.setup_stack: list[str] = []
         self.series: set[A.Series] = set()
+        self.failed: set[str] = set()  # declared features whose own declaration was invalid
         self.exec_ms = TIMEFRAMES[play.timeframes.exec_tf]
 
     def report(self, path: str, message: str) -> None:
@@ -173,6 +174,7 @@ class _Compiler:
                 )
             params = self._params(spec, decl.params, f"{path}.params")
             if params is None:
+                self.failed.add(key)
                 continue
             self.nodes[key] = FeatureNode(
                 key=key,
@@ -383,8 +385,10 @@ class _Compiler:
 
     def _policy(self, blocks: list[CompiledBlock]) -> None:
         pol = self.play.position_policy
-        intents = {i.action for b in blocks for _, emits in b.cases for i in emits}
-        intents |= {i.action for b in blocks if b.else_ for i in b.else_}
+        del blocks  # judge the declared actions, even those whose condition failed to compile
+        declared = self.play.blocks()
+        intents = {i.action for b in declared for case in b.cases for i in case.emit}
+        intents |= {i.action for b in declared if b.else_ for i in b.else_.emit}
         if not intents & {"entry_long", "entry_short"}:
             self.report("actions", "no entry_long or entry_short action: this Play can never trade")
         if pol.mode == "long_only" and "entry_short" in intents:
@@ -581,6 +585,8 @@ class _Compiler:
             head, bracket = head.split("[", 1)
             rest = "[" + bracket + ("." + rest if rest else "")
         node = self.nodes.get(head)
+        if node is None and head in self.failed:
+            raise _Reported()
         if node is None:
             known = [*self.nodes, *BUILTINS]
             raise ConditionError(

@@ -48,13 +48,13 @@ def parse_condition(value: Any, path: str) -> CondSyntax:
     if isinstance(value, dict):
         return _parse_form(value, path)
     if isinstance(value, list):
-        if _looks_like_comparison(value):
-            return _parse_comparison(value, path)
         if len(value) == 3 and isinstance(value[1], str) and value[1] in ARITH_OPS:
             raise ConditionError(
                 path,
                 "arithmetic is an operand, not a condition; compare it, e.g. [[a, '-', b], '>', 0]",
             )
+        if _looks_like_comparison(value):
+            return _parse_comparison(value, path)
         if not value:
             raise ConditionError(path, "empty condition list")
         items = tuple(parse_condition(v, f"{path}[{i}]") for i, v in enumerate(value))
