@@ -1,8 +1,8 @@
 """Resampling: lower-timeframe bars → a higher timeframe, UTC-aligned, complete buckets only.
 
 Days start at 00:00 UTC and weeks on Monday 00:00 UTC. A bucket is emitted only when every lower bar
-it should contain is present at its end (the last one), so a partial trailing bucket never appears
-and a higher bar never claims a close it did not have.
+it should contain is present at both ends, so a partial leading or trailing bucket never appears and
+a higher bar never claims an open or close it did not have. Bars missing inside a bucket are skipped.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ def resample(bars: Bars, tf: str) -> Bars:
     starts = np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1]]))
     ends = np.concatenate([starts[1:], [n]])
     last_ts = bars.ts[ends - 1]
-    # complete: the bucket's last lower bar is present (its close equals the bucket's close)
-    complete = last_ts + src == bucket[starts] + step
+    # complete: the bucket's first and last lower bars are present (a bucket cut by the start or the
+    # end of the data is never emitted; a missing bar inside a bucket does not drop it)
+    complete = (last_ts + src == bucket[starts] + step) & (bars.ts[starts] == bucket[starts])
     o = bars.open[starts]
     h = np.maximum.reduceat(bars.high, starts)
     lo = np.minimum.reduceat(bars.low, starts)
