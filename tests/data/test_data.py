@@ -165,7 +165,7 @@ def test_store_round_trip_and_sample(db: Path) -> None:
             0.01,
             5.0,
         )
-        f_ts, f_rate = store.load_funding("BTCUSDT", int(b.ts[0]), int(b.ts[-1]))
+        f_ts, _ = store.load_funding("BTCUSDT", int(b.ts[0]), int(b.ts[-1]))
         assert len(f_ts) == 93 and np.all(np.diff(f_ts) == 8 * 3_600_000)
 
 
