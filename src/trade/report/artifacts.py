@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 TRADE_COLUMNS = (
     "trade_id",
     "side",
@@ -54,7 +56,7 @@ def _num(x: Any) -> str:
     if isinstance(x, int):
         return str(x)
     if isinstance(x, float):
-        return repr(round(x, 10)) if x == x else ""
+        return repr(float(np.round(x, 10)) + 0.0) if x == x else ""
     return str(x)
 
 
@@ -76,12 +78,21 @@ def fingerprint(trades_text: str) -> str:
 
 
 def equity_csv(ts: Sequence[int], equity: Sequence[float], drawdown_pct: Sequence[float]) -> str:
-    lines = ["time,equity,drawdown_pct"]
-    lines += [
-        f"{iso(int(t))},{_num(float(e))},{_num(float(d))}"
-        for t, e, d in zip(ts, equity, drawdown_pct, strict=True)
-    ]
-    return "\n".join(lines) + "\n"
+    """time,equity,drawdown_pct per evaluation bar (vectorised: a two-year 15m curve is 70k rows)."""
+    t = np.asarray(ts, dtype=np.int64)
+    if len(t) == 0:
+        return "time,equity,drawdown_pct\n"
+    times = np.datetime_as_string(t.astype("datetime64[ms]"), unit="s")
+    eq = _nums(equity)
+    dd = _nums(drawdown_pct)
+    rows = [f"{a}Z,{b},{c}" for a, b, c in zip(times.tolist(), eq, dd, strict=True)]
+    return "time,equity,drawdown_pct\n" + "\n".join(rows) + "\n"
+
+
+def _nums(values: Sequence[float]) -> list[str]:
+    """Vectorised `_num` for a float column (same text: rounded to 10 decimals, no -0.0)."""
+    a = np.round(np.asarray(values, dtype=float), 10) + 0.0
+    return ["" if x != x else repr(x) for x in a.tolist()]
 
 
 def events_jsonl(events: Iterable[Mapping[str, Any]]) -> str:
