@@ -21,7 +21,7 @@ __all__ = [
     "restore_structure",
 ]
 
-F, I, B = ValueKind.FLOAT, ValueKind.INT, ValueKind.BOOL
+INT, B = ValueKind.INT, ValueKind.BOOL
 
 
 def _e(name: str, members: tuple[str, ...]) -> OutputSpec:
@@ -55,12 +55,8 @@ def _dz_outputs(p: Mapping[str, Any]) -> tuple[OutputSpec, ...]:
         OutputSpec("any_inside", B),
         OutputSpec("closest_active_lower"),
         OutputSpec("closest_active_upper"),
-        OutputSpec("active_count", I),
+        OutputSpec("active_count", INT),
     )
-
-
-def _swing_check(p: Mapping[str, Any]) -> str | None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -86,13 +82,13 @@ STRUCTURES: dict[str, StructureDef] = {
             ),
             (
                 OutputSpec("high_level"),
-                OutputSpec("high_idx", I),
+                OutputSpec("high_idx", INT),
                 OutputSpec("low_level"),
-                OutputSpec("low_idx", I),
+                OutputSpec("low_idx", INT),
                 _e("last_pivot_type", D.PIVOTS),
                 OutputSpec("pivot_this_bar", B),
                 _e("pair_direction", D.DIRS),
-                OutputSpec("version", I),
+                OutputSpec("version", INT),
             ),
             lambda p: p["left"] + p["right"] + 1 if p["mode"] == "fractal" else p["atr_length"] + 1,
             doc="swing pivots (fractal or ATR zigzag)",
@@ -105,9 +101,9 @@ STRUCTURES: dict[str, StructureDef] = {
             "structure",
             (),
             (
-                OutputSpec("direction", I),
-                OutputSpec("strength", I),
-                OutputSpec("bars_in_trend", I),
+                OutputSpec("direction", INT),
+                OutputSpec("strength", INT),
+                OutputSpec("bars_in_trend", INT),
                 _e("last_wave", D.WAVES),
             ),
             lambda p: 0,
@@ -160,7 +156,7 @@ STRUCTURES: dict[str, StructureDef] = {
                 _e("state", D.ZONE_STATES),
                 OutputSpec("upper"),
                 OutputSpec("lower"),
-                OutputSpec("age_bars", I),
+                OutputSpec("age_bars", INT),
             ),
             lambda p: 0,
             uses=("swing", "atr"),
