@@ -14,13 +14,13 @@ import typer
 from rich.console import Console
 
 from .. import __version__, config
-from ..errors import TradeError
+from ..errors import InputError, TradeError
 from . import backtest, data, indicators, play
 
 app = typer.Typer(
     name="trade",
     help="Backtest and trade USDT-margined perpetual futures from YAML Plays.",
-    no_args_is_help=True,
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -40,6 +40,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
@@ -47,9 +48,21 @@ def main(
         Path | None,
         typer.Option("--db", help="Market store (default $TRADE_DB or ~/.trade/market.duckdb)."),
     ] = None,
+    smoke: Annotated[
+        str | None, typer.Option("--smoke", help="Run the offline self-check: quick or full.")
+    ] = None,
 ) -> None:
     """Backtest and trade USDT-margined perpetual futures from YAML Plays."""
     config.set_db_path(db)
+    if smoke is not None:
+        if smoke not in ("quick", "full"):
+            raise InputError(f"--smoke {smoke!r}: expected quick or full")
+        from .smoke import run_smoke
+
+        raise typer.Exit(run_smoke(smoke))
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+        raise typer.Exit(0)
 
 
 def run(argv: list[str] | None = None) -> int:
