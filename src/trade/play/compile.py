@@ -553,9 +553,10 @@ class _Compiler:
                 else A.Kind.FLOAT
             )
             return A.Arith(node.op, left, right, kind)
+        if like is not None and like.kind == A.Kind.ENUM and node.text in like.members:
+            # a member name wins over a series of the same name (`[piv.last_pivot_type, "==", low]`)
+            return A.Const(float(like.members.index(node.text)), A.Kind.ENUM, like.members)
         if like is not None and like.kind == A.Kind.ENUM and not self._is_ref(node.text):
-            if node.text in like.members:
-                return A.Const(float(like.members.index(node.text)), A.Kind.ENUM, like.members)
             hint = did_you_mean(node.text, like.members)
             raise ConditionError(
                 node.path,
