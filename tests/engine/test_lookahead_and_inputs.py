@@ -173,3 +173,26 @@ def test_backtest_run_writes_every_artifact(
         == "trade_id,side,entry_time,entry_price,exit_time,exit_price,qty,notional,exit_reason,fees,funding,pnl,return_pct,mae_pct,mfe_pct,bars_held"
     )
     assert (out / "equity.csv").read_text().splitlines()[0] == "time,equity,drawdown_pct"
+
+
+def test_warmup_audit_flags_a_too_short_warmup_and_passes_the_standard_one() -> None:
+    from dataclasses import replace
+
+    from trade.engine.audits import audit_warmup
+
+    play = PLAY.replace("length: 10}", "length: 50}")
+    compiled = validate_play_text(play)
+    m15 = resample(synthetic_market("volatile", 60 * 24 * 40, 3), "15m")
+    window = window_from_bars(compiled, m15)
+    # trim the loaded history to what the standard warmup asks for, times 4, then audit
+    rows, _ = audit_warmup(compiled, window)
+    assert all(r.converged for r in rows)
+    short = replace(
+        compiled,
+        features=tuple(
+            replace(f, warmup=f.warmup // 20) if f.key == "ema" else f for f in compiled.features
+        ),
+    )
+    rows, suggested = audit_warmup(short, window)
+    bad = [r.series for r in rows if not r.converged]
+    assert bad == ["ema.value"] and suggested > short.warmup_exec_bars()

@@ -27,7 +27,7 @@ def test_show_json_applies_defaults_and_set(capsys: pytest.CaptureFixture[str]) 
         "tf": "15m",
         "params": {"length": 12},
         "source": "close",
-        "warmup": 11,
+        "warmup": 11 + 91,  # first value at bar 11, then the seed fades below 1e-6
     }
     assert data["account"]["fee_bps"] == {"taker": 5.5, "maker": 2.0}
     assert data["entry"] == {
@@ -35,7 +35,7 @@ def test_show_json_applies_defaults_and_set(capsys: pytest.CaptureFixture[str]) 
         "limit_offset_pct": 0.0,
         "expire_after_bars": 1,
     }
-    assert data["warmup_exec_bars"] == 49
+    assert data["warmup_exec_bars"] == 49 + 354
 
 
 def test_set_unknown_variable_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -150,6 +150,7 @@ def _window_for(
     end: str | None,
     set_: list[str] | None,
     db: Path | None,
+    history_factor: float = 1.0,
 ):  # type: ignore[no-untyped-def]
     from ..data import MarketStore
     from ..engine.backtest import parse_time
@@ -165,6 +166,7 @@ def _window_for(
             (symbol or compiled.play.symbol).upper(),
             parse_time(start, "--start") if start else None,
             parse_time(end, "--end") if end else None,
+            history_factor,
         )
     return compiled, window
 
@@ -224,7 +226,7 @@ def audit_warmup_cmd(
     """Vary the warmup history; list features whose first evaluated value still moves."""
     from ..engine.audits import audit_warmup
 
-    compiled, window = _window_for(play, symbol, start, end, set_, db)
+    compiled, window = _window_for(play, symbol, start, end, set_, db, history_factor=4.0)
     rows, suggested = audit_warmup(compiled, window, rel_tol=tolerance)
     table = Table(
         title=f"warmup convergence at the first evaluated bar (standard warmup {compiled.warmup_exec_bars()} exec bars)"

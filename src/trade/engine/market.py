@@ -61,6 +61,9 @@ def warmup_ms(compiled: CompiledPlay) -> dict[str, int]:
     need[compiled.exec_tf] = max(need.get(compiled.exec_tf, 0), compiled.play.warmup_bars)
     for f in compiled.features:
         need[f.tf] = max(need[f.tf], f.warmup)
+        if f.type == "vwap":  # anchored: exact once one whole anchor period lies in the history
+            anchor_ms = TIMEFRAMES["D"] if f.params["anchor"] == "D" else TIMEFRAMES["W"]
+            need[f.tf] = max(need[f.tf], anchor_ms // TIMEFRAMES[f.tf])
     for s in compiled.series:
         tf = next(
             (f.tf for f in compiled.features if s.id.startswith(f.key + ".")), compiled.exec_tf
@@ -104,9 +107,16 @@ def build_intrabar(minute: Bars | None, exec_bars: Bars, start_ms: int, end_ms: 
 
 
 def load_from_store(
-    compiled: CompiledPlay, store: object, symbol: str, start_ms: int | None, end_ms: int | None
+    compiled: CompiledPlay,
+    store: object,
+    symbol: str,
+    start_ms: int | None,
+    end_ms: int | None,
+    history_factor: float = 1.0,
 ) -> MarketWindow:
-    """Load a Play's data from the market store, checking the window is covered."""
+    """Load a Play's data from the market store, checking the window is covered.
+
+    `history_factor` > 1 loads that many times the warmup history (the warmup audit compares)."""
     from ..data import MarketStore
 
     assert isinstance(store, MarketStore)
@@ -121,7 +131,11 @@ def load_from_store(
     minute_span = store.span(symbol, "1m")
     need = warmup_ms(compiled)
     if start_ms is None or end_ms is None:
-        lo, hi = span[0] + need[exec_tf], span[1] + exec_ms
+        lo = max(
+            span[0] + int(need[exec_tf] * history_factor),
+            _first_with_history(store, symbol, need, history_factor),
+        )
+        hi = span[1] + exec_ms
         if minute_span is not None:
             lo, hi = max(lo, minute_span[0]), min(hi, minute_span[1] + MINUTE_MS)
         start = _ceil(lo if start_ms is None else start_ms, exec_ms)
@@ -134,7 +148,7 @@ def load_from_store(
         )
     bars: dict[str, Bars] = {}
     for tf in play_timeframes(compiled):
-        from_ms = start - need[tf]
+        from_ms = start - int(need[tf] * history_factor)
         b = store.bars_for(symbol, tf, from_ms, end)
         _check_cover(b, symbol, tf, from_ms, start, end)
         bars[tf] = b
@@ -153,6 +167,16 @@ def load_from_store(
         start_ms=start,
         end_ms=end,
     )
+
+
+def _first_with_history(store: object, symbol: str, need: dict[str, int], factor: float) -> int:
+    """Earliest window start at which every timeframe has its warmup history."""
+    lo = 0
+    for tf, ms in need.items():
+        span = store.span(symbol, tf) or _derived_span(store, symbol, tf)  # type: ignore[attr-defined]
+        if span is not None:
+            lo = max(lo, span[0] + int(ms * factor))
+    return lo
 
 
 def _derived_span(store: object, symbol: str, tf: str) -> tuple[int, int] | None:

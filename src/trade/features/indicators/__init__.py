@@ -15,7 +15,7 @@ import numpy as np
 from ...data.bars import Bars
 from ..catalog import FeatureCatalog, FeatureSpec
 from . import steps
-from .library import DEFS, NAN_SLOTS, SOURCES, IndicatorDef
+from .library import CONVERGENCE, DEFS, NAN_SLOTS, SOURCES, IndicatorDef
 
 INDICATORS: dict[str, IndicatorDef] = DEFS
 
@@ -36,11 +36,17 @@ def spec_of(d: IndicatorDef) -> FeatureSpec:
         kind="indicator",
         params=d.params,
         outputs=d.outputs,
-        warmup=d.warmup,
+        warmup=_warmup(d),
         has_source=d.has_source,
         check=d.check,
         doc=d.doc,
     )
+
+
+def _warmup(d: IndicatorDef) -> Any:
+    """First valid value plus the bars a recursive indicator needs to forget its seed."""
+    conv = CONVERGENCE.get(d.name)
+    return d.warmup if conv is None else (lambda p: d.warmup(p) + conv(p))
 
 
 def register_indicators(catalog: FeatureCatalog) -> None:

@@ -7,6 +7,7 @@ window). Recursive indicators (EMA family, Wilder smoothing) are valid from ther
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -561,4 +562,47 @@ NAN_SLOTS: dict[str, Callable[[Mapping[str, Any]], tuple[int, ...]]] = {
     "obv": lambda p: (0,),
     "kvo": lambda p: (0,),
     "vwap": lambda p: (0,),
+}
+
+
+def _ema_conv(n: float) -> int:
+    """Bars for an EMA's seed to fade below 1e-6 of its weight: (1 − 2/(n+1))^k < 1e-6."""
+    return math.ceil(6.91 * (n + 1)) + 1
+
+
+def _wilder_conv(n: float) -> int:
+    """Bars for a Wilder average's seed to fade below 1e-6: (1 − 1/n)^k < 1e-6."""
+    return math.ceil(13.82 * n) + 1
+
+
+def _i(p: Mapping[str, Any], k: str) -> int:
+    return int(p[k])
+
+
+#: Extra bars after the first valid value until a recursive indicator has forgotten its seed (to
+#: ~1e-6). The engine loads `first valid + convergence` bars of history; path-dependent indicators
+#: without a fading seed (obv, psar, vwap before its first anchor) are not listed.
+CONVERGENCE: dict[str, Callable[[Mapping[str, Any]], int]] = {
+    "ema": lambda p: _ema_conv(_i(p, L)),
+    "dema": lambda p: 2 * _ema_conv(_i(p, L)),
+    "tema": lambda p: 3 * _ema_conv(_i(p, L)),
+    "zlma": lambda p: _ema_conv(_i(p, L)),
+    "kama": lambda p: 30 * _i(p, L),
+    "rsi": lambda p: _wilder_conv(_i(p, L)),
+    "cmo": lambda p: _wilder_conv(_i(p, L)),
+    "stochrsi": lambda p: _wilder_conv(_i(p, "rsi_length")),
+    "fisher": lambda p: 40,
+    "tsi": lambda p: (
+        _ema_conv(_i(p, "slow")) + _ema_conv(_i(p, "fast")) + _ema_conv(_i(p, "signal"))
+    ),
+    "adx": lambda p: 2 * _wilder_conv(_i(p, L)),
+    "dm": lambda p: _wilder_conv(_i(p, L)),
+    "atr": lambda p: _wilder_conv(_i(p, L)),
+    "natr": lambda p: _wilder_conv(_i(p, L)),
+    "supertrend": lambda p: _wilder_conv(_i(p, L)),
+    "trix": lambda p: 3 * _ema_conv(_i(p, L)) + _ema_conv(_i(p, "signal")),
+    "ppo": lambda p: _ema_conv(_i(p, "slow")) + _ema_conv(_i(p, "signal")),
+    "macd": lambda p: _ema_conv(_i(p, "slow")) + _ema_conv(_i(p, "signal")),
+    "kc": lambda p: _ema_conv(_i(p, L)),
+    "kvo": lambda p: _ema_conv(_i(p, "slow")) + _ema_conv(_i(p, "signal")),
 }
