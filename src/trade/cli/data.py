@@ -138,3 +138,70 @@ def gaps(
     for a, b in holes:
         console.print(f"{iso(a)} → {iso(b)}  ({(b - a) // step + 1} bars)", markup=False)
     console.print(f"{len(holes)} gap(s), {missing} missing bar(s)", markup=False)
+
+
+@app.command("sync")
+def sync(
+    symbol: Annotated[str, typer.Option("--symbol")],
+    tf: Annotated[list[str], typer.Option("--tf", help="Timeframe (repeatable).")],
+    start: Annotated[str, typer.Option("--start", help="UTC date/datetime.")],
+    end: Annotated[str, typer.Option("--end", help="UTC date/datetime (exclusive).")],
+    funding: Annotated[
+        bool, typer.Option("--funding/--no-funding", help="Also sync funding.")
+    ] = False,
+) -> None:
+    """Fetch closed bars from Bybit (base URL: $TRADE_BYBIT_REST_URL) into the store."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from ..data import MarketStore
+    from ..data.sync import sync_funding, sync_ohlcv
+    from ..engine.backtest import parse_time
+    from ..exchange.bybit import BybitRest
+
+    s, e = parse_time(start, "--start"), parse_time(end, "--end")
+    if e <= s:
+        raise InputError(f"--end {end} must be after --start {start}")
+
+    async def go() -> list[str]:
+        lines = []
+        async with BybitRest() as client:
+            with (
+                MarketStore(config.db_path()) as store,
+                Progress(console=console, transient=True) as bar,
+            ):
+                for t in tf:
+                    task = bar.add_task(f"{symbol} {t}", total=1)
+                    n = await sync_ohlcv(
+                        store,
+                        client,
+                        symbol,
+                        t,
+                        s,
+                        e,
+                        lambda i, total, task=task: bar.update(task, completed=i, total=total),
+                    )
+                    lines.append(f"{symbol} {t}: {n:,} bars written")
+                if funding:
+                    lines.append(
+                        f"{symbol} funding: {await sync_funding(store, client, symbol, s, e):,} rows written"
+                    )
+            lines.append(f"requests retried: {client.retried}")
+        return lines
+
+    for line in asyncio.run(go()):
+        console.print(line, markup=False)
+
+
+@app.command("heal")
+def heal_cmd(
+    symbol: Annotated[str, typer.Option("--symbol")],
+    tf: Annotated[list[str], typer.Option("--tf", help="Timeframe (repeatable).")],
+) -> None:
+    """Fetch exactly the bars missing inside each stored series."""
+    from ..data import MarketStore, heal_for_window
+
+    with MarketStore(config.db_path()) as store:
+        n = heal_for_window(store, symbol, list(tf), None, None)
+    console.print(f"{n:,} missing bars fetched", markup=False)

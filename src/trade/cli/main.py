@@ -96,3 +96,7 @@ _USAGE_ERRORS = (_ClickException,)
 
 def entry() -> None:
     sys.exit(run())
+
+
+if __name__ == "__main__":
+    entry()
