@@ -18,12 +18,14 @@ def main() -> None:
         t = time.perf_counter()
         with MarketStore(Path(d) / "s.duckdb") as store:
             store.ensure_sample()
-        print(f"import bundled sample into a fresh store: {time.perf_counter() - t:.2f} s (target < 5 s)")
+        print(
+            f"import bundled sample into a fresh store: {time.perf_counter() - t:.2f} s (target < 5 s)"
+        )
         bars = synthetic_market("volatile", 1_200_000, 1, symbol="BENCH")
         with MarketStore(Path(d) / "b.duckdb") as store:
             store.write_ohlcv(bars)
             lo, hi = int(bars.ts[100_000]), int(bars.ts[1_100_000])
-            best = min(_timed(lambda: store.load_bars("BENCH", "1m", lo, hi)) for _ in range(3))  # noqa: B023
+            best = min(_timed(lambda: store.load_bars("BENCH", "1m", lo, hi)) for _ in range(3))
             n = len(store.load_bars("BENCH", "1m", lo, hi))
         print(f"load {n:,} 1m bars for a window into numpy: {best:.3f} s (target < 0.5 s)")
 

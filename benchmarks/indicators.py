@@ -48,9 +48,19 @@ def main() -> None:
         "atr": ({"length": 14}, lambda: talib.ATR(b.high, b.low, b.close, 14)),
         "bbands": ({"length": 20, "std": 2.0}, lambda: talib.BBANDS(b.close, 20, 2, 2, 0)),
         "macd": ({"fast": 12, "slow": 26, "signal": 9}, lambda: talib.MACD(b.close, 12, 26, 9)),
-        "adx": ({"length": 14}, lambda: (talib.ADX(b.high, b.low, b.close, 14), talib.PLUS_DI(b.high, b.low, b.close, 14), talib.MINUS_DI(b.high, b.low, b.close, 14), talib.ADXR(b.high, b.low, b.close, 14))),
+        "adx": (
+            {"length": 14},
+            lambda: (
+                talib.ADX(b.high, b.low, b.close, 14),
+                talib.PLUS_DI(b.high, b.low, b.close, 14),
+                talib.MINUS_DI(b.high, b.low, b.close, 14),
+                talib.ADXR(b.high, b.low, b.close, 14),
+            ),
+        ),
     }
-    print(f"{'indicator':10s} {'ours ms':>9s} {'TA-Lib ms':>10s} {'ratio':>7s} {'incremental us/bar':>19s}")
+    print(
+        f"{'indicator':10s} {'ours ms':>9s} {'TA-Lib ms':>10s} {'ratio':>7s} {'incremental us/bar':>19s}"
+    )
     for name, (raw, ta) in cases.items():
         spec = cat.get(name)
         assert spec is not None
@@ -67,7 +77,9 @@ def main() -> None:
             ind.update(o[i], h[i], lo[i], c[i], v[i])
         inc = (time.perf_counter() - t) / k * 1e6
         print(f"{name:10s} {ours * 1e3:9.2f} {theirs * 1e3:10.2f} {ours / theirs:7.2f} {inc:19.2f}")
-    print("(ADX row: TA-Lib computes ADX, +DI, -DI and ADXR in four calls; ours returns all four in one pass)")
+    print(
+        "(ADX row: TA-Lib computes ADX, +DI, -DI and ADXR in four calls; ours returns all four in one pass)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Structure detectors speed: all seven together over N bars (target: 1,000,000 bars in under 3 s).
 
-    python benchmarks/structures.py [--bars 1000000]
+python benchmarks/structures.py [--bars 1000000]
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def main() -> None:
     ):
         compute_structure_batch(t, p(t, **raw), b, deps)
     dt = time.perf_counter() - t0
-    print(f"7 detectors over {n:,} bars: {dt:.2f} s ({n / dt:,.0f} bars/s; target 1,000,000 bars < 3 s)")
+    print(
+        f"7 detectors over {n:,} bars: {dt:.2f} s ({n / dt:,.0f} bars/s; target 1,000,000 bars < 3 s)"
+    )
 
 
 if __name__ == "__main__":
