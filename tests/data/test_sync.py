@@ -191,7 +191,7 @@ def test_killed_sync_leaves_a_consistent_store_and_a_rerun_completes(
             "BTCUSDT",
             "1",
             str(port_file),
-            "0.15",
+            "0.3",
         ],
     )
     try:
@@ -222,7 +222,7 @@ def test_killed_sync_leaves_a_consistent_store_and_a_rerun_completes(
         victim = subprocess.Popen(
             args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(2.5)
+        time.sleep(6.0)  # imports + a few 0.3 s windows; the whole sync needs ~14 s
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         with MarketStore(tmp_path / "m.duckdb") as store:
