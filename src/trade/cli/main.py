@@ -69,7 +69,7 @@ def main(
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (used by the console script and `trade_cli.py`)."""
     try:
-        app(args=argv, prog_name="trade", standalone_mode=False)
+        code = app(args=argv, prog_name="trade", standalone_mode=False)
     except TradeError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err_console.print(f"error: {line}", markup=False, soft_wrap=True)
@@ -82,7 +82,8 @@ def run(argv: list[str] | None = None) -> int:
     except _USAGE_ERRORS as exc:  # bad flag or value: click's own message, exit 2
         exc.show()
         return exc.exit_code
-    return 0
+    # without standalone mode click returns the code of a `typer.Exit` instead of raising it
+    return code if isinstance(code, int) else 0
 
 
 # typer vendors click in recent releases; its exception base is not re-exported publicly.
