@@ -149,6 +149,12 @@ def sync(
     funding: Annotated[
         bool, typer.Option("--funding/--no-funding", help="Also sync funding.")
     ] = False,
+    mark: Annotated[
+        bool, typer.Option("--mark/--no-mark", help="Also sync mark-price klines of each --tf.")
+    ] = False,
+    instruments: Annotated[
+        bool, typer.Option("--instruments/--no-instruments", help="Also refresh the instrument's filters.")
+    ] = False,
 ) -> None:
     """Fetch closed bars from Bybit (base URL: $TRADE_BYBIT_REST_URL) into the store."""
     import asyncio
@@ -156,7 +162,7 @@ def sync(
     from rich.progress import Progress
 
     from ..data import MarketStore
-    from ..data.sync import sync_funding, sync_ohlcv
+    from ..data.sync import sync_funding, sync_instrument, sync_ohlcv
     from ..engine.backtest import parse_time
     from ..exchange.bybit import BybitRest
 
@@ -183,9 +189,18 @@ def sync(
                         lambda i, total, task=task: bar.update(task, completed=i, total=total),
                     )
                     lines.append(f"{symbol} {t}: {n:,} bars written")
+                    if mark:
+                        n = await sync_ohlcv(store, client, symbol, t, s, e, mark=True)
+                        lines.append(f"{symbol} mark {t}: {n:,} bars written")
                 if funding:
                     lines.append(
                         f"{symbol} funding: {await sync_funding(store, client, symbol, s, e):,} rows written"
+                    )
+                if instruments:
+                    spec = await sync_instrument(store, client, symbol)
+                    lines.append(
+                        f"{symbol} instrument: tick {spec.tick_size:g}, qty step {spec.qty_step:g}, "
+                        f"min notional {spec.min_notional:g}"
                     )
             lines.append(f"requests retried: {client.retried}")
         return lines
