@@ -16,23 +16,43 @@ SPEC = InstrumentSpec(
     min_notional=5.0,
     maintenance_margin_rate=0.005,
 )
+Bar = tuple[float, float, float, float]
 
 
 def sim_with(
-    bars: list[tuple[float, float, float, float]],
+    bars: list[Bar],
     *,
     exec_minutes: int = 1,
     intrabar: str = "pessimistic",
     funding: list[tuple[int, float]] | None = None,
+    mark: list[tuple[int, float]] | None = None,
     **account: object,
 ) -> SimulatedExchange:
+    """A simulator loaded with 1m bars opening at 0, 1m, 2m…; funding (ts, rate) and mark bars
+    (ts_close, close) optional; no slippage unless given."""
     acc = {"starting_equity": 10_000.0, "slippage_bps": 0.0, **account}
     sim = SimulatedExchange(
-        SPEC, AccountConfig(**acc), exec_tf_ms=exec_minutes * M, intrabar=intrabar
-    )  # type: ignore[arg-type]
+        SPEC,
+        AccountConfig(**acc),  # type: ignore[arg-type]
+        exec_tf_ms=exec_minutes * M,
+        intrabar=intrabar,
+    )
     a = np.array(bars, dtype=float)
     ts = np.arange(len(bars), dtype=np.int64) * M
-    f_ts = np.array([f[0] for f in funding or []], dtype=np.int64)
-    f_rate = np.array([f[1] for f in funding or []], dtype=float)
-    sim.load(ts, ts + M, a[:, 0], a[:, 1], a[:, 2], a[:, 3], funding_ts=f_ts, funding_rate=f_rate)
+    sim.load(
+        ts,
+        ts + M,
+        a[:, 0],
+        a[:, 1],
+        a[:, 2],
+        a[:, 3],
+        mark_ts_close=np.array([m[0] for m in mark or []], dtype=np.int64),
+        mark_close=np.array([m[1] for m in mark or []], dtype=float),
+        funding_ts=np.array([f[0] for f in funding or []], dtype=np.int64),
+        funding_rate=np.array([f[1] for f in funding or []], dtype=float),
+    )
     return sim
+
+
+def flat_bars(n: int, price: float = 100.0) -> list[Bar]:
+    return [(price, price, price, price)] * n

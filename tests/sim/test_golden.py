@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from trade.sim import Level, OrderRequest, Sizing
+from trade.errors import InputError, SimulationError
+from trade.sim import AccountConfig, BreakEven, Level, OrderRequest, Sizing, Trailing
 
-from .helpers import M, sim_with
+from .helpers import M, flat_bars, sim_with
 
 BUY_QTY = OrderRequest(side="buy", qty=1.0)
-
-
-def flat_bars(n: int, price: float = 100.0) -> list[tuple[float, float, float, float]]:
-    return [(price, price, price, price)] * n
 
 
 def test_market_fill_at_next_open_with_slippage_and_taker_fee():
@@ -139,7 +137,7 @@ def test_min_notional_and_qty_step_rejections():
     sim.advance_to(M)
     sim.submit(OrderRequest(side="buy", qty=0.0004), M)  # rounds down to 0 at step 0.001
     sim.advance_to(2 * M)
-    assert sim.rejections == {"min_notional": 1, "min_qty": 1}
+    assert sim.rejections == {"min_notional": 1, "qty_step": 1}
     assert sim.position is None
 
 
@@ -200,42 +198,50 @@ def test_end_of_data_close():
     assert sim.cash == pytest.approx(10_000 + 5 - 100 * 0.00055 - 105 * 0.00055)
 
 
-@pytest.mark.parametrize("lev", [1.0, 10.0])
-def test_percent_equity_sizing(lev: float):
+@pytest.mark.parametrize(
+    ("model", "value", "lev", "qty"),
+    [
+        # all in at 1x: capped by margin after fees, E / (price × (1 + taker)) = 99.945 (rounded down)
+        ("percent_equity", 100.0, 1.0, 99.945),
+        # 10x: E × 10 = 100000 is above E / (1/10 + taker) = 99453.008… → 994.530 at 100
+        ("percent_equity", 100.0, 10.0, 994.53),
+        ("percent_equity", 20.0, 10.0, 200.0),  # 10000 × 20% × 10 = 20000
+        # risk 1% of 10000 = 100 over a 2% stop → notional 5000 → 50 at 100, whatever the leverage
+        ("risk_based", 1.0, 1.0, 50.0),
+        ("risk_based", 1.0, 10.0, 50.0),
+        # risk 5% over a 2% stop → 25000: capped at 1x (99.945), allowed at 10x (250)
+        ("risk_based", 5.0, 1.0, 99.945),
+        ("risk_based", 5.0, 10.0, 250.0),
+        ("fixed_notional", 2500.0, 1.0, 25.0),
+        ("fixed_notional", 2500.0, 10.0, 25.0),
+        ("fixed_notional", 50_000.0, 1.0, 99.945),
+        ("fixed_notional", 50_000.0, 10.0, 500.0),
+    ],
+)
+def test_sizing_models(model: str, value: float, lev: float, qty: float):
     sim = sim_with(flat_bars(2), leverage=lev)
+    req = OrderRequest(side="buy", sizing=Sizing(model, value), stop_loss=Level("percent", 2.0))  # type: ignore[arg-type]
+    sim.submit(req, 0)
+    sim.advance_to(M)
+    assert sim.position is not None and sim.position.qty == qty
+
+
+def test_position_cap_by_max_position_equity_pct():
+    sim = sim_with(flat_bars(2), leverage=10, max_position_equity_pct=50.0)
     sim.submit(OrderRequest(side="buy", sizing=Sizing("percent_equity", 100.0)), 0)
     sim.advance_to(M)
-    # capped by available margin after fees: notional ≤ E / (1/L + taker)
-    expected = int(min(10_000 * lev, 10_000 / (1 / lev + 0.00055)) / 100 * 1000) / 1000
-    assert sim.position is not None and sim.position.qty == pytest.approx(expected)
-    if lev == 1.0:
-        assert expected == 99.945  # E / (price × (1 + taker)) rounded down to the step
+    assert sim.position is not None and sim.position.qty == 500.0  # 10000 × 10 × 50%
 
 
-@pytest.mark.parametrize(("lev", "qty"), [(1.0, 50.0), (10.0, 50.0)])
-def test_risk_based_sizing(lev: float, qty: float):
-    # risk 1% of 10000 = 100 over a 2% stop → notional 5000 → 50 units at 100, whatever the leverage
-    sim = sim_with(flat_bars(2), leverage=lev)
-    sim.submit(
-        OrderRequest(side="buy", sizing=Sizing("risk_based", 1.0), stop_loss=Level("percent", 2.0)),
-        0,
-    )
+def test_risk_sizing_without_a_stop_is_rejected():
+    sim = sim_with(flat_bars(2))
+    sim.submit(OrderRequest(side="buy", sizing=Sizing("risk_based", 1.0)), 0)
     sim.advance_to(M)
-    assert sim.position is not None and sim.position.qty == qty
-
-
-@pytest.mark.parametrize(("lev", "qty"), [(1.0, 25.0), (10.0, 25.0)])
-def test_fixed_notional_sizing(lev: float, qty: float):
-    sim = sim_with(flat_bars(2), leverage=lev)
-    sim.submit(OrderRequest(side="buy", sizing=Sizing("fixed_notional", 2500.0)), 0)
-    sim.advance_to(M)
-    assert sim.position is not None and sim.position.qty == qty
+    assert sim.rejections == {"risk_sizing_needs_stop": 1} and sim.position is None
 
 
 def test_trailing_stop_moves_only_at_exec_close():
     # exec = 2 minutes; trailing 1 price unit behind the best high of closed exec bars
-    from trade.sim import Trailing
-
     bars = [
         (100, 100, 100, 100),
         (100, 105, 100, 105),
@@ -249,3 +255,207 @@ def test_trailing_stop_moves_only_at_exec_close():
     # at the exec close (t=2m) the best high is 105 → stop 104; bar 2 (low 104.5) does not hit;
     # bar 3 trades down to 103 → trailing stop at 104
     assert (t["exit_reason"], t["exit_price"], t["exit_time"]) == ("trailing_stop", 104.0, 3 * M)
+    assert [(e["ts"], e["sl"]) for e in sim.events if e["type"] == "amend_stop"] == [(2 * M, 104.0)]
+
+
+# ---------------------------------------------------------------- short side, stop entries, mark
+
+
+def test_short_gap_through_stop_fills_at_the_open():
+    sim = sim_with([(100, 100, 100, 100), (103, 104, 102.5, 103)])
+    sim.submit(OrderRequest(side="sell", qty=1.0, stop_loss=Level("percent", 2.0)), 0)  # SL 102
+    sim.advance_to(2 * M)
+    (t,) = sim.trades
+    assert (t["side"], t["exit_price"], t["exit_reason"], t["exit_time"]) == (
+        "short",
+        103.0,
+        "stop_loss",
+        M,
+    )
+    assert t["pnl"] == pytest.approx(-3 - (100 + 103) * 0.00055, abs=1e-12)
+
+
+def test_short_take_profit_at_its_level():
+    sim = sim_with([(100, 100, 100, 100), (99, 99.5, 96, 96.5)])
+    sim.submit(OrderRequest(side="sell", qty=1.0, take_profit=Level("percent", 3.0)), 0)  # TP 97
+    sim.advance_to(2 * M)
+    (t,) = sim.trades
+    assert (t["exit_price"], t["exit_reason"]) == (97.0, "take_profit")
+    assert t["pnl"] == pytest.approx(3 - (100 + 97) * 0.00055, abs=1e-12)
+    # MFE counts prices while the position is open: the exit at 97 (3%); MAE: 100 (0%)
+    assert (t["mfe_pct"], t["mae_pct"]) == (pytest.approx(3.0), pytest.approx(0.0))
+
+
+def test_market_order_fills_at_the_first_bar_opening_at_or_after_the_signal():
+    sim = sim_with([(100, 100, 100, 100), (101, 101, 101, 101), (102, 102, 102, 102)])
+    sim.submit(BUY_QTY, M // 2)  # decided inside bar 0: bar 1 is the first to open after it
+    sim.advance_to(3 * M)
+    assert sim.position is not None
+    assert (sim.position.entry_price, sim.position.entry_ts) == (101.0, M)
+
+
+@pytest.mark.parametrize(
+    ("bar1", "fill"), [((100, 101.5, 99.8, 101.2), 101.0), ((102, 103, 101.5, 102.5), 102.0)]
+)
+def test_buy_stop_entry_triggers_at_its_price_or_the_gap_open(bar1: tuple, fill: float):
+    sim = sim_with([(100, 100.5, 99.5, 100), bar1], slippage_bps=2.0)
+    sim.submit(OrderRequest(side="buy", kind="stop", qty=1.0, stop_price=101.0), 0)
+    assert sim.advance_to(M, stop_on_change=True) is None  # bar 0 never reached 101
+    assert sim.advance_to(2 * M, stop_on_change=True) == 2 * M
+    pos = sim.position
+    assert pos is not None and pos.entry_price == pytest.approx(fill * 1.0002, abs=1e-12)
+    assert sim.cash == pytest.approx(10_000 - fill * 1.0002 * 0.00055, abs=1e-9)
+    assert sim.events[-1]["maker"] is False
+
+
+def test_liquidation_against_the_mark_series():
+    # 10x long, liquidation 90.5: the traded low 91 stays above it, the mark (90 at 2m) does not
+    bars = [(100, 100, 100, 100), (95, 95, 91, 92), (92, 92, 92, 92)]
+    sim = sim_with(bars, leverage=10, mark=[(M, 100.0), (2 * M, 90.0)])
+    sim.submit(OrderRequest(side="buy", qty=10.0), 0)
+    sim.advance_to(3 * M)
+    (t,) = sim.trades
+    assert (t["exit_reason"], t["exit_price"], t["exit_time"]) == ("liquidation", 90.5, M)
+    no_mark = sim_with(bars, leverage=10)
+    no_mark.submit(OrderRequest(side="buy", qty=10.0), 0)
+    no_mark.advance_to(3 * M)
+    assert not no_mark.trades and no_mark.counters["liquidations"] == 0
+
+
+def test_short_liquidation_at_10x():
+    sim = sim_with([(100, 100, 100, 100), (105, 112, 104, 110)], leverage=10)
+    sim.submit(OrderRequest(side="sell", qty=10.0), 0)
+    sim.advance_to(2 * M)
+    (t,) = sim.trades
+    assert (t["exit_reason"], t["exit_price"]) == (
+        "liquidation",
+        pytest.approx(109.5),
+    )  # 100 × 1.095
+    assert t["pnl"] == pytest.approx(-95 - 1000 * 0.00055 - 1095 * 0.00055)
+
+
+def test_funding_uses_the_mark_at_the_funding_instant():
+    sim = sim_with(flat_bars(4), funding=[(2 * M, 0.0001)], mark=[(2 * M, 101.0)])
+    sim.submit(OrderRequest(side="buy", qty=2.0), 0)
+    sim.advance_to(4 * M)
+    (ev,) = [e for e in sim.events if e["type"] == "funding"]
+    assert (ev["ts"], ev["mark"], ev["paid"]) == (2 * M, 101.0, pytest.approx(0.0202))
+    assert sim.funding_total == pytest.approx(0.0202)
+
+
+# ---------------------------------------------------------------- policies and stop management
+
+
+def test_stop_beyond_liquidation_tightened_by_policy():
+    sim = sim_with(
+        [(100, 100, 100, 100), (100, 100, 96, 97)], leverage=25, stop_beyond_liquidation="tighten"
+    )
+    sim.submit(OrderRequest(side="buy", qty=1.0, stop_loss=Level("percent", 5.0)), 0)
+    sim.advance_to(2 * M)
+    (t,) = sim.trades
+    # liquidation 96.5: the stop moves one tick inside, to 96.51, and fills there
+    assert (t["exit_reason"], t["exit_price"]) == ("stop_loss", 96.51)
+    assert sim.counters["liquidations"] == 0
+
+
+def test_break_even_moves_at_the_close_and_applies_from_the_next_bar():
+    bars = [(100, 101.5, 100, 101), (101, 101, 99.5, 100), (100, 100, 100, 100)]
+    sim = sim_with(bars)
+    sim.submit(OrderRequest(side="buy", qty=1.0, break_even=BreakEven(Level("percent", 1.0))), 0)
+    sim.advance_to(3 * M)
+    (t,) = sim.trades
+    assert [e["sl"] for e in sim.events if e["type"] == "amend_stop"] == [100.0]
+    assert (t["exit_reason"], t["exit_price"], t["exit_time"]) == ("stop_loss", 100.0, M)
+    assert t["pnl"] == pytest.approx(-200 * 0.00055)
+
+
+def test_flip_closes_then_opens_at_the_same_open():
+    sim = sim_with([(100, 100, 100, 100), (105, 105, 105, 105)])
+    sim.submit(BUY_QTY, 0)
+    sim.advance_to(M)
+    sim.submit(OrderRequest(side="sell", qty=1.0), M)  # entry short
+    sim.submit(OrderRequest(side="sell", reduce_only=True), M)  # the exit, submitted after
+    sim.advance_to(2 * M)
+    (t,) = sim.trades
+    assert (t["side"], t["exit_price"], t["exit_time"]) == ("long", 105.0, M)
+    assert sim.position is not None
+    assert (sim.position.side, sim.position.entry_price, sim.position.entry_ts) == (
+        "short",
+        105.0,
+        M,
+    )
+
+
+def test_exchange_side_target_acts_before_a_later_signal_exit():
+    # exec 2m: the target (102) is hit inside the exec bar; the exit decided at its close finds
+    # no position and is skipped
+    bars = [(100, 100, 100, 100), (101, 103, 101, 102), (102, 102, 102, 102)]
+    sim = sim_with(bars, exec_minutes=2)
+    sim.submit(OrderRequest(side="buy", qty=1.0, take_profit=Level("percent", 2.0)), 0)
+    sim.advance_to(2 * M)
+    sim.submit(OrderRequest(side="sell", reduce_only=True), 2 * M)
+    sim.advance_to(3 * M)
+    (t,) = sim.trades
+    assert (t["exit_reason"], t["exit_price"], t["exit_time"]) == ("take_profit", 102.0, M)
+    assert sim.events[-1]["type"] == "skip"
+
+
+def test_reduce_only_by_quantity():
+    sim = sim_with([(100, 100, 100, 100), (110, 110, 110, 110)])
+    sim.submit(OrderRequest(side="buy", qty=2.0), 0)
+    sim.advance_to(M)
+    sim.submit(OrderRequest(side="sell", reduce_only=True, qty=0.5), M)
+    sim.advance_to(2 * M)
+    (t,) = sim.trades
+    assert t["qty"] == 0.5 and sim.position is not None and sim.position.qty == 1.5
+    assert t["pnl"] == pytest.approx(5 - 50 * 0.00055 - 55 * 0.00055)
+
+
+def test_cancel_a_resting_limit():
+    sim = sim_with([(100, 100, 100, 100), (99, 99, 98, 98.5)])
+    oid = sim.submit(OrderRequest(side="buy", kind="limit", qty=1.0, limit_price=99.0), 0)
+    assert [o["id"] for o in sim.open_orders()] == [oid]
+    sim.advance_to(M)
+    assert sim.cancel(oid, M) and not sim.cancel(oid, M)
+    sim.advance_to(2 * M)
+    assert sim.position is None and sim.open_orders() == []
+
+
+def test_realised_loss_breaching_the_drawdown_limit_halts_a_flat_account():
+    sim = sim_with(
+        [(100, 100, 100, 100), (100, 100, 93, 95), (95, 95, 95, 95)], max_drawdown_pct=5.0
+    )
+    sim.submit(OrderRequest(side="buy", qty=100.0, stop_loss=Level("distance", 6.0)), 0)
+    sim.advance_to(3 * M)
+    (t,) = sim.trades
+    assert (t["exit_reason"], t["exit_price"]) == ("stop_loss", 94.0)
+    # cash 10000 − 600 − 5.5 − 5.17 = 9389.33 ≤ 9500: halted at that bar's close
+    assert sim.cash == pytest.approx(9389.33)
+    assert sim.halted and sim.events[-1] == {
+        "type": "halt",
+        "ts": 2 * M,
+        "reason": "max_drawdown",
+        "equity": pytest.approx(9389.33),
+        "peak": 10_000.0,
+    }
+
+
+def test_equity_curve_marks_the_open_position_and_ends_after_the_final_close():
+    sim = sim_with([(100, 100, 100, 100), (104, 104, 104, 104)])
+    sim.submit(BUY_QTY, 0)
+    sim.advance_to(2 * M)
+    eq = sim.equity_curve(np.array([0, M, 2 * M], dtype=np.int64))
+    # before the fill; at 1m (close 100, entry fee paid); at 2m (close 104)
+    assert eq.tolist() == pytest.approx([10_000.0, 10_000 - 0.055, 10_004 - 0.055])
+    sim.close_all(2 * M, 104.0)
+    assert sim.equity(104.0) == sim.cash == pytest.approx(10_004 - 0.055 - 0.0572)
+
+
+def test_bad_requests_and_accounts_fail_loud():
+    sim = sim_with(flat_bars(2))
+    with pytest.raises(SimulationError, match="a limit order needs a positive limit_price"):
+        sim.submit(OrderRequest(side="buy", kind="limit", qty=1.0), 0)
+    with pytest.raises(SimulationError, match="an entry needs qty or sizing"):
+        sim.submit(OrderRequest(side="buy"), 0)
+    with pytest.raises(InputError, match="leverage must be positive"):
+        AccountConfig(starting_equity=1000.0, leverage=0)

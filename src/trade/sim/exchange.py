@@ -1,13 +1,14 @@
-"""SimulatedExchange: DESIGN §5 executed on intrabar (1m) bars, one semantics at two speeds.
+"""SimulatedExchange: DESIGN §5 executed on intrabar (normally 1m) bars, one semantics at two speeds.
 
-Feed bars one at a time (`feed`, for paper trading) or load them once and `advance_to` an instant
-(backtest, replay): the second jumps over quiet bars with a jitted scan and processes the bar that
-matters with the same per-bar code, so both ways produce the same fills.
+Feed bars one at a time (`feed`: replay, paper trading) or load them once and `advance_to` an
+instant (backtest): the second jumps over quiet bars with a jitted scan and processes the bar that
+matters with the same per-bar code, so both ways produce the same fills, trades and events.
 
-Order of events inside one bar: funding settlements due at or before its open, limit expiries, then
-pending market orders fill at the open, resting limits that it trades through fill, then the open
-position's stop/take-profit/liquidation levels are checked against the bar's range (a level already
-crossed at the open fills at the open). At the bar's close: excursions, drawdown limit, and at an
+Order of events inside one bar: funding settlements due at or before its open; resting orders whose
+expiry has come are cancelled; market orders due fill at the open (exits first, so a flip closes
+then opens at the same open); resting limit and stop orders the bar trades through fill; the open
+position's liquidation / stop / take-profit levels are checked against the bar (a level the open
+already crossed fills at the open). At the bar's close: excursions, the drawdown limit, and at an
 exec-bar close the trailing stop and break-even move (effective from the next bar).
 The simulator never reads a bar after the one it is processing.
 """
@@ -15,51 +16,42 @@ The simulator never reads a bar after the one it is processing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..errors import SimulationError
 from ..instruments import InstrumentSpec
-from .orders import AccountConfig, Level, OrderRequest
-from .scan import first_limit_fill, first_trigger
+from .orders import AccountConfig, OrderRequest
+from .position import Position
+from .scan import first_touch, first_trigger, first_true
+from .tape import Tape
 
 
-@dataclass
-class Position:
-    side: str  # "long" | "short"
-    qty: float
-    entry_price: float
-    entry_ts: int
-    entry_fee: float  # fee of the remaining qty
-    liq_price: float
-    sl: float = math.nan
-    tp: float = math.nan
-    funding: float = 0.0  # paid (+) / received (−) on the remaining qty
-    best: float = math.nan  # best price seen on closed bars (trailing, break-even)
-    worst_seen: float = math.nan
-    best_seen: float = math.nan
-    trailing: Any = None
-    trail_dist: float = math.nan
-    break_even: Any = None
-    be_dist: float = math.nan
-    stop_kind: str = "stop_loss"
-    tag: dict[str, Any] = field(default_factory=dict)
+class IntrabarBar(NamedTuple):
+    """One intrabar bar as `feed` takes it (times in ms UTC)."""
 
-    @property
-    def sign(self) -> float:
-        return 1.0 if self.side == "long" else -1.0
+    ts_open: int
+    ts_close: int
+    open: float
+    high: float
+    low: float
+    close: float
 
 
-@dataclass
 class _Pending:
-    id: int
-    req: OrderRequest
-    ts: int  # submission instant
+    """An order accepted and not yet filled, cancelled or expired."""
+
+    __slots__ = ("id", "req", "ts")
+
+    def __init__(self, oid: int, req: OrderRequest, ts: int) -> None:
+        self.id, self.req, self.ts = oid, req, ts
 
 
 class SimulatedExchange:
+    """A simulated USDT perpetual account on one instrument (isolated margin, one-way mode)."""
+
     def __init__(
         self,
         instrument: InstrumentSpec,
@@ -69,52 +61,55 @@ class SimulatedExchange:
         intrabar: str = "pessimistic",
         scan: bool = True,
     ) -> None:
-        """`scan=False` processes every bar with the per-bar code (the reference the fast path is
-        tested against)."""
-        self.scan = scan
+        """`intrabar`: how a bar reaching both stop and take-profit resolves ("pessimistic": the
+        stop; "optimistic": the target). `scan=False` processes every bar with the per-bar code
+        (the reference the fast path is tested against)."""
         if intrabar not in ("pessimistic", "optimistic"):
-            raise SimulationError(f"intrabar policy {intrabar!r}")
+            raise SimulationError(
+                f"intrabar policy must be pessimistic or optimistic, got {intrabar!r}"
+            )
+        if exec_tf_ms <= 0:
+            raise SimulationError(f"exec_tf_ms must be positive, got {exec_tf_ms}")
         self.instrument = instrument
         self.account = account
         self.exec_tf_ms = exec_tf_ms
         self.optimistic = intrabar == "optimistic"
+        self.scan = scan
         self.taker = account.taker_bps / 1e4
         self.maker = account.maker_bps / 1e4
         self.slip = account.slippage_bps / 1e4
         self.mmr = account.mmr if account.mmr is not None else instrument.maintenance_margin_rate
-        self.liq_fee = (
-            account.liquidation_fee_bps
-            if account.liquidation_fee_bps is not None
-            else account.taker_bps
-        ) / 1e4
+        liq_bps = account.liquidation_fee_bps
+        self.liq_fee = (liq_bps if liq_bps is not None else account.taker_bps) / 1e4
         self.min_notional = (
             account.min_notional if account.min_notional is not None else instrument.min_notional
         )
+        self.dd_frac = (account.max_drawdown_pct or 0.0) / 100.0
+        self.tape = Tape(exec_tf_ms)
         self.cash = account.starting_equity
         self.peak = account.starting_equity
         self.position: Position | None = None
         self.pending: list[_Pending] = []
         self.trades: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
-        self.ledger: list[
-            tuple[int, float, float, float]
-        ] = []  # (ts, cash, signed qty, entry price)
+        #: (ts, cash, signed qty, entry price) after every cash or position change
+        self.ledger: list[tuple[int, float, float, float]] = []
         self.counters: dict[str, int] = {
             "rejected_entries": 0,
             "ambiguous_exits": 0,
             "liquidations": 0,
         }
         self.rejections: dict[str, int] = {}
+        self.funding_total = 0.0  # paid (+) / received (−) over the run
         self.halted = False
         self._next_id = 1
         self._trade_id = 1
         self._k = 0  # next bar index to process
-        self._changed: int | None = None
+        self._fund_i = 0  # next funding event to settle
+        self._changed = False
         self._last_close = math.nan
-        self._loaded = False
-        self._fund_i = 0
 
-    # ------------------------------------------------------------------ data
+    # ------------------------------------------------------------------ market data
 
     def load(
         self,
@@ -130,43 +125,49 @@ class SimulatedExchange:
         funding_ts: np.ndarray | None = None,
         funding_rate: np.ndarray | None = None,
     ) -> None:
-        """Give the whole intrabar series at once (backtest/replay); process it with advance_to."""
-        self.ts_open = np.ascontiguousarray(ts_open, dtype=np.int64)
-        self.ts_close = np.ascontiguousarray(ts_close, dtype=np.int64)
-        self.o = np.ascontiguousarray(open, dtype=np.float64)
-        self.h = np.ascontiguousarray(high, dtype=np.float64)
-        self.lo = np.ascontiguousarray(low, dtype=np.float64)
-        self.c = np.ascontiguousarray(close, dtype=np.float64)
-        n = len(self.ts_open)
-        if mark_ts_close is not None and mark_close is not None and len(mark_close):
-            j = np.searchsorted(mark_ts_close, self.ts_close, side="right") - 1
-            mark = np.where(j >= 0, mark_close[np.maximum(j, 0)], np.nan)
-            self.mark = np.where(np.isnan(mark), self.c, mark)
-            self.liq_low = self.mark
-            self.liq_high = self.mark
-        else:
-            self.mark = self.c
-            self.liq_low = self.lo
-            self.liq_high = self.h
-        self.funding_ts = np.asarray(
-            funding_ts if funding_ts is not None else np.empty(0), dtype=np.int64
-        )
-        self.funding_rate = np.asarray(
-            funding_rate if funding_rate is not None else np.empty(0), dtype=np.float64
-        )
-        self.exec_close = (self.ts_close % self.exec_tf_ms) == 0
-        self._n = n
-        self._loaded = True
+        """Give the whole intrabar series (plus optional mark bars by close time and funding
+        events) at once; then process it with `advance_to`."""
+        if self._k:
+            raise SimulationError("load after bars were processed")
+        self.tape.load(
+            ts_open, ts_close, open, high, low, close, mark_ts_close, mark_close, funding_ts,
+            funding_rate,
+        )  # fmt: skip
+
+    def add_mark(self, ts_close: int, close: float) -> None:
+        """Append a mark-price bar (before feeding intrabar bars that close at or after it)."""
+        self.tape.append_mark(int(ts_close), float(close))
+
+    def add_funding(self, ts: int, rate: float) -> None:
+        """Append a funding event (before feeding the bar that opens at or after `ts`)."""
+        if self._k and ts <= int(self.tape.ts_open[self._k - 1]):
+            raise SimulationError(f"funding at {ts} arrives after the bar it settles on")
+        self.tape.append_funding(int(ts), float(rate))
+
+    def feed(self, bar: IntrabarBar | Sequence[float]) -> int | None:
+        """Process one new intrabar bar (replay, paper). Returns its close when the position or an
+        order changed on it, else None."""
+        b = IntrabarBar(*bar)
+        if self._k != self.tape.n:
+            raise SimulationError("feed while loaded bars are still unprocessed")
+        self.tape.append_bar(
+            int(b.ts_open), int(b.ts_close), float(b.open), float(b.high), float(b.low),
+            float(b.close),
+        )  # fmt: skip
+        return self.advance_to(int(b.ts_close), stop_on_change=True)
 
     def mark_at(self, ts: int) -> float:
-        """Mark price as of instant `ts` (last price where no mark series is loaded)."""
-        k = int(np.searchsorted(self.ts_close, ts, side="right")) - 1
-        return float(self.mark[k]) if k >= 0 else math.nan
+        """Mark price at instant `ts` (the last traded price where no mark bar has closed)."""
+        return self.tape.mark_at(ts)
 
     # ------------------------------------------------------------------ orders
 
     def submit(self, req: OrderRequest, ts: int) -> int:
-        """Queue an order decided at instant `ts`; it acts from the first bar opening at or after ts."""
+        """Accept an order decided at instant `ts`; it acts from the first bar opening at or after
+        `ts`. Returns its id (also when refused because the account is halted)."""
+        problem = req.problem()
+        if problem is not None:
+            raise SimulationError(f"bad order request: {problem}")
         oid = self._next_id
         self._next_id += 1
         if self.halted:
@@ -186,9 +187,12 @@ class SimulatedExchange:
                 "tag": req.tag,
             }
         )
+        if req.stop_price is not None:
+            self.events[-1]["stop_price"] = req.stop_price
         return oid
 
     def cancel(self, oid: int, ts: int) -> bool:
+        """Cancel a pending order; False when it is no longer pending."""
         for p in self.pending:
             if p.id == oid:
                 self.pending.remove(p)
@@ -196,250 +200,256 @@ class SimulatedExchange:
                 return True
         return False
 
+    # ------------------------------------------------------------------ queries
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Pending orders as plain dicts (id, submitted ts, and the request's fields)."""
+        return [
+            {"id": p.id, "ts": p.ts, "side": p.req.side, "kind": p.req.kind,
+             "reduce_only": p.req.reduce_only, "qty": p.req.qty,
+             "limit_price": p.req.limit_price, "stop_price": p.req.stop_price,
+             "expire_ts": p.req.expire_ts, "tag": p.req.tag}
+            for p in self.pending
+        ]  # fmt: skip
+
     def has_pending_entry(self) -> bool:
+        """An entry order is waiting (so the engine does not send another)."""
         return any(not p.req.reduce_only for p in self.pending)
 
     def side(self) -> str:
+        """ "long", "short" or "flat"."""
         return self.position.side if self.position else "flat"
+
+    @property
+    def balance(self) -> float:
+        """Cash: starting equity + realised PnL − fees − funding (the wallet balance)."""
+        return self.cash
+
+    def equity(self, mark_price: float) -> float:
+        """Cash plus the open position's unrealised PnL at `mark_price`."""
+        pos = self.position
+        return self.cash if pos is None else self.cash + pos.unrealized_pnl(mark_price)
+
+    def equity_curve(self, instants: np.ndarray) -> np.ndarray:
+        """Equity at each instant: cash and position as of the instant (a fill at an instant's own
+        timestamp comes after it), unrealised PnL at the mark as of the instant."""
+        start = self.account.starting_equity
+        if not self.ledger:
+            return np.full(len(instants), start)
+        lt = np.array([x[0] for x in self.ledger], dtype=np.int64)
+        cash = np.array([x[1] for x in self.ledger])
+        qty = np.array([x[2] for x in self.ledger])
+        entry = np.array([x[3] for x in self.ledger])
+        j = np.searchsorted(lt, instants, side="left") - 1
+        ok = j >= 0
+        jj = np.maximum(j, 0)
+        price = self.tape.marks_at(instants)
+        eq = np.where(ok, cash[jj] + qty[jj] * (price - entry[jj]), start)
+        return np.where(np.isnan(eq), np.where(ok, cash[jj], start), eq)
 
     # ------------------------------------------------------------------ stepping
 
     def advance_to(self, ts: int, stop_on_change: bool = False) -> int | None:
-        """Process every loaded bar with ts_close <= ts. With stop_on_change, return right after the
-        bar where the position or a pending order changed (its ts_close); else None."""
-        if not self._loaded:
-            raise SimulationError("advance_to before load")
-        end = int(np.searchsorted(self.ts_close, ts, side="right"))
+        """Process every bar with ts_close <= ts. With `stop_on_change`, return right after the
+        bar where the position or a pending order changed (returning that bar's close), so the
+        caller can act from that instant; else None."""
+        tape = self.tape
+        end = int(np.searchsorted(tape.ts_close, ts, side="right"))
         while self._k < end:
             k = self._k
-            pos = self.position
-            if self.scan and pos is None and not self.pending:
-                # flat with nothing resting: no bar can matter (funding is not charged when flat)
-                last_open = int(self.ts_open[end - 1])
-                while (
-                    self._fund_i < len(self.funding_ts)
-                    and self.funding_ts[self._fund_i] <= last_open
-                ):
-                    self._fund_i += 1
-                self._last_close = float(self.c[end - 1])
-                self._k = end
-                break
-            if self.scan and pos is not None and not self.pending and not self.halted:
-                stop = self._quiet_until(k, end)
-                if stop > k:
-                    j, self.peak = first_trigger(
-                        self.h,
-                        self.lo,
-                        self.c,
-                        self.liq_low,
-                        self.liq_high,
-                        k,
-                        stop,
-                        pos.side == "long",
-                        pos.sl,
-                        pos.tp,
-                        pos.liq_price,
-                        pos.qty,
-                        pos.entry_price,
-                        self.cash,
-                        self.peak,
-                        (self.account.max_drawdown_pct or 0.0) / 100.0,
-                    )
-                    if j > k:
-                        self._excursions(pos, k, j)
-                        self._last_close = float(self.c[j - 1])
-                        self._k = j
-                        continue
-            elif (
-                self.scan
-                and pos is None
-                and len(self.pending) == 1
-                and self.pending[0].req.kind == "limit"
-                and not self.halted
-            ):
-                p = self.pending[0]
-                stop = self._limit_quiet_until(k, end, p)
-                if stop > k:
-                    j = first_limit_fill(
-                        self.h, self.lo, k, stop, p.req.side == "buy", float(p.req.limit_price)
-                    )
-                    if j > k:
-                        self._last_close = float(self.c[j - 1])
-                        self._k = j
-                        continue
-            self._changed = None
+            if self.scan:
+                j = self._skip(k, end)
+                if j > k:
+                    self._k = j
+                    continue
+            self._changed = False
             self._bar(k)
             self._k = k + 1
-            if stop_on_change and self._changed is not None:
-                return int(self.ts_close[k])
+            if stop_on_change and self._changed:
+                return int(tape.ts_close[k])
         return None
 
+    def _skip(self, k: int, end: int) -> int:
+        """First bar in [k, end] the per-bar code must see, found without walking in Python."""
+        tape, pos = self.tape, self.position
+        if pos is None and not self.pending:
+            # flat with nothing resting: no bar can matter (funding is not charged when flat)
+            last_open = int(tape.ts_open[end - 1])
+            while (
+                self._fund_i < len(tape.funding_ts) and tape.funding_ts[self._fund_i] <= last_open
+            ):
+                self._fund_i += 1
+            self._last_close = float(tape.c[end - 1])
+            return end
+        if self.halted:
+            return k
+        if pos is not None and not self.pending:
+            stop = self._quiet_until(k, end)
+            if stop <= k:
+                return k
+            j, self.peak = first_trigger(
+                tape.h, tape.lo, tape.dd_price, tape.liq_low, tape.liq_high, k, stop,
+                pos.side == "long", pos.sl, pos.tp, pos.liq_price, pos.qty, pos.entry_price,
+                self.cash, self.peak, self.dd_frac,
+            )  # fmt: skip
+        elif pos is None and len(self.pending) == 1:
+            p = self.pending[0]
+            if p.req.kind == "market" or p.req.reduce_only or p.ts > int(tape.ts_open[k]):
+                return k
+            stop = end
+            if p.req.expire_ts is not None:
+                stop = int(np.searchsorted(tape.ts_open[:end], p.req.expire_ts, side="left"))
+            if stop <= k:
+                return k
+            buy = p.req.side == "buy"
+            if p.req.kind == "limit":
+                j = first_touch(tape.h, tape.lo, k, stop, buy, float(p.req.limit_price))  # type: ignore[arg-type]
+            else:
+                j = first_touch(tape.h, tape.lo, k, stop, not buy, float(p.req.stop_price))  # type: ignore[arg-type]
+        else:
+            return k
+        if j > k:
+            if pos is not None:
+                self._excursions(pos, k, j)
+            self._last_close = float(tape.c[j - 1])
+        return j
+
     def _quiet_until(self, k: int, end: int) -> int:
-        """Bars from k that only the scan needs to see: stop before funding and, with a trailing
-        stop or break-even, before the next exec close."""
-        stop = end
-        if self._fund_i < len(self.funding_ts):
-            f = int(np.searchsorted(self.ts_open, self.funding_ts[self._fund_i], side="left"))
+        """Bars from k the position scan may pass over: up to the bar where the next funding
+        settles and, with a trailing stop or break-even, up to the next exec close."""
+        tape, stop = self.tape, end
+        if self._fund_i < len(tape.funding_ts):
+            f = int(np.searchsorted(tape.ts_open[:end], tape.funding_ts[self._fund_i], side="left"))
             stop = min(stop, f)
         pos = self.position
         if pos is not None and (pos.trailing is not None or pos.break_even is not None):
-            nxt = (
-                int(np.argmax(self.exec_close[k:end])) + k
-                if k < end and self.exec_close[k:end].any()
-                else end
-            )
-            stop = min(stop, nxt)
-        return max(stop, k)
-
-    def _limit_quiet_until(self, k: int, end: int, p: _Pending) -> int:
-        stop = end
-        if p.req.expire_ts is not None:
-            stop = min(stop, int(np.searchsorted(self.ts_open, p.req.expire_ts, side="left")))
-        if k < len(self.ts_open) and self.ts_open[k] < p.ts:
-            return k
-        return max(stop, k)
-
-    def feed(
-        self,
-        ts_open: int,
-        ts_close: int,
-        o: float,
-        h: float,
-        lo: float,
-        c: float,
-        mark: float | None = None,
-    ) -> None:
-        """Process one new bar (paper trading): same per-bar code as advance_to."""
-        arrays = [np.array([x]) for x in (ts_open, ts_close)]
-        if not self._loaded:
-            self.load(
-                arrays[0], arrays[1], np.array([o]), np.array([h]), np.array([lo]), np.array([c])
-            )
-            self._k = 0
-        else:
-            self.ts_open = np.append(self.ts_open, ts_open)
-            self.ts_close = np.append(self.ts_close, ts_close)
-            self.o, self.h = np.append(self.o, o), np.append(self.h, h)
-            self.lo, self.c = np.append(self.lo, lo), np.append(self.c, c)
-            m = c if mark is None else mark
-            self.mark = np.append(self.mark, m)
-            self.liq_low = self.mark if mark is not None else self.lo
-            self.liq_high = self.mark if mark is not None else self.h
-            self.exec_close = np.append(self.exec_close, ts_close % self.exec_tf_ms == 0)
-        self.advance_to(ts_close)
+            stop = min(stop, first_true(tape.exec_close, k, end))
+        return stop
 
     # ------------------------------------------------------------------ one bar
 
     def _bar(self, k: int) -> None:
-        t_open = int(self.ts_open[k])
-        o, h, lo, c = float(self.o[k]), float(self.h[k]), float(self.lo[k]), float(self.c[k])
+        tape = self.tape
+        t_open = int(tape.ts_open[k])
+        o = float(tape.o[k])
         self._funding_until(t_open)
-        for p in [p for p in self.pending if p.ts <= t_open]:
-            if p.req.kind == "limit" and p.req.expire_ts is not None and t_open >= p.req.expire_ts:
+        for p in [p for p in self.pending if p.ts <= t_open and p.req.kind != "market"]:
+            if p.req.expire_ts is not None and t_open >= p.req.expire_ts:
                 self.pending.remove(p)
                 self.events.append({"type": "expire", "ts": t_open, "id": p.id})
-                self._changed = t_open
-        # market orders at the open: reduce-only (exits) first, so a flip closes then opens
+                self._changed = True
         due = [p for p in self.pending if p.ts <= t_open and p.req.kind == "market"]
         for p in sorted(due, key=lambda p: not p.req.reduce_only):
             self.pending.remove(p)
             self._market(p, t_open, o, k)
-        for p in [p for p in self.pending if p.ts <= t_open and p.req.kind == "limit"]:
-            self._limit(p, t_open, o, h, lo, k)
+        for p in [p for p in self.pending if p.ts <= t_open and p.req.kind != "market"]:
+            self._resting(p, t_open, k)
         if self.position is not None and not self.halted:
-            self._levels(t_open, o, h, lo, k)
+            self._levels(t_open, k)
         if self.position is not None:
             self._excursions(self.position, k, k + 1)
-            self._bar_close(k, c)
-        self._last_close = c
+            self._bar_close(k)
+        elif self.dd_frac > 0 and not self.halted and self.cash <= self.peak * (1 - self.dd_frac):
+            self._halt(int(tape.ts_close[k]), self.cash)
+        self._last_close = float(tape.c[k])
 
     def _funding_until(self, t: int) -> None:
-        while self._fund_i < len(self.funding_ts) and self.funding_ts[self._fund_i] <= t:
-            ft, rate = int(self.funding_ts[self._fund_i]), float(self.funding_rate[self._fund_i])
+        """Settle funding events with ts <= t on the position held just before them."""
+        tape = self.tape
+        while self._fund_i < len(tape.funding_ts) and tape.funding_ts[self._fund_i] <= t:
+            ft, rate = int(tape.funding_ts[self._fund_i]), float(tape.funding_rate[self._fund_i])
             self._fund_i += 1
             pos = self.position
             if pos is None:
                 continue
-            mark = self.mark_at(ft)
+            mark = tape.mark_at(ft)
             if math.isnan(mark):
                 mark = self._last_close
             amount = pos.qty * mark * rate * pos.sign  # > 0: the position pays
             pos.funding += amount
             self.cash -= amount
+            self.funding_total += amount
             self.events.append(
-                {
-                    "type": "funding",
-                    "ts": ft,
-                    "rate": rate,
-                    "mark": mark,
-                    "qty": pos.qty,
-                    "paid": amount,
-                }
-            )
+                {"type": "funding", "ts": ft, "rate": rate, "mark": mark, "qty": pos.qty,
+                 "paid": amount}
+            )  # fmt: skip
             self._ledger(ft)
 
     def _market(self, p: _Pending, t: int, o: float, k: int) -> None:
-        req = p.req
-        buy = req.side == "buy"
+        """Fill a market order at the bar's open ± slippage."""
+        buy = p.req.side == "buy"
         price = o * (1 + self.slip) if buy else o * (1 - self.slip)
-        if req.reduce_only:
-            pos = self.position
-            if pos is None or (pos.side == "long") == buy:
-                self.events.append(
-                    {"type": "skip", "ts": t, "id": p.id, "reason": "no position to reduce"}
-                )
-                return
+        self._execute(p, price, t, self.taker, k)
+
+    def _resting(self, p: _Pending, t: int, k: int) -> None:
+        """Fill a resting limit (at the limit, or the open when it gapped through in the trader's
+        favour; maker fee) or stop (at the stop, or the open on a gap; ± slippage, taker fee)."""
+        tape, req = self.tape, p.req
+        o, h, lo = float(tape.o[k]), float(tape.h[k]), float(tape.lo[k])
+        buy = req.side == "buy"
+        if req.kind == "limit":
+            lim = float(req.limit_price)  # type: ignore[arg-type]
+            if (buy and lo <= lim) or (not buy and h >= lim):
+                self.pending.remove(p)
+                self._execute(p, min(o, lim) if buy else max(o, lim), t, self.maker, k)
+            return
+        trig = float(req.stop_price)  # type: ignore[arg-type]
+        if (buy and h >= trig) or (not buy and lo <= trig):
+            self.pending.remove(p)
+            px = max(o, trig) * (1 + self.slip) if buy else min(o, trig) * (1 - self.slip)
+            self._execute(p, px, t, self.taker, k)
+
+    def _execute(self, p: _Pending, price: float, t: int, fee_rate: float, k: int) -> None:
+        """A triggered order at `price`: reduce the position, or open one."""
+        req = p.req
+        if not req.reduce_only:
+            self._open(p, price, t, fee_rate, k)
+            return
+        pos = self.position
+        if pos is None or (pos.side == "long") == (req.side == "buy"):
+            self.events.append(
+                {"type": "skip", "ts": t, "id": p.id, "reason": "no position to reduce"}
+            )
+            return
+        if req.qty is not None:
+            qty = min(pos.qty, self.instrument.round_qty_down(req.qty))
+        else:
             share = (req.close_percent or 100.0) / 100.0
             qty = pos.qty if share >= 1.0 else self.instrument.round_qty_down(pos.qty * share)
-            if qty <= 0:
-                self._reject(t, p.id, "qty_step", req)
-                return
-            self._close(qty, price, t, req.exit_reason, self.taker, k)
+        if qty <= 0:
+            self._reject(t, p.id, "qty_step", req)
             return
-        self._open(p, price, t, self.taker, k)
-
-    def _limit(self, p: _Pending, t: int, o: float, h: float, lo: float, k: int) -> None:
-        req = p.req
-        lim = float(req.limit_price)  # type: ignore[arg-type]
-        buy = req.side == "buy"
-        if (buy and lo <= lim) or (not buy and h >= lim):
-            fill = min(o, lim) if buy else max(o, lim)
-            self.pending.remove(p)
-            self._open(p, fill, t, self.maker, k)
+        self._close(qty, price, t, req.exit_reason, fee_rate, k, req.tag)
 
     def _open(self, p: _Pending, price: float, t: int, fee_rate: float, k: int) -> None:
-        req = p.req
+        """Open a position at the actual fill price: size, filters, liquidation, TP/SL levels."""
+        req, spec = p.req, self.instrument
         if self.position is not None:
             self._reject(t, p.id, "position_open", req)
             return
         side = "long" if req.side == "buy" else "short"
         sign = 1.0 if side == "long" else -1.0
         lev = self.account.leverage
-        equity = self.cash
-        sl_dist = (
-            req.stop_loss.distance(price, None)
-            if req.stop_loss and req.stop_loss.kind != "price"
-            else (abs(price - req.stop_loss.value) if req.stop_loss else None)
-        )
+        sl_dist: float | None = None
+        if req.stop_loss is not None:
+            sl_dist = (
+                abs(price - req.stop_loss.value)
+                if req.stop_loss.kind == "price"
+                else req.stop_loss.distance(price, None)
+            )
         if req.qty is not None:
-            qty = self.instrument.round_qty_down(req.qty)
+            raw_qty = req.qty
         else:
-            sz = req.sizing
-            if sz is None:
-                raise SimulationError("an entry needs qty or sizing")
-            if sz.model == "percent_equity":
-                notional = equity * sz.value / 100.0 * lev
-            elif sz.model == "fixed_notional":
-                notional = sz.value
-            else:
-                if not sl_dist:
-                    self._reject(t, p.id, "risk_sizing_needs_stop", req)
-                    return
-                notional = equity * sz.value / 100.0 / (sl_dist / price)
-            notional = min(notional, equity * lev * self.account.max_position_equity_pct / 100.0)
-            notional = min(notional, equity / (1.0 / lev + fee_rate))
-            qty = self.instrument.round_qty_down(notional / price)
-        if qty <= 0 or qty < self.instrument.min_qty:
+            notional = self._sized_notional(req, price, fee_rate, sl_dist)
+            if notional is None:
+                self._reject(t, p.id, "risk_sizing_needs_stop", req)
+                return
+            raw_qty = notional / price
+        qty = spec.round_qty_down(raw_qty)
+        if qty <= 0:
+            self._reject(t, p.id, "qty_step", req)
+            return
+        if qty < spec.min_qty:
             self._reject(t, p.id, "min_qty", req)
             return
         if qty * price < self.min_notional:
@@ -454,14 +464,15 @@ class SimulatedExchange:
                 req.stop_loss.value
                 if req.stop_loss.kind == "price"
                 else price - sign * float(sl_dist)
-            )
-            sl = self.instrument.round_price(sl)
-            beyond = sl <= liq if side == "long" else sl >= liq
-            if beyond:
+            )  # type: ignore[arg-type]
+            sl = spec.round_price(sl)
+            if (sl - liq) * sign <= 0:
                 if self.account.stop_beyond_liquidation == "reject":
                     self._reject(t, p.id, "stop_beyond_liquidation", req)
                     return
-                sl = self.instrument.round_price(liq + sign * self.instrument.tick_size)
+                sl = spec.round_price(liq + sign * spec.tick_size)
+                if (sl - liq) * sign <= 0:  # rounding landed on the wrong side
+                    sl = spec.round_price(sl + sign * spec.tick_size)
                 sl_dist = abs(price - sl)
         tp = math.nan
         if req.take_profit is not None:
@@ -470,11 +481,11 @@ class SimulatedExchange:
                 if req.take_profit.kind == "price"
                 else price + sign * req.take_profit.distance(price, sl_dist)
             )
-            tp = self.instrument.round_price(tp)
+            tp = spec.round_price(tp)
         fee = qty * price * fee_rate
         self.cash -= fee
-        pos = Position(side, qty, price, t, fee, liq, sl, tp, tag=dict(req.tag))
-        pos.best = pos.best_seen = pos.worst_seen = price
+        pos = Position(side, qty, price, t, fee, liq, qty * price / lev, sl, tp, tag=dict(req.tag))
+        pos.best_seen = pos.worst_seen = price
         if req.trailing is not None:
             pos.trailing = req.trailing
             pos.trail_dist = req.trailing.distance.distance(price, sl_dist)
@@ -482,7 +493,7 @@ class SimulatedExchange:
             pos.break_even = req.break_even
             pos.be_dist = req.break_even.trigger.distance(price, sl_dist)
         self.position = pos
-        self._changed = t
+        self._changed = True
         self.events.append(
             {
                 "type": "fill",
@@ -495,54 +506,67 @@ class SimulatedExchange:
                 "liq_price": liq,
                 "sl": None if math.isnan(sl) else sl,
                 "tp": None if math.isnan(tp) else tp,
-                "maker": fee_rate == self.maker,
+                "maker": fee_rate == self.maker and req.kind == "limit",
+                "tag": req.tag,
             }
         )
         self._ledger(t)
 
-    def _levels(self, t: int, o: float, h: float, lo: float, k: int) -> None:
+    def _sized_notional(
+        self, req: OrderRequest, price: float, fee_rate: float, sl_dist: float | None
+    ) -> float | None:
+        """DESIGN §5 sizing from equity (flat: cash) at the fill price, capped by
+        max_position_equity_pct and by the margin available after the fee; None when risk-based
+        sizing has no stop."""
+        sz = req.sizing
+        assert sz is not None  # checked by OrderRequest.problem
+        equity, lev = self.cash, self.account.leverage
+        if sz.model == "percent_equity":
+            notional = equity * sz.value / 100.0 * lev
+        elif sz.model == "fixed_notional":
+            notional = sz.value
+        elif sz.model == "risk_based":
+            if not sl_dist:
+                return None
+            notional = equity * sz.value / 100.0 / (sl_dist / price)
+        else:
+            raise SimulationError(f"unknown sizing model {sz.model!r}")
+        notional = min(notional, equity * lev * self.account.max_position_equity_pct / 100.0)
+        return min(notional, equity / (1.0 / lev + fee_rate))
+
+    def _levels(self, t: int, k: int) -> None:
+        """Liquidation, stop and take-profit against bar k (the fill's own bar included)."""
         pos = self.position
         assert pos is not None
+        tape = self.tape
+        o, h, lo = float(tape.o[k]), float(tape.h[k]), float(tape.lo[k])
         long = pos.side == "long"
-        liq_lo, liq_hi = float(self.liq_low[k]), float(self.liq_high[k])
         sl, tp, liq = pos.sl, pos.tp, pos.liq_price
-        slip = self.slip
-        # a level already crossed at the open fills at the open
-        if long:
-            if o <= liq:
-                return self._liquidate(t, k)
-            if sl == sl and o <= sl:
-                return self._close(pos.qty, o * (1 - slip), t, pos.stop_kind, self.taker, k)
-            if tp == tp and o >= tp:
-                return self._close(pos.qty, o * (1 - slip), t, "take_profit", self.taker, k)
-            hit_sl = sl == sl and lo <= sl
-            hit_tp = tp == tp and h >= tp
-        else:
-            if o >= liq:
-                return self._liquidate(t, k)
-            if sl == sl and o >= sl:
-                return self._close(pos.qty, o * (1 + slip), t, pos.stop_kind, self.taker, k)
-            if tp == tp and o <= tp:
-                return self._close(pos.qty, o * (1 + slip), t, "take_profit", self.taker, k)
-            hit_sl = sl == sl and h >= sl
-            hit_tp = tp == tp and lo <= tp
+        no_mark = math.isnan(float(tape.mark[k]))
+        exit_slip = 1.0 - self.slip if long else 1.0 + self.slip
+        # a level the open already crossed fills at the open (liquidation: at its price)
+        if no_mark and (o - liq) * pos.sign <= 0:
+            return self._liquidate(t, k)
+        if sl == sl and (o - sl) * pos.sign <= 0:
+            return self._close(pos.qty, o * exit_slip, t, pos.stop_kind, self.taker, k)
+        if tp == tp and (o - tp) * pos.sign >= 0:
+            return self._close(pos.qty, o * exit_slip, t, "take_profit", self.taker, k)
+        hit_sl = sl == sl and ((long and lo <= sl) or (not long and h >= sl))
+        hit_tp = tp == tp and ((long and h >= tp) or (not long and lo <= tp))
         if hit_sl and hit_tp:
             self.counters["ambiguous_exits"] += 1
             if self.optimistic:
                 hit_sl = False
             else:
                 hit_tp = False
-        exit_side = -1.0 if long else 1.0  # a long exits by selling
-        if hit_sl:
-            return self._close(
-                pos.qty, sl * (1 + exit_side * slip), t, pos.stop_kind, self.taker, k
-            )
-        if (long and liq_lo <= liq) or (not long and liq_hi >= liq):
+        if hit_sl:  # a stop inside the liquidation price is reached first on any path
+            return self._close(pos.qty, sl * exit_slip, t, pos.stop_kind, self.taker, k)
+        if (long and float(tape.liq_low[k]) <= liq) or (
+            not long and float(tape.liq_high[k]) >= liq
+        ):
             return self._liquidate(t, k)
         if hit_tp:
-            return self._close(
-                pos.qty, tp * (1 + exit_side * slip), t, "take_profit", self.taker, k
-            )
+            return self._close(pos.qty, tp * exit_slip, t, "take_profit", self.taker, k)
         return None
 
     def _liquidate(self, t: int, k: int) -> None:
@@ -551,36 +575,39 @@ class SimulatedExchange:
         self.counters["liquidations"] += 1
         self._close(pos.qty, pos.liq_price, t, "liquidation", self.liq_fee, k)
 
-    def _bar_close(self, k: int, c: float) -> None:
+    def _bar_close(self, k: int) -> None:
+        """Drawdown limit on equity at the close (mark where known), then trailing/break-even at
+        an exec close."""
         pos = self.position
         assert pos is not None
-        t_close = int(self.ts_close[k])
-        eq = self.cash + pos.qty * (c - pos.entry_price) * pos.sign
-        dd = self.account.max_drawdown_pct
-        if dd is not None and eq <= self.peak * (1 - dd / 100.0):
+        tape = self.tape
+        t_close = int(tape.ts_close[k])
+        eq = self.cash + pos.unrealized_pnl(float(tape.dd_price[k]))
+        if self.dd_frac > 0 and eq <= self.peak * (1 - self.dd_frac):
+            c = float(tape.c[k])
             exit_px = c * (1 - self.slip) if pos.side == "long" else c * (1 + self.slip)
-            self._close(pos.qty, exit_px, int(self.ts_open[k]), "max_drawdown", self.taker, k)
-            self.halted = True
-            self.pending.clear()
-            self.events.append(
-                {
-                    "type": "halt",
-                    "ts": t_close,
-                    "reason": "max_drawdown",
-                    "equity": eq,
-                    "peak": self.peak,
-                }
-            )
+            self._close(pos.qty, exit_px, t_close, "max_drawdown", self.taker, k)
+            self._halt(t_close, eq)
             return
         self.peak = max(self.peak, eq)
-        if bool(self.exec_close[k]) and (pos.trailing is not None or pos.break_even is not None):
+        if bool(tape.exec_close[k]) and (pos.trailing is not None or pos.break_even is not None):
             self._move_stop(pos, t_close)
 
+    def _halt(self, t: int, equity: float) -> None:
+        """The drawdown limit was breached: refuse every later entry."""
+        self.halted = True
+        for p in self.pending:
+            self.events.append({"type": "cancel", "ts": t, "id": p.id})
+        self.pending.clear()
+        self.events.append(
+            {"type": "halt", "ts": t, "reason": "max_drawdown", "equity": equity, "peak": self.peak}
+        )
+        self._changed = True
+
     def _move_stop(self, pos: Position, t: int) -> None:
-        sign = pos.sign
-        best = pos.best_seen
-        new = pos.sl
-        kind = pos.stop_kind
+        """Trail / break-even from the best price of closed bars; a stop never loosens."""
+        sign, best = pos.sign, pos.best_seen
+        new, kind = pos.sl, pos.stop_kind
         if pos.break_even is not None and (best - pos.entry_price) * sign >= pos.be_dist:
             be = self.instrument.round_price(
                 pos.entry_price * (1 + sign * pos.break_even.offset_pct / 100.0)
@@ -598,17 +625,24 @@ class SimulatedExchange:
             self.events.append({"type": "amend_stop", "ts": t, "sl": new, "kind": kind})
 
     def _excursions(self, pos: Position, k0: int, k1: int) -> None:
-        hi, lo = float(self.h[k0:k1].max()), float(self.lo[k0:k1].min())
+        hi, lo = float(self.tape.h[k0:k1].max()), float(self.tape.lo[k0:k1].min())
         if pos.side == "long":
-            pos.best_seen = max(pos.best_seen, hi)
-            pos.worst_seen = min(pos.worst_seen, lo)
+            pos.best_seen, pos.worst_seen = max(pos.best_seen, hi), min(pos.worst_seen, lo)
         else:
-            pos.best_seen = min(pos.best_seen, lo)
-            pos.worst_seen = max(pos.worst_seen, hi)
+            pos.best_seen, pos.worst_seen = min(pos.best_seen, lo), max(pos.worst_seen, hi)
 
     def _close(
-        self, qty: float, price: float, t: int, reason: str, fee_rate: float, k: int
+        self,
+        qty: float,
+        price: float,
+        t: int,
+        reason: str,
+        fee_rate: float,
+        k: int,
+        tag: dict[str, Any] | None = None,
     ) -> None:
+        """Close `qty` of the position at `price`; record the trade (its share of the entry fee
+        and funding) and the fill."""
         pos = self.position
         assert pos is not None
         share = qty / pos.qty
@@ -621,15 +655,11 @@ class SimulatedExchange:
         notional = qty * pos.entry_price
         ref = pos.entry_price
         if pos.side == "long":
-            mae, mfe = (
-                (min(pos.worst_seen, price) / ref - 1) * 100,
-                (max(pos.best_seen, price) / ref - 1) * 100,
-            )
+            mae = (min(pos.worst_seen, price) / ref - 1) * 100
+            mfe = (max(pos.best_seen, price) / ref - 1) * 100
         else:
-            mae, mfe = (
-                (1 - max(pos.worst_seen, price) / ref) * 100,
-                (1 - min(pos.best_seen, price) / ref) * 100,
-            )
+            mae = (1 - max(pos.worst_seen, price) / ref) * 100
+            mfe = (1 - min(pos.best_seen, price) / ref) * 100
         self.trades.append(
             {
                 "trade_id": self._trade_id,
@@ -662,15 +692,19 @@ class SimulatedExchange:
                 "fee": exit_fee,
                 "reason": reason,
                 "pnl": pnl,
+                "tag": pos.tag if tag is None else tag,
             }
         )
         if share >= 1.0 - 1e-12:
             self.position = None
         else:
-            pos.qty = self.instrument.round_qty_down(pos.qty - qty) if pos.qty - qty > 0 else 0.0
+            rest = pos.qty - qty
+            pos.qty = self.instrument.round_qty_down(rest) if rest > 0 else 0.0
+            pos.margin -= pos.margin * share
             pos.entry_fee -= entry_fee
             pos.funding -= funding
-        self._changed = t
+        self.peak = max(self.peak, self.cash) if self.position is None else self.peak
+        self._changed = True
         self._ledger(t)
 
     def _reject(self, t: int, oid: int, reason: str, req: OrderRequest) -> None:
@@ -680,44 +714,22 @@ class SimulatedExchange:
         self.events.append(
             {"type": "reject", "ts": t, "id": oid, "reason": reason, "side": req.side}
         )
-        self._changed = t
+        self._changed = True
 
     def _ledger(self, t: int) -> None:
         pos = self.position
         q = 0.0 if pos is None else pos.qty * pos.sign
         self.ledger.append((t, self.cash, q, pos.entry_price if pos else 0.0))
 
-    # ------------------------------------------------------------------ queries and the end
-
-    def equity(self, price: float) -> float:
-        pos = self.position
-        if pos is None:
-            return self.cash
-        return self.cash + pos.qty * (price - pos.entry_price) * pos.sign
+    # ------------------------------------------------------------------ the end
 
     def close_all(self, t: int, price: float, reason: str = "end_of_data") -> None:
-        """Close any open position at `price` (taker fee, no slippage) and cancel pending orders."""
+        """Cancel pending orders and close any open position at `price` (taker fee, no slippage),
+        e.g. at the last close when the data end."""
         for p in list(self.pending):
             self.cancel(p.id, t)
         if self.position is not None:
             self._close(self.position.qty, price, t, reason, self.taker, max(self._k - 1, 0))
 
-    def equity_curve(self, instants: np.ndarray) -> np.ndarray:
-        """Equity at each instant: ledger cash and position as of the instant (fills at an instant's own
-        timestamp come after it), unrealised PnL at the mark."""
-        if not self.ledger:
-            return np.full(len(instants), self.account.starting_equity)
-        lt = np.array([x[0] for x in self.ledger], dtype=np.int64)
-        cash = np.array([x[1] for x in self.ledger])
-        qty = np.array([x[2] for x in self.ledger])
-        entry = np.array([x[3] for x in self.ledger])
-        j = np.searchsorted(lt, instants, side="left") - 1
-        ok = j >= 0
-        jj = np.maximum(j, 0)
-        k = np.searchsorted(self.ts_close, instants, side="right") - 1
-        price = np.where(k >= 0, self.mark[np.maximum(k, 0)], np.nan)
-        eq = np.where(ok, cash[jj] + qty[jj] * (price - entry[jj]), self.account.starting_equity)
-        return np.where(np.isnan(eq), np.where(ok, cash[jj], self.account.starting_equity), eq)
 
-
-__all__ = ["Level", "Position", "SimulatedExchange"]
+__all__ = ["IntrabarBar", "SimulatedExchange"]

@@ -1,7 +1,8 @@
-"""The simulator's fast path: find the first 1m bar where an open position's exits can trigger.
+"""The simulator's fast path: find the first intrabar bar where something can happen.
 
-A jitted scan over the bar arrays replaces a Python walk; the bar it returns is then processed by
-the same per-bar code as every other bar, so skipping changes nothing but speed.
+Jitted scans over the bar arrays replace a Python walk; the bar they return is then processed by
+the same per-bar code as every other bar, so skipping changes nothing but speed. A scan must never
+report a bar later than the first one where the per-bar code would act (it may report earlier).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from numba import njit
 def first_trigger(
     high: np.ndarray,
     low: np.ndarray,
-    close: np.ndarray,
+    dd_price: np.ndarray,
     liq_low: np.ndarray,
     liq_high: np.ndarray,
     start: int,
@@ -31,18 +32,19 @@ def first_trigger(
 ) -> tuple[int, float]:
     """First index in [start, stop) where SL, TP, liquidation or the drawdown limit triggers.
 
-    NaN levels are absent; dd_frac <= 0 disables the drawdown check. Returns (index or stop, the
-    running equity peak over the bars fully passed).
+    NaN levels are absent; dd_frac <= 0 disables the drawdown check. Equity at a bar's close is
+    cash + qty × (dd_price − entry) signed. Returns (index or stop, the running equity peak over the
+    bars fully passed).
     """
     for k in range(start, stop):
         if is_long:
             if (sl == sl and low[k] <= sl) or (tp == tp and high[k] >= tp) or liq_low[k] <= liq:
                 return k, peak
-            eq = cash + qty * (close[k] - entry)
+            eq = cash + qty * (dd_price[k] - entry)
         else:
             if (sl == sl and high[k] >= sl) or (tp == tp and low[k] <= tp) or liq_high[k] >= liq:
                 return k, peak
-            eq = cash + qty * (entry - close[k])
+            eq = cash + qty * (entry - dd_price[k])
         if dd_frac > 0.0:
             if eq <= peak * (1.0 - dd_frac):
                 return k, peak
@@ -52,14 +54,24 @@ def first_trigger(
 
 
 @njit(cache=True)
-def first_limit_fill(
-    high: np.ndarray, low: np.ndarray, start: int, stop: int, is_buy: bool, price: float
+def first_touch(
+    high: np.ndarray, low: np.ndarray, start: int, stop: int, from_above: bool, price: float
 ) -> int:
-    """First index in [start, stop) whose range trades through a resting limit price."""
+    """First index in [start, stop) whose range reaches `price`: from above (low <= price: buy
+    limits, sell stops) or from below (high >= price: sell limits, buy stops)."""
     for k in range(start, stop):
-        if is_buy:
+        if from_above:
             if low[k] <= price:
                 return k
         elif high[k] >= price:
+            return k
+    return stop
+
+
+@njit(cache=True)
+def first_true(flags: np.ndarray, start: int, stop: int) -> int:
+    """First index in [start, stop) where `flags` is set (e.g. the next exec close), else stop."""
+    for k in range(start, stop):
+        if flags[k]:
             return k
     return stop

@@ -1,0 +1,187 @@
+"""The market data a simulated exchange has been given: intrabar bars, mark bars, funding events.
+
+Loaded all at once (backtest) or appended one item at a time (replay, paper); both end in the same
+arrays, so the per-bar code and the jitted scans read the same numbers either way. Per-bar values
+that depend on other series (the mark as of each bar's close) are computed when the bar arrives,
+from what is known at that instant only: the tape never looks past the bar it is given.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import SimulationError
+
+
+class _Column:
+    """A growable 1-D array (capacity doubling) whose `view` is the filled part."""
+
+    def __init__(self, dtype: type) -> None:
+        self.buf = np.empty(16, dtype=dtype)
+        self.n = 0
+
+    def set(self, values: np.ndarray) -> None:
+        self.buf = np.ascontiguousarray(values, dtype=self.buf.dtype).copy()
+        self.n = len(self.buf)
+
+    def append(self, value: float) -> None:
+        if self.n == len(self.buf):
+            grown = np.empty(max(16, 2 * len(self.buf)), dtype=self.buf.dtype)
+            grown[: self.n] = self.buf[: self.n]
+            self.buf = grown
+        self.buf[self.n] = value
+        self.n += 1
+
+    @property
+    def view(self) -> np.ndarray:
+        return self.buf[: self.n]
+
+
+class Tape:
+    """Bars (ts_open, ts_close, OHLC), the mark as of each bar's close, and funding events.
+
+    Derived per bar: `mark` (mark series close as of the bar's close, NaN if none yet), `liq_low` /
+    `liq_high` (the prices liquidation is checked against: the mark where known, else the bar's
+    low / high), `dd_price` (the price equity is valued at on the bar's close: mark, else close) and
+    `exec_close` (the bar closes an exec bar).
+    """
+
+    def __init__(self, exec_tf_ms: int) -> None:
+        self.exec_tf_ms = exec_tf_ms
+        names_i = ("ts_open", "ts_close", "mark_ts", "funding_ts")
+        names_f = ("o", "h", "lo", "c", "mark", "liq_low", "liq_high", "dd_price")
+        names_f += ("mark_close", "funding_rate")
+        self._cols: dict[str, _Column] = {n: _Column(np.int64) for n in names_i}
+        self._cols.update({n: _Column(np.float64) for n in names_f})
+        self._cols["exec_close"] = _Column(np.bool_)
+        self.refresh()
+
+    # ------------------------------------------------------------------ filling
+
+    def load(
+        self,
+        ts_open: np.ndarray,
+        ts_close: np.ndarray,
+        open_: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        mark_ts_close: np.ndarray | None,
+        mark_close: np.ndarray | None,
+        funding_ts: np.ndarray | None,
+        funding_rate: np.ndarray | None,
+    ) -> None:
+        """Replace everything with whole series (all arrays of one series have equal length)."""
+        cols = self._cols
+        for name, arr in (
+            ("ts_open", ts_open),
+            ("ts_close", ts_close),
+            ("o", open_),
+            ("h", high),
+            ("lo", low),
+            ("c", close),
+        ):
+            cols[name].set(np.asarray(arr))
+        if len({cols[n].n for n in ("ts_open", "ts_close", "o", "h", "lo", "c")}) != 1:
+            raise SimulationError("intrabar arrays differ in length")
+        cols["mark_ts"].set(np.asarray(mark_ts_close if mark_ts_close is not None else []))
+        cols["mark_close"].set(np.asarray(mark_close if mark_close is not None else []))
+        cols["funding_ts"].set(np.asarray(funding_ts if funding_ts is not None else []))
+        cols["funding_rate"].set(np.asarray(funding_rate if funding_rate is not None else []))
+        if cols["mark_ts"].n != cols["mark_close"].n:
+            raise SimulationError("mark arrays differ in length")
+        if cols["funding_ts"].n != cols["funding_rate"].n:
+            raise SimulationError("funding arrays differ in length")
+        tc = cols["ts_close"].view
+        mark = self._mark_as_of(tc)
+        known = ~np.isnan(mark)
+        cols["mark"].set(mark)
+        cols["liq_low"].set(np.where(known, mark, cols["lo"].view))
+        cols["liq_high"].set(np.where(known, mark, cols["h"].view))
+        cols["dd_price"].set(np.where(known, mark, cols["c"].view))
+        cols["exec_close"].set(tc % self.exec_tf_ms == 0)
+        self.refresh()
+
+    def append_bar(
+        self, ts_open: int, ts_close: int, o: float, h: float, lo: float, c: float
+    ) -> None:
+        """Add the next intrabar bar (it must open at or after the previous bar's close)."""
+        cols = self._cols
+        if cols["ts_close"].n and ts_open < cols["ts_close"].view[-1]:
+            raise SimulationError(f"bar opening at {ts_open} overlaps the previous bar")
+        if not (lo <= min(o, c) and h >= max(o, c)):
+            raise SimulationError(f"bar at {ts_open} has inconsistent OHLC")
+        for name, v in (
+            ("ts_open", ts_open),
+            ("ts_close", ts_close),
+            ("o", o),
+            ("h", h),
+            ("lo", lo),
+            ("c", c),
+        ):
+            cols[name].append(v)
+        mark = float(self._mark_as_of(np.array([ts_close]))[0])
+        known = not math.isnan(mark)
+        cols["mark"].append(mark)
+        cols["liq_low"].append(mark if known else lo)
+        cols["liq_high"].append(mark if known else h)
+        cols["dd_price"].append(mark if known else c)
+        cols["exec_close"].append(ts_close % self.exec_tf_ms == 0)
+        self.refresh()
+
+    def append_mark(self, ts_close: int, close: float) -> None:
+        """Add the next mark-price bar, before any intrabar bar closing at or after `ts_close`."""
+        col = self._cols["mark_ts"]
+        if col.n and ts_close <= col.view[-1]:
+            raise SimulationError(f"mark bar closing at {ts_close} is not after the previous one")
+        col.append(ts_close)
+        self._cols["mark_close"].append(close)
+        self.refresh()
+
+    def append_funding(self, ts: int, rate: float) -> None:
+        """Add the next funding event, before the bar opening at or after `ts` is given."""
+        col = self._cols["funding_ts"]
+        if col.n and ts <= col.view[-1]:
+            raise SimulationError(f"funding at {ts} is not after the previous one")
+        col.append(ts)
+        self._cols["funding_rate"].append(rate)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-bind the array views (after a load or an append)."""
+        cols = self._cols
+        self.n = cols["ts_open"].n
+        self.ts_open = cols["ts_open"].view
+        self.ts_close = cols["ts_close"].view
+        self.o, self.h = cols["o"].view, cols["h"].view
+        self.lo, self.c = cols["lo"].view, cols["c"].view
+        self.mark = cols["mark"].view
+        self.exec_close = cols["exec_close"].view
+        self.mark_ts, self.mark_close = cols["mark_ts"].view, cols["mark_close"].view
+        self.funding_ts, self.funding_rate = cols["funding_ts"].view, cols["funding_rate"].view
+        self.liq_low, self.liq_high = cols["liq_low"].view, cols["liq_high"].view
+        self.dd_price = cols["dd_price"].view
+
+    # ------------------------------------------------------------------ reading
+
+    def _mark_as_of(self, instants: np.ndarray) -> np.ndarray:
+        mts, mc = self._cols["mark_ts"].view, self._cols["mark_close"].view
+        if len(mts) == 0:
+            return np.full(len(instants), np.nan)
+        j = np.searchsorted(mts, instants, side="right") - 1
+        return np.where(j >= 0, mc[np.maximum(j, 0)], np.nan)
+
+    def marks_at(self, instants: np.ndarray) -> np.ndarray:
+        """Mark at each instant: the last mark bar closed by it, else the last traded price (the
+        close of the last bar closed by it), else NaN."""
+        instants = np.asarray(instants, dtype=np.int64)
+        mark = self._mark_as_of(instants)
+        k = np.searchsorted(self.ts_close, instants, side="right") - 1
+        last = np.where(k >= 0, self.c[np.maximum(k, 0)] if self.n else np.nan, np.nan)
+        return np.where(np.isnan(mark), last, mark)
+
+    def mark_at(self, ts: int) -> float:
+        """`marks_at` for one instant."""
+        return float(self.marks_at(np.array([ts]))[0])
