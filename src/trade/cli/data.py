@@ -1,21 +1,64 @@
-"""`trade data …`: import files into the market store and inspect what it holds."""
+"""`trade data …`: import files into the market store, sync it from Bybit, find and heal gaps, and
+show what it holds. Library errors surface as one-line messages (exit 2 for bad input)."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .. import config
 from ..errors import InputError
 
-app = typer.Typer(help="The local market store: import, status, gaps.", no_args_is_help=True)
+app = typer.Typer(
+    help="The local market store: import, sync, gaps, heal, status.", no_args_is_help=True
+)
 console = Console(highlight=False)
+
+
+def parse_utc(text: str, flag: str) -> int:
+    """`2025-06-01`, `2025-06-01T12:00`, `2025-06-01 12:00:00` (UTC unless an offset is given)
+    → epoch ms."""
+    try:
+        t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"{flag} {text!r}: expected a UTC date or datetime such as 2025-06-01 or 2025-06-01T12:00"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _window(start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    s = None if start is None else parse_utc(start, "--start")
+    e = None if end is None else parse_utc(end, "--end")
+    if s is not None and e is not None and e <= s:
+        raise InputError(f"--end {end} must be after --start {start}")
+    return s, e
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 @app.command("import")
@@ -32,55 +75,23 @@ def import_(
         typer.Option("--kind", help="ohlcv, funding or mark (default: from the file name)."),
     ] = None,
     exchange: Annotated[
-        str | None, typer.Option("--exchange", help="Source exchange label.")
+        str | None,
+        typer.Option("--exchange", help="Source exchange label (default: from the file name)."),
     ] = None,
 ) -> None:
-    """Validate and import files; all files or none are written."""
-    from ..data import MarketStore
-    from ..data.files import infer_names, read_funding, read_mark, read_ohlcv
+    """Validate every file, then import them all in one transaction (all or nothing)."""
+    from ..data.imports import import_files, read_import
 
-    loaded = []
-    for f in files:
-        ex, sym, k, t = infer_names(f)
-        sym, k, t = symbol or sym, kind or k or ("ohlcv" if tf else None), tf or t
-        if sym is None or k is None:
-            raise InputError(
-                f"{f}: cannot infer symbol/kind from the name; pass --symbol, --tf and --kind"
-            )
-        if k not in ("ohlcv", "funding", "mark"):
-            raise InputError(f"--kind {k!r}: expected ohlcv, funding or mark")
-        if k != "funding" and t is None:
-            raise InputError(f"{f}: pass --tf for {k} data")
-        if k == "ohlcv":
-            loaded.append((k, read_ohlcv(f, t, sym), ex or exchange or "import", f))  # type: ignore[arg-type]
-        elif k == "mark":
-            loaded.append((k, read_mark(f, t, sym), ex or exchange or "import", f))  # type: ignore[arg-type]
-        else:
-            loaded.append((k, (sym, *read_funding(f)), ex or exchange or "import", f))
-    with MarketStore(config.db_path()) as store:
-        store.con.execute("BEGIN TRANSACTION")
-        try:
-            for k, payload, source, _ in loaded:
-                if k == "ohlcv":
-                    store._insert_ohlcv(payload, None, source)
-                elif k == "mark":
-                    store._insert_mark(payload, source)
-                else:
-                    store._insert_funding(*payload, source)
-            store.con.execute("COMMIT")
-        except BaseException:
-            store.con.execute("ROLLBACK")
-            raise
-    for k, payload, _, f in loaded:
-        rows = len(payload) if k != "funding" else len(payload[1])
-        console.print(f"imported {rows:,} {k} rows from {f}", markup=False)
+    loaded = [read_import(f, symbol=symbol, tf=tf, kind=kind, exchange=exchange) for f in files]
+    import_files(config.db_path(), loaded)
+    for item in loaded:
+        console.print(f"imported {item.rows:,} {item.kind} rows from {item.path}", markup=False)
 
 
 @app.command("status")
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Per symbol and timeframe: span, rows and missing bars."""
+    """Per symbol and series: span, rows, gaps and missing bars."""
     from ..data import MarketStore
-    from ..report.artifacts import iso
 
     with MarketStore(config.db_path()) as store:
         store.ensure_sample()
@@ -89,16 +100,18 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         print(json.dumps(rows, indent=2))
         return
     table = Table(title=f"market store {config.db_path()}")
-    for col in ("symbol", "tf", "first", "last", "rows", "missing"):
-        table.add_column(col)
+    for col in ("symbol", "kind", "tf", "first (UTC)", "last (UTC)", "rows", "gaps", "missing"):
+        table.add_column(col, justify="right" if col in ("rows", "gaps", "missing") else "left")
     for r in rows:
         table.add_row(
             r["symbol"],
+            r["kind"],
             r["timeframe"],
-            iso(r["first"]),
-            iso(r["last"]),
+            _iso(r["first"]),
+            _iso(r["last"]),
             f"{r['rows']:,}",
-            str(r["missing"]),
+            "" if r["gaps"] is None else str(r["gaps"]),
+            "" if r["missing"] is None else f"{r['missing']:,}",
         )
     console.print(table)
 
@@ -107,36 +120,38 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 def gaps(
     symbol: Annotated[str, typer.Option("--symbol")],
     tf: Annotated[str, typer.Option("--tf")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Also count a missing head from here.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Also count a missing tail up to here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Missing intervals of a stored series (first missing open → last missing open)."""
-    from ..data import MarketStore
-    from ..report.artifacts import iso
-    from ..timeframes import tf_ms
+    from ..data import MarketStore, missing_ranges
+    from ..data.gaps import count_missing
+    from ..timeframes import canonical, tf_ms
 
+    tf = canonical(tf)
+    s, e = _window(start, end)
     with MarketStore(config.db_path()) as store:
-        bars = store.load_bars(symbol, tf, None, None)
-    if len(bars) == 0:
-        raise InputError(f"no {symbol} {tf} bars in the store")
-    step = tf_ms(tf)
-    d = np.diff(bars.ts)
-    idx = np.flatnonzero(d != step)
-    holes = [(int(bars.ts[i]) + step, int(bars.ts[i + 1]) - step) for i in idx]
-    missing = sum((b - a) // step + 1 for a, b in holes)
+        ts = store.stored_times("ohlcv", symbol, tf, s, e)
+    if len(ts) == 0 and (s is None or e is None):
+        raise InputError(f"no {symbol} {tf} bars in the store; import or sync them first")
+    holes = missing_ranges(ts, tf, s, e)
+    step, missing = tf_ms(tf), count_missing(holes, tf)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "symbol": symbol,
-                    "timeframe": tf,
-                    "missing_bars": missing,
-                    "gaps": [{"first": a, "last": b} for a, b in holes],
-                }
-            )
-        )
+        report: dict[str, Any] = {
+            "symbol": symbol,
+            "timeframe": tf,
+            "missing_bars": missing,
+            "gaps": [{"first": a, "last": b, "bars": (b - a) // step + 1} for a, b in holes],
+        }
+        print(json.dumps(report))
         return
     for a, b in holes:
-        console.print(f"{iso(a)} → {iso(b)}  ({(b - a) // step + 1} bars)", markup=False)
+        console.print(f"{_iso(a)} → {_iso(b)}  ({(b - a) // step + 1} bars)", markup=False)
     console.print(f"{len(holes)} gap(s), {missing} missing bar(s)", markup=False)
 
 
@@ -147,38 +162,35 @@ def sync(
     start: Annotated[str, typer.Option("--start", help="UTC date/datetime.")],
     end: Annotated[str, typer.Option("--end", help="UTC date/datetime (exclusive).")],
     funding: Annotated[
-        bool, typer.Option("--funding/--no-funding", help="Also sync funding.")
-    ] = False,
+        bool, typer.Option("--funding/--no-funding", help="Also sync funding settlements.")
+    ] = True,
     mark: Annotated[
         bool, typer.Option("--mark/--no-mark", help="Also sync mark-price klines of each --tf.")
     ] = False,
     instruments: Annotated[
-        bool, typer.Option("--instruments/--no-instruments", help="Also refresh the instrument's filters.")
-    ] = False,
+        bool,
+        typer.Option("--instruments/--no-instruments", help="Also refresh the instrument specs."),
+    ] = True,
 ) -> None:
     """Fetch closed bars from Bybit (base URL: $TRADE_BYBIT_REST_URL) into the store."""
-    import asyncio
-
-    from rich.progress import Progress
-
     from ..data import MarketStore
     from ..data.sync import sync_funding, sync_instrument, sync_ohlcv
-    from ..engine.backtest import parse_time
     from ..exchange.bybit import BybitRest
+    from ..timeframes import canonical
 
-    s, e = parse_time(start, "--start"), parse_time(end, "--end")
-    if e <= s:
-        raise InputError(f"--end {end} must be after --start {start}")
+    s, e = _window(start, end)
+    assert s is not None and e is not None
+    tfs = [canonical(t) for t in tf]
 
     async def go() -> list[str]:
         lines = []
         async with BybitRest() as client:
-            with (
-                MarketStore(config.db_path()) as store,
-                Progress(console=console, transient=True) as bar,
-            ):
-                for t in tf:
-                    task = bar.add_task(f"{symbol} {t}", total=1)
+            with MarketStore(config.db_path()) as store, _progress() as bar:
+                jobs: list[tuple[str, bool]] = [(t, False) for t in tfs]
+                jobs += [(t, True) for t in tfs] if mark else []
+                for t, is_mark in jobs:
+                    label = f"{symbol} {'mark ' if is_mark else ''}{t}"
+                    task = bar.add_task(label, total=None)
                     n = await sync_ohlcv(
                         store,
                         client,
@@ -187,20 +199,17 @@ def sync(
                         s,
                         e,
                         lambda i, total, task=task: bar.update(task, completed=i, total=total),
+                        mark=is_mark,
                     )
-                    lines.append(f"{symbol} {t}: {n:,} bars written")
-                    if mark:
-                        n = await sync_ohlcv(store, client, symbol, t, s, e, mark=True)
-                        lines.append(f"{symbol} mark {t}: {n:,} bars written")
+                    lines.append(f"{label}: {n:,} bars written")
                 if funding:
-                    lines.append(
-                        f"{symbol} funding: {await sync_funding(store, client, symbol, s, e):,} rows written"
-                    )
+                    n = await sync_funding(store, client, symbol, s, e)
+                    lines.append(f"{symbol} funding: {n:,} rows written")
                 if instruments:
                     spec = await sync_instrument(store, client, symbol)
                     lines.append(
                         f"{symbol} instrument: tick {spec.tick_size:g}, qty step {spec.qty_step:g}, "
-                        f"min notional {spec.min_notional:g}"
+                        f"min notional {spec.min_notional:g}, max leverage {spec.max_leverage:g}"
                     )
             lines.append(f"requests retried: {client.retried}")
         return lines
@@ -213,10 +222,32 @@ def sync(
 def heal_cmd(
     symbol: Annotated[str, typer.Option("--symbol")],
     tf: Annotated[list[str], typer.Option("--tf", help="Timeframe (repeatable).")],
+    start: Annotated[
+        str | None, typer.Option("--start", help="Also fetch a missing head from here.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Also fetch a missing tail up to here.")
+    ] = None,
 ) -> None:
-    """Fetch exactly the bars missing inside each stored series."""
-    from ..data import MarketStore, heal_for_window
+    """Fetch exactly the bars missing inside each stored series (or the given window)."""
+    from ..data import MarketStore
+    from ..data.sync import heal
+    from ..exchange.bybit import BybitRest
+    from ..timeframes import canonical
 
-    with MarketStore(config.db_path()) as store:
-        n = heal_for_window(store, symbol, list(tf), None, None)
+    s, e = _window(start, end)
+
+    async def go(store: MarketStore, bar: Progress) -> int:
+        total = 0
+        async with BybitRest() as client:
+            for t in tf:
+                task = bar.add_task(f"heal {symbol} {canonical(t)}", total=None)
+                update: Callable[[int, int], None] = lambda i, n, task=task: bar.update(  # noqa: E731
+                    task, completed=i, total=n
+                )
+                total += await heal(store, client, symbol, canonical(t), s, e, update)
+        return total
+
+    with MarketStore(config.db_path()) as store, _progress() as bar:
+        n = asyncio.run(go(store, bar))
     console.print(f"{n:,} missing bars fetched", markup=False)

@@ -1,9 +1,13 @@
-"""Market data: the DuckDB store, Bybit history sync, gaps, resampling and synthetic markets."""
+"""Market data: the DuckDB store, Bybit history sync, gaps, resampling and synthetic markets.
+
+The backtest engine reads everything through `MarketStore`; the rest are pure functions on `Bars`.
+"""
 
 from .bars import Bars
+from .gaps import find_gaps, missing_ranges
 from .resample import resample
 from .store import MarketStore
-from .sync import find_gaps, heal_for_window
+from .sync import heal_for_window
 from .synthetic import PATTERNS, synthetic_market
 
 __all__ = [
@@ -12,6 +16,7 @@ __all__ = [
     "MarketStore",
     "find_gaps",
     "heal_for_window",
+    "missing_ranges",
     "resample",
     "synthetic_market",
 ]

@@ -6,6 +6,7 @@ A file either passes every check or is rejected with the first problems listed b
 
 from __future__ import annotations
 
+import csv
 import gzip
 import re
 import zlib
@@ -41,50 +42,67 @@ def infer_names(path: Path) -> tuple[str | None, str | None, str | None, str | N
 
 def read_table(path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Columns of a CSV/CSV.gz/Parquet file as float arrays (ts_ms as int64)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    name = path.name.lower()
+    parquet = path.name.lower().endswith(".parquet")
     try:
-        if name.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-            have = table.column_names
-            _check_columns(path, have, columns)
-            data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in columns}
-        else:
-            import pyarrow as pa
-            import pyarrow.csv as pacsv
-
-            try:
-                table = pacsv.read_csv(path)
-            except pa.ArrowInvalid as exc:
-                raise DataError(f"{path}: {str(exc).splitlines()[0]}") from None
-            _check_columns(path, table.column_names, columns)
-            data = {}
-            for c in columns:
-                col = table.column(c)
-                if not (
-                    pa.types.is_integer(col.type)
-                    or pa.types.is_floating(col.type)
-                    or pa.types.is_null(col.type)
-                ):
-                    raise DataError(f"{path}: column {c!r} is not numeric (type {col.type})")
-                data[c] = col.to_numpy(zero_copy_only=False).astype(np.float64)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(
-            f"{path}: corrupt or truncated file ({type(exc).__name__}: {exc})"
-        ) from None
-    except OSError as exc:
-        if isinstance(exc, DataError | InputError):
-            raise
-        raise DataError(f"{path}: cannot read ({exc})") from None
+        table = pq.read_table(path) if parquet else pacsv.read_csv(path)
+    except pa.ArrowInvalid as exc:
+        problem = str(exc).splitlines()[0] if parquet else _csv_problem(path, str(exc))
+        raise DataError(f"{path}: {problem}") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+        raise DataError(f"{path}: corrupt or truncated file ({exc})") from None
+    _check_columns(path, table.column_names, columns)
+    data = {}
+    for c in columns:
+        col = table.column(c)
+        if not (
+            pa.types.is_integer(col.type)
+            or pa.types.is_floating(col.type)
+            or pa.types.is_null(col.type)
+        ):
+            raise DataError(f"{path}: {_not_numeric(c, col.to_pylist())}")
+        data[c] = col.to_numpy(zero_copy_only=False).astype(np.float64)
     ts = data["ts_ms"]
-    if np.isnan(ts.astype(float)).any():
-        bad = np.flatnonzero(np.isnan(ts.astype(float)))[:MAX_LISTED] + 2
-        raise DataError(f"{path}: missing ts_ms on line(s) {', '.join(map(str, bad))}")
-    data["ts_ms"] = np.asarray(ts, dtype=np.int64)
+    if np.isnan(ts).any():
+        raise DataError(f"{path}: missing ts_ms on {_lines(np.isnan(ts))}")
+    data["ts_ms"] = ts.astype(np.int64)
     return data
+
+
+def _csv_problem(path: Path, arrow_message: str) -> str:
+    """Arrow's CSV error, located: the first line whose field count differs from the header."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", newline="") as fh:
+            rows = csv.reader(fh)
+            width = len(next(rows, []))
+            for line, row in enumerate(rows, start=2):
+                if row and len(row) != width:
+                    return f"line {line} has {len(row)} fields, the header has {width}"
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error):
+        pass
+    return arrow_message.splitlines()[0]
+
+
+def _not_numeric(name: str, values: list[object]) -> str:
+    bad = []
+    for i, v in enumerate(values):
+        try:
+            float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            if v is not None:
+                bad.append(i)
+    shown = ", ".join(str(i + 2) for i in bad[:MAX_LISTED])
+    return (
+        f"column {name!r} is not numeric on line(s) {shown} (e.g. {values[bad[0]]!r})"
+        if bad
+        else (f"column {name!r} is not numeric")
+    )
 
 
 def _check_columns(path: Path, have: list[str], need: tuple[str, ...]) -> None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .store import MarketStore
 
 SAMPLE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SAMPLE_MARKER = "sample"  # sync_meta kind recorded once the sample is in a store
 TIMEFRAMES = {"1m": "1m", "15m": "15m", "1h": "1h", "4h": "4h", "1d": "D"}
 
 
@@ -28,7 +29,8 @@ def _read(name: str) -> dict[str, np.ndarray]:
 
 
 def load_sample(store: MarketStore) -> None:
-    """Write every sample series into `store` (all or nothing)."""
+    """Write every sample series into `store` (all or nothing); rows already stored win, so a
+    user's own imports or syncs are never overwritten by the sample."""
     store.con.execute("BEGIN TRANSACTION")
     try:
         for sym in SAMPLE_SYMBOLS:
@@ -37,7 +39,7 @@ def load_sample(store: MarketStore) -> None:
                 bars = Bars.from_arrays(
                     sym, tf, d["ts_ms"], d["open"], d["high"], d["low"], d["close"], d["volume"]
                 )
-                store._insert_ohlcv(bars)
+                store._insert_ohlcv(bars, None, "sample", replace=False)
             m = _read(f"mark_{sym}_1h.parquet")
             store._insert_mark(
                 Bars.from_arrays(
@@ -49,10 +51,12 @@ def load_sample(store: MarketStore) -> None:
                     m["low"],
                     m["close"],
                     np.zeros(len(m["ts_ms"])),
-                )
+                ),
+                "sample",
+                replace=False,
             )
             f = _read(f"funding_{sym}.parquet")
-            store._insert_funding(sym, f["ts_ms"], f["funding_rate"])
+            store._insert_funding(sym, f["ts_ms"], f["funding_rate"], "sample", replace=False)
         ins = _read("instruments.parquet")
         for i in range(len(ins["symbol"])):
             spec = InstrumentSpec(
@@ -65,7 +69,11 @@ def load_sample(store: MarketStore) -> None:
                 maintenance_margin_rate=float(ins["maintenance_margin_rate"][i]),
                 funding_interval_hours=float(ins["funding_interval_hours"][i]),
             )
-            store._insert_instrument(spec)
+            store._insert_instrument(spec, replace=False)
+        store.con.execute(
+            "INSERT OR REPLACE INTO sync_meta VALUES ('*', ?, '', 'sample', epoch_ms(now()), 0)",
+            [SAMPLE_MARKER],
+        )
         store.con.execute("COMMIT")
     except BaseException:
         store.con.execute("ROLLBACK")

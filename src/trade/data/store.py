@@ -17,7 +17,7 @@ import numpy as np
 from .. import config
 from ..errors import DataError
 from ..instruments import InstrumentSpec
-from ..timeframes import TIMEFRAMES, canonical
+from ..timeframes import TIMEFRAMES, bucket_start, canonical
 from .bars import Bars
 from .resample import resample
 
@@ -73,7 +73,11 @@ class MarketStore:
             return self._insert_ohlcv(bars, turnover, source)
 
     def _insert_ohlcv(
-        self, bars: Bars, turnover: np.ndarray | None = None, source: str = "sample"
+        self,
+        bars: Bars,
+        turnover: np.ndarray | None = None,
+        source: str = "sample",
+        replace: bool = True,
     ) -> int:
         return self._insert(
             "ohlcv",
@@ -89,6 +93,7 @@ class MarketStore:
                 "turnover": turnover if turnover is not None else np.full(len(bars), np.nan),
             },
             (bars.symbol, "ohlcv", canonical(bars.timeframe), source),
+            replace,
         )
 
     def write_funding(
@@ -98,7 +103,12 @@ class MarketStore:
             return self._insert_funding(symbol, ts, rate, source)
 
     def _insert_funding(
-        self, symbol: str, ts: np.ndarray, rate: np.ndarray, source: str = "sample"
+        self,
+        symbol: str,
+        ts: np.ndarray,
+        rate: np.ndarray,
+        source: str = "sample",
+        replace: bool = True,
     ) -> int:
         return self._insert(
             "funding",
@@ -108,13 +118,14 @@ class MarketStore:
                 "rate": np.asarray(rate, dtype=float),
             },
             (symbol, "funding", "", source),
+            replace,
         )
 
     def write_mark(self, bars: Bars, source: str = "import") -> int:
         with self._transaction():
             return self._insert_mark(bars, source)
 
-    def _insert_mark(self, bars: Bars, source: str = "sample") -> int:
+    def _insert_mark(self, bars: Bars, source: str = "sample", replace: bool = True) -> int:
         return self._insert(
             "mark",
             {
@@ -127,15 +138,17 @@ class MarketStore:
                 "close": bars.close,
             },
             (bars.symbol, "mark", canonical(bars.timeframe), source),
+            replace,
         )
 
     def write_instrument(self, spec: InstrumentSpec) -> None:
         with self._transaction():
             self._insert_instrument(spec)
 
-    def _insert_instrument(self, spec: InstrumentSpec) -> None:
+    def _insert_instrument(self, spec: InstrumentSpec, replace: bool = True) -> None:
         self.con.execute(
-            "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO instruments "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 spec.symbol,
                 spec.tick_size,
@@ -149,9 +162,14 @@ class MarketStore:
         )
 
     def _insert(
-        self, table: str, columns: dict[str, np.ndarray], meta: tuple[str, str, str, str]
+        self,
+        table: str,
+        columns: dict[str, np.ndarray],
+        meta: tuple[str, str, str, str],
+        replace: bool = True,
     ) -> int:
-        """Upsert columns into `table` (inside the caller's transaction)."""
+        """Upsert columns into `table` inside the caller's transaction (`replace=False` keeps rows
+        already stored)."""
         import pyarrow as pa
 
         n = len(columns["ts"])
@@ -159,7 +177,8 @@ class MarketStore:
             return 0
         self.con.register("_incoming", pa.table(columns))
         try:
-            self.con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM _incoming")
+            verb = "REPLACE" if replace else "IGNORE"
+            self.con.execute(f"INSERT OR {verb} INTO {table} SELECT * FROM _incoming")
         finally:
             self.con.unregister("_incoming")
         self.con.execute(
@@ -174,92 +193,99 @@ class MarketStore:
     # ------------------------------------------------------------------ reads
 
     def load_bars(self, symbol: str, tf: str, start_ms: int | None, end_ms: int | None) -> Bars:
-        """Stored bars with open time in [start, end) (None = unbounded)."""
+        """Stored bars with open time in [start, end) (None = unbounded), as numpy columns."""
         tf = canonical(tf)
         res = self.con.execute(
             "SELECT ts, open, high, low, close, volume FROM ohlcv WHERE symbol = ? AND timeframe = ? "
             "AND ts >= ? AND ts < ? ORDER BY ts",
-            [
-                symbol,
-                tf,
-                -(2**62) if start_ms is None else start_ms,
-                2**62 if end_ms is None else end_ms,
-            ],
+            [symbol, tf, *_bounds(start_ms, end_ms)],
         ).fetchnumpy()
         return Bars.from_arrays(
             symbol, tf, res["ts"], res["open"], res["high"], res["low"], res["close"], res["volume"]
         )
 
     def bars_for(self, symbol: str, tf: str, start_ms: int | None, end_ms: int | None) -> Bars:
-        """Bars of `tf` for the window: stored ones, or resampled from the largest stored lower
-        timeframe that divides `tf` (DESIGN §4)."""
-        tf = canonical(tf)
-        if self._has(symbol, tf, start_ms, end_ms):
-            return self.load_bars(symbol, tf, start_ms, end_ms)
-        step = TIMEFRAMES[tf]
-        for lower, ms in sorted(TIMEFRAMES.items(), key=lambda kv: -kv[1]):
-            if ms < step and step % ms == 0 and self._has(symbol, lower, start_ms, end_ms):
-                lo = None if start_ms is None else (start_ms // step) * step
-                return resample(self.load_bars(symbol, lower, lo, end_ms), tf)
-        return self.load_bars(symbol, tf, start_ms, end_ms)
+        """Bars of `tf` opening in [start, end): stored ones, or resampled from a stored lower
+        timeframe that divides `tf` (DESIGN §4).
 
-    def _has(self, symbol: str, tf: str, start_ms: int | None, end_ms: int | None) -> bool:
+        The source is the candidate that covers most of the window (the stored `tf` itself wins
+        ties, then the largest lower timeframe: fewer rows to aggregate)."""
+        tf = canonical(tf)
+        step = TIMEFRAMES[tf]
+        lo = None if start_ms is None else bucket_start(start_ms, tf)
+        hi = None if end_ms is None else bucket_start(end_ms - 1, tf) + step
+        best, best_cover = tf, self._cover(symbol, tf, start_ms, end_ms)
+        for lower, ms in sorted(TIMEFRAMES.items(), key=lambda kv: -kv[1]):
+            if ms < step and step % ms == 0:
+                cover = self._cover(symbol, lower, lo, hi)
+                if cover > best_cover:
+                    best, best_cover = lower, cover
+        if best == tf:
+            return self.load_bars(symbol, tf, start_ms, end_ms)
+        return resample(self.load_bars(symbol, best, lo, hi), tf).window(start_ms, end_ms)
+
+    def _cover(self, symbol: str, tf: str, start_ms: int | None, end_ms: int | None) -> int:
+        """Milliseconds of [start, end) spanned by the stored series of `tf` (0 if none)."""
+        lo, hi = _bounds(start_ms, end_ms)
         row = self.con.execute(
-            "SELECT count(*) FROM ohlcv WHERE symbol = ? AND timeframe = ? AND ts >= ? AND ts < ?",
-            [
-                symbol,
-                tf,
-                -(2**62) if start_ms is None else start_ms,
-                2**62 if end_ms is None else end_ms,
-            ],
+            "SELECT min(ts), max(ts) FROM ohlcv WHERE symbol = ? AND timeframe = ? "
+            "AND ts >= ? AND ts < ?",
+            [symbol, tf, lo, hi],
         ).fetchone()
-        return bool(row and row[0])
+        if row is None or row[0] is None:
+            return 0
+        return int(row[1]) + TIMEFRAMES[tf] - int(row[0])
+
+    def stored_times(
+        self, kind: str, symbol: str, tf: str, start_ms: int | None, end_ms: int | None
+    ) -> np.ndarray:
+        """Open times stored for an `ohlcv` or `mark` series in [start, end) (int64, sorted)."""
+        if kind not in ("ohlcv", "mark"):
+            raise ValueError(f"stored_times: kind {kind!r} is not ohlcv or mark")
+        res = self.con.execute(
+            f"SELECT ts FROM {kind} WHERE symbol = ? AND timeframe = ? AND ts >= ? AND ts < ? "
+            "ORDER BY ts",
+            [symbol, canonical(tf), *_bounds(start_ms, end_ms)],
+        ).fetchnumpy()
+        return np.asarray(res["ts"], dtype=np.int64)
 
     def load_funding(
         self, symbol: str, start_ms: int | None, end_ms: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Funding settlements in [start, end): (ts int64, rate float64)."""
         res = self.con.execute(
             "SELECT ts, rate FROM funding WHERE symbol = ? AND ts >= ? AND ts < ? ORDER BY ts",
-            [
-                symbol,
-                -(2**62) if start_ms is None else start_ms,
-                2**62 if end_ms is None else end_ms,
-            ],
+            [symbol, *_bounds(start_ms, end_ms)],
         ).fetchnumpy()
         return np.asarray(res["ts"], dtype=np.int64), np.asarray(res["rate"], dtype=np.float64)
 
     def load_mark(self, symbol: str, start_ms: int | None, end_ms: int | None) -> Bars | None:
         """Mark-price klines of the finest stored mark timeframe (volume zero), or None."""
-        row = self.con.execute(
-            "SELECT timeframe FROM mark WHERE symbol = ? GROUP BY timeframe", [symbol]
+        stored = self.con.execute(
+            "SELECT DISTINCT timeframe FROM mark WHERE symbol = ?", [symbol]
         ).fetchall()
-        if not row:
+        if not stored:
             return None
-        tf = min((r[0] for r in row), key=lambda t: TIMEFRAMES[t])
+        tf = min((r[0] for r in stored), key=lambda t: TIMEFRAMES[t])
         res = self.con.execute(
-            "SELECT ts, open, high, low, close FROM mark WHERE symbol = ? AND timeframe = ? AND ts >= ? AND ts < ? ORDER BY ts",
-            [
-                symbol,
-                tf,
-                -(2**62) if start_ms is None else start_ms,
-                2**62 if end_ms is None else end_ms,
-            ],
+            "SELECT ts, open, high, low, close FROM mark WHERE symbol = ? AND timeframe = ? "
+            "AND ts >= ? AND ts < ? ORDER BY ts",
+            [symbol, tf, *_bounds(start_ms, end_ms)],
         ).fetchnumpy()
         if len(res["ts"]) == 0:
             return None
+        zeros = np.zeros(len(res["ts"]))
         return Bars.from_arrays(
-            symbol,
-            tf,
-            res["ts"],
-            res["open"],
-            res["high"],
-            res["low"],
-            res["close"],
-            np.zeros(len(res["ts"])),
+            symbol, tf, res["ts"], res["open"], res["high"], res["low"], res["close"], zeros
         )
 
     def instrument(self, symbol: str) -> InstrumentSpec | None:
-        row = self.con.execute("SELECT * FROM instruments WHERE symbol = ?", [symbol]).fetchone()
+        """Stored filters of `symbol` (bundled for the sample symbols, else synced), or None."""
+        row = self.con.execute(
+            "SELECT symbol, tick_size, qty_step, min_qty, min_notional, max_leverage, "
+            "maintenance_margin_rate, funding_interval_hours FROM instruments WHERE symbol = ?",
+            [symbol],
+        ).fetchone()
         return None if row is None else InstrumentSpec(*row)
 
     def span(self, symbol: str, tf: str) -> tuple[int, int] | None:
@@ -271,43 +297,68 @@ class MarketStore:
         return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
     def symbols(self) -> list[str]:
-        return [
-            r[0]
-            for r in self.con.execute(
-                "SELECT DISTINCT symbol FROM ohlcv ORDER BY symbol"
-            ).fetchall()
-        ]
+        """Symbols with stored OHLCV bars, sorted."""
+        rows = self.con.execute("SELECT DISTINCT symbol FROM ohlcv ORDER BY symbol").fetchall()
+        return [r[0] for r in rows]
 
     def status(self) -> list[dict[str, Any]]:
-        """Per symbol/timeframe: span, rows and missing bars inside the span."""
+        """Per stored series (ohlcv, mark, funding): span, rows, gaps and bars missing inside the
+        span. Funding has no fixed grid, so its gaps are not counted (None)."""
+        grid = ", ".join(f"('{tf}', {ms})" for tf, ms in TIMEFRAMES.items())
         rows = self.con.execute(
-            "SELECT symbol, timeframe, min(ts), max(ts), count(*) FROM ohlcv GROUP BY symbol, timeframe ORDER BY symbol, timeframe"
+            f"""
+            WITH grid(timeframe, ms) AS (VALUES {grid}),
+            s AS (SELECT 'ohlcv' AS kind, symbol, timeframe, ts FROM ohlcv
+                  UNION ALL SELECT 'mark', symbol, timeframe, ts FROM mark),
+            d AS (SELECT *, ts - lag(ts) OVER (PARTITION BY kind, symbol, timeframe ORDER BY ts)
+                  AS dt FROM s)
+            SELECT d.symbol, d.kind, d.timeframe, min(ts), max(ts), count(*),
+                   count(dt) FILTER (WHERE dt <> grid.ms), any_value(grid.ms)
+            FROM d JOIN grid USING (timeframe) GROUP BY d.symbol, d.kind, d.timeframe
+            UNION ALL
+            SELECT symbol, 'funding', '', min(ts), max(ts), count(*), NULL, NULL
+            FROM funding GROUP BY symbol
+            """
         ).fetchall()
-        out = []
-        for sym, tf, lo, hi, n in rows:
-            expected = (hi - lo) // TIMEFRAMES[tf] + 1
-            out.append(
-                {
-                    "symbol": sym,
-                    "timeframe": tf,
-                    "first": int(lo),
-                    "last": int(hi),
-                    "rows": int(n),
-                    "missing": int(expected - n),
-                }
-            )
-        return out
+        order = {"ohlcv": 0, "mark": 1, "funding": 2}
+        tf_rank = {tf: i for i, tf in enumerate(TIMEFRAMES)} | {"": 0}
+        rows.sort(key=lambda r: (r[0], order[r[1]], tf_rank[r[2]]))
+        return [
+            {
+                "symbol": sym,
+                "kind": kind,
+                "timeframe": tf,
+                "first": int(lo),
+                "last": int(hi),
+                "rows": int(n),
+                "gaps": None if ms is None else int(gaps),
+                "missing": None if ms is None else int((hi - lo) // ms + 1 - n),
+            }
+            for sym, kind, tf, lo, hi, n, gaps, ms in rows
+        ]
 
     # ------------------------------------------------------------------ the bundled sample
 
     def ensure_sample(self) -> bool:
-        """Load the bundled sample once (if its series are absent). Returns True when it loaded."""
-        from .sample import SAMPLE_SYMBOLS, load_sample
+        """Load the bundled sample into this store once; rows already stored are kept. Returns
+        True when it loaded now."""
+        from .sample import SAMPLE_MARKER, load_sample
 
-        if all(self.span(s, "1m") is not None for s in SAMPLE_SYMBOLS):
+        marker = self.con.execute(
+            "SELECT count(*) FROM sync_meta WHERE kind = ?", [SAMPLE_MARKER]
+        ).fetchone()
+        if marker and marker[0]:
             return False
         load_sample(self)
         return True
+
+
+def _bounds(start_ms: int | None, end_ms: int | None) -> tuple[int, int]:
+    """SQL bounds for a half-open window where None means unbounded."""
+    return (
+        -(2**62) if start_ms is None else int(start_ms),
+        2**62 if end_ms is None else int(end_ms),
+    )
 
 
 class _Tx:

@@ -1,8 +1,10 @@
-"""History sync from Bybit into the store: 1000-bar windows, one transaction per window, so a sync
-killed midway leaves every window it finished and a rerun fetches only what is missing.
+"""History sync from Bybit into the store.
 
-The still-open bar is never stored (only bars whose close is at or before now). Partial pages are
-completed by asking again for the part of the window still missing.
+Klines are fetched in windows of 1000 bars, each asked for with both `start` and `end`; each window
+is written in its own transaction, so a sync killed midway keeps every finished window and a rerun
+fetches only what is still missing. The still-open bar is never stored (only bars whose close is at
+or before now). Bybit answers newest first; a short page is completed by asking again below the
+oldest bar received. Nothing here sleeps or retries on its own: the client does that.
 """
 
 from __future__ import annotations
@@ -13,18 +15,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import DataError
-from ..exchange.bybit import BybitRest
+from ..errors import ExchangeError
+from ..exchange.bybit import BybitRest, instrument_spec
 from ..instruments import InstrumentSpec
 from ..timeframes import canonical, tf_ms
 from .bars import Bars
+from .gaps import count_missing, missing_ranges
 from .store import MarketStore
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # (bars done, bars total)
 WINDOW = 1000
+DEFAULT_MMR = 0.005  # lowest Bybit risk tier for the linear perpetuals we know
 
 
-def _now_ms() -> int:
+def _clock_ms() -> int:
     return int(time.time() * 1000)
 
 
@@ -39,20 +43,22 @@ async def sync_ohlcv(
     now_ms: int | None = None,
     mark: bool = False,
 ) -> int:
-    """Fetch and store every closed bar with open time in [start, end). Returns bars written."""
+    """Fetch and store every closed bar (mark klines with `mark`) opening in [start, end).
+
+    Windows whose bars are all stored already are skipped. Returns the number of bars written."""
     tf = canonical(tf)
     step = tf_ms(tf)
-    now = _now_ms() if now_ms is None else now_ms
+    now = _clock_ms() if now_ms is None else now_ms
     start = -(-start_ms // step) * step
-    end = min(end_ms, (now // step) * step)  # bars opening at `end` or later have not closed
+    end = min(-(-end_ms // step) * step, (now // step) * step)  # bars opening at `end`+ are open
     if end <= start:
         return 0
-    have = set(store.load_bars(symbol, tf, start, end).ts.tolist()) if not mark else set()
+    have = store.stored_times("mark" if mark else "ohlcv", symbol, tf, start, end)
     total, written, t = (end - start) // step, 0, start
     while t < end:
         w_end = min(t + WINDOW * step, end)
-        expected = [x for x in range(t, w_end, step) if x not in have]
-        if expected:
+        stored = np.count_nonzero((have >= t) & (have < w_end))
+        if stored < (w_end - t) // step:
             rows = await _fetch_window(client, symbol, tf, t, w_end, step, mark)
             if rows:
                 written += _write(store, symbol, tf, rows, mark)
@@ -65,12 +71,12 @@ async def sync_ohlcv(
 async def _fetch_window(
     client: BybitRest, symbol: str, tf: str, lo: int, hi: int, step: int, mark: bool
 ) -> list[list[str]]:
-    """All bars in [lo, hi): asks again below the oldest bar received while pages come back short."""
+    """All bars opening in [lo, hi): asks again below the oldest bar while pages come back short."""
     got: dict[int, list[str]] = {}
     upper = hi - step
     while upper >= lo:
         rows = await client.klines(symbol, tf, lo, upper, mark=mark)
-        rows = [r for r in rows if lo <= int(r[0]) <= upper]
+        rows = [r for r in rows if lo <= int(r[0]) <= upper and int(r[0]) % step == 0]
         if not rows:
             break
         for r in rows:
@@ -83,16 +89,26 @@ async def _fetch_window(
 
 
 def _write(store: MarketStore, symbol: str, tf: str, rows: list[list[str]], mark: bool) -> int:
-    a = np.array(
-        [[float(x) for x in r[:6]] if not mark else [float(x) for x in r[:5]] + [0.0] for r in rows]
-    )
+    """One window in one transaction, after checking Bybit's bars are well formed."""
+    width = 5 if mark else 6
+    try:
+        a = np.array([[float(x) for x in r[:width]] for r in rows], dtype=np.float64)
+    except (ValueError, IndexError) as exc:
+        raise ExchangeError(f"Bybit returned a malformed {symbol} {tf} kline ({exc})") from None
+    if a.shape[1] != width:
+        raise ExchangeError(f"Bybit returned {symbol} {tf} klines with {a.shape[1]} fields")
+    volume = np.zeros(len(a)) if mark else a[:, 5]
     bars = Bars.from_arrays(
-        symbol, tf, a[:, 0].astype(np.int64), a[:, 1], a[:, 2], a[:, 3], a[:, 4], a[:, 5]
+        symbol, tf, a[:, 0].astype(np.int64), a[:, 1], a[:, 2], a[:, 3], a[:, 4], volume
     )
-    if np.any(bars.high < np.maximum(bars.open, bars.close)) or np.any(
-        bars.low > np.minimum(bars.open, bars.close)
-    ):
-        raise DataError(f"Bybit returned inconsistent {symbol} {tf} bars near {int(bars.ts[0])}")
+    bad = (
+        (bars.high < np.maximum(bars.open, bars.close))
+        | (bars.low > np.minimum(bars.open, bars.close))
+        | ~np.isfinite(a[:, 1:5]).all(axis=1)
+    )
+    if bad.any():
+        at = int(bars.ts[np.flatnonzero(bad)[0]])
+        raise ExchangeError(f"Bybit returned an inconsistent {symbol} {tf} bar at ts {at}")
     if mark:
         return store.write_mark(bars, source="bybit")
     turnover = np.array([float(r[6]) if len(r) > 6 else np.nan for r in rows])
@@ -102,48 +118,33 @@ def _write(store: MarketStore, symbol: str, tf: str, rows: list[list[str]], mark
 async def sync_funding(
     store: MarketStore, client: BybitRest, symbol: str, start_ms: int, end_ms: int
 ) -> int:
-    written, t = 0, end_ms
-    while t > start_ms:
+    """Fetch and store funding settlements in [start, end), newest page first, one transaction
+    per page. Returns rows written."""
+    written, upper = 0, end_ms - 1
+    while upper >= start_ms:
         rows = [
             r
-            for r in await client.funding(symbol, start_ms, t)
-            if start_ms <= int(r["fundingRateTimestamp"]) <= t
+            for r in await client.funding(symbol, start_ms, upper)
+            if start_ms <= int(r["fundingRateTimestamp"]) <= upper
         ]
         if not rows:
             break
         ts = np.array([int(r["fundingRateTimestamp"]) for r in rows], dtype=np.int64)
-        written += store.write_funding(
-            symbol, ts, np.array([float(r["fundingRate"]) for r in rows]), source="bybit"
-        )
-        t = int(ts.min()) - 1
+        rate = np.array([float(r["fundingRate"]) for r in rows])
+        written += store.write_funding(symbol, ts, rate, source="bybit")
+        upper = int(ts.min()) - 1
     return written
 
 
 async def sync_instrument(store: MarketStore, client: BybitRest, symbol: str) -> InstrumentSpec:
-    """Store the instrument's filters from `/v5/market/instruments-info` (the maintenance margin
-    rate is not published there: the stored or default lowest-tier rate is kept)."""
-    info = await client.instrument(symbol)
-    old = store.instrument(symbol)
-    lot, price, lev = info["lotSizeFilter"], info["priceFilter"], info.get("leverageFilter", {})
-    spec = InstrumentSpec(
-        symbol=symbol,
-        tick_size=float(price["tickSize"]),
-        qty_step=float(lot["qtyStep"]),
-        min_qty=float(lot["minOrderQty"]),
-        min_notional=float(lot.get("minNotionalValue", 0) or 0),
-        max_leverage=float(lev.get("maxLeverage", 100) or 100),
-        maintenance_margin_rate=old.maintenance_margin_rate if old else 0.005,
-        funding_interval_hours=float(info.get("fundingInterval", 480)) / 60.0,
+    """Fetch and store a symbol's filters (keeping a stored maintenance margin rate)."""
+    known = store.instrument(symbol)
+    spec = instrument_spec(
+        await client.instrument(symbol),
+        known.maintenance_margin_rate if known is not None else DEFAULT_MMR,
     )
     store.write_instrument(spec)
     return spec
-
-
-def find_gaps(ts: np.ndarray, tf: str) -> list[tuple[int, int]]:
-    """Missing (first, last) open times between consecutive stored bars."""
-    step = tf_ms(tf)
-    idx = np.flatnonzero(np.diff(ts) != step)
-    return [(int(ts[i]) + step, int(ts[i + 1]) - step) for i in idx]
 
 
 async def heal(
@@ -153,12 +154,18 @@ async def heal(
     tf: str,
     start_ms: int | None = None,
     end_ms: int | None = None,
+    progress: Progress | None = None,
 ) -> int:
-    """Fetch exactly the bars missing inside the stored span (or the given window)."""
-    ts = store.load_bars(symbol, tf, start_ms, end_ms).ts
-    written = 0
-    for first, last in find_gaps(ts, tf):
-        written += await sync_ohlcv(store, client, symbol, tf, first, last + tf_ms(tf))
+    """Fetch exactly the missing bars: inside the stored span, or (with bounds) inside the window
+    including a missing head or tail. Returns bars written."""
+    step = tf_ms(tf)
+    ranges = missing_ranges(store.load_bars(symbol, tf, start_ms, end_ms).ts, tf, start_ms, end_ms)
+    total, done, written = count_missing(ranges, tf), 0, 0
+    for first, last in ranges:
+        written += await sync_ohlcv(store, client, symbol, tf, first, last + step)
+        done += (last - first) // step + 1
+        if progress is not None:
+            progress(done, total)
     return written
 
 
