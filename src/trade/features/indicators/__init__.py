@@ -62,11 +62,6 @@ def _initial_state(d: IndicatorDef, params: Mapping[str, Any]) -> np.ndarray:
     return st
 
 
-def _driver(d: IndicatorDef) -> Any:
-    """The cached jitted loop over all bars for this indicator's step."""
-    return getattr(steps, f"{d.name}_batch")
-
-
 def _lookup(name: str) -> IndicatorDef:
     d = DEFS.get(name)
     if d is None:
@@ -79,16 +74,23 @@ def compute_batch(
 ) -> dict[str, np.ndarray]:
     """Every output of `name` over all bars (NaN before valid). Params must be resolved."""
     d = _lookup(name)
-    out = np.empty((len(bars), len(d.outputs)))
+    out = np.empty((len(d.outputs), len(bars)))
     st = _initial_state(d, params)
     p = np.array(d.encode(params, source), dtype=np.float64)
     if len(bars):
-        _driver(d)(st, p, bars.open, bars.high, bars.low, bars.close, bars.volume, bars.ts, out)
-    return {o.name: np.ascontiguousarray(out[:, k]) for k, o in enumerate(d.outputs)}
+        d.run(st, p, bars.open, bars.high, bars.low, bars.close, bars.volume, bars.ts, out)
+    return {o.name: out[k] for k, o in enumerate(d.outputs)}
+
+
+_HEAD = 7  # open, high, low, close, volume, n_out, n_params (see steps._views)
 
 
 class IncrementalIndicator:
-    """One indicator updated bar by bar through the same jitted step as the batch driver."""
+    """One indicator updated bar by bar through the same jitted run as the batch driver.
+
+    Everything it owns lives in one float64 work array (bar, outputs, params, state) so an update
+    is a single cheap call into numba.
+    """
 
     def __init__(
         self,
@@ -101,22 +103,35 @@ class IncrementalIndicator:
         self.name = name
         self.params = dict(params)
         self.source = source
-        self.p = np.array(self.d.encode(params, source), dtype=np.float64)
-        self.st = _initial_state(self.d, params) if state is None else state
-        self._bar = np.zeros((5, 1))
+        p = self.d.encode(params, source)
+        st = _initial_state(self.d, params) if state is None else state
+        k = len(self.d.outputs)
+        self._k, self._p0 = k, _HEAD + k
+        self._st0 = self._p0 + len(p)
+        w = np.empty(self._st0 + len(st))
+        w[:5] = 0.0
+        w[5], w[6] = k, len(p)
+        w[_HEAD : self._p0] = np.nan
+        w[self._p0 : self._st0] = p
+        w[self._st0 :] = st
+        self._w = w
         self._ts = np.zeros(1, dtype=np.int64)
-        self._out = np.full((1, len(self.d.outputs)), np.nan)
+        self._inc = getattr(steps, f"{name}_inc")
 
     def update(
         self, open: float, high: float, low: float, close: float, volume: float, ts: int = 0
     ) -> None:
-        b = self._bar
-        b[0, 0], b[1, 0], b[2, 0], b[3, 0], b[4, 0] = open, high, low, close, volume
-        self._ts[0] = ts
-        self.d.step(self.st, self.p, b[0], b[1], b[2], b[3], b[4], self._ts, 0, self._out)
+        """Consume one closed bar; `ts` (bar open time, ms UTC) matters only to vwap's anchor."""
+        self._inc(self._w, self._ts, open, high, low, close, volume, ts)
 
     def values(self) -> tuple[float, ...]:
-        return tuple(float(x) for x in self._out[0])
+        """The current outputs, in declared order (NaN before valid)."""
+        return tuple(self._w[_HEAD : self._p0].tolist())
+
+    @property
+    def state(self) -> np.ndarray:
+        """The state array (a view: the run updates it in place)."""
+        return self._w[self._st0 :]
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able: name, params, source, the state array and the last outputs (NaN as None)."""
@@ -124,19 +139,21 @@ class IncrementalIndicator:
             "name": self.name,
             "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params.items()},
             "source": self.source,
-            "state": [None if x != x else float(x) for x in self.st],
-            "out": [None if x != x else float(x) for x in self._out[0]],
+            "state": [None if x != x else x for x in self.state.tolist()],
+            "out": [None if x != x else x for x in self.values()],
         }
 
 
 def make_incremental(
     name: str, params: Mapping[str, Any], source: str | None = None
 ) -> IncrementalIndicator:
+    """An incremental driver for `name` with resolved `params` (source defaults to close)."""
     return IncrementalIndicator(name, params, source)
 
 
 def restore_incremental(state: Mapping[str, Any]) -> IncrementalIndicator:
+    """Rebuild an incremental driver from `to_state()` output; it continues exactly."""
     st = np.array([np.nan if x is None else x for x in state["state"]], dtype=np.float64)
     ind = IncrementalIndicator(state["name"], state["params"], state["source"], st)
-    ind._out[0] = [np.nan if x is None else x for x in state["out"]]
+    ind._w[_HEAD : ind._p0] = [np.nan if x is None else x for x in state["out"]]
     return ind

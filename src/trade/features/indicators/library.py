@@ -40,7 +40,7 @@ VALUE = _outs("value")
 @dataclass(frozen=True)
 class IndicatorDef:
     name: str
-    step: Any  # numba dispatcher
+    run: Any  # numba dispatcher: the one definition (see steps.py)
     params: tuple[ParamSpec, ...]
     outputs: tuple[OutputSpec, ...]
     state_size: Callable[[Mapping[str, Any]], int]
@@ -83,7 +83,7 @@ def _defs() -> list[IndicatorDef]:
         # moving averages
         IndicatorDef(
             "ema",
-            S.ema_step,
+            S.ema_run,
             (_len(20),),
             VALUE,
             lambda p: 3,
@@ -93,7 +93,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "sma",
-            S.sma_step,
+            S.sma_run,
             (_len(20),),
             VALUE,
             lambda p: 2 + n(p),
@@ -103,7 +103,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "wma",
-            S.wma_step,
+            S.wma_run,
             (_len(20),),
             VALUE,
             lambda p: 2 + n(p),
@@ -113,7 +113,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "dema",
-            S.dema_step,
+            S.dema_run,
             (_len(20),),
             VALUE,
             lambda p: 6,
@@ -123,7 +123,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "tema",
-            S.tema_step,
+            S.tema_run,
             (_len(20),),
             VALUE,
             lambda p: 9,
@@ -133,7 +133,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "trima",
-            S.trima_step,
+            S.trima_run,
             (_len(20, 2),),
             VALUE,
             lambda p: 4 + sum(_trima_halves(n(p))),
@@ -143,7 +143,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "zlma",
-            S.zlma_step,
+            S.zlma_run,
             (_len(20),),
             VALUE,
             lambda p: 6 + (n(p) - 1) // 2,
@@ -153,7 +153,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "kama",
-            S.kama_step,
+            S.kama_run,
             (_len(10),),
             VALUE,
             lambda p: 3 + n(p) + 1,
@@ -163,7 +163,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "alma",
-            S.alma_step,
+            S.alma_run,
             (_len(9), _flt("sigma", 6.0, 0.01), _flt("offset", 0.85, 0.0, 1.0)),
             VALUE,
             lambda p: 2 + n(p),
@@ -173,7 +173,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "linreg",
-            S.linreg_step,
+            S.linreg_run,
             (_len(14, 2),),
             VALUE,
             lambda p: 2 + n(p),
@@ -183,7 +183,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "vwap",
-            S.vwap_step,
+            S.vwap_run,
             (ParamSpec("anchor", str, "D", choices=("D", "W")),),
             VALUE,
             lambda p: 3,
@@ -193,7 +193,7 @@ def _defs() -> list[IndicatorDef]:
         # oscillators
         IndicatorDef(
             "rsi",
-            S.rsi_step,
+            S.rsi_run,
             (_len(14),),
             VALUE,
             lambda p: 7,
@@ -203,7 +203,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "cci",
-            S.cci_step,
+            S.cci_run,
             (_len(20, 2),),
             VALUE,
             lambda p: 2 + n(p),
@@ -212,7 +212,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "willr",
-            S.willr_step,
+            S.willr_run,
             (_len(14),),
             VALUE,
             lambda p: 4 + 2 * n(p),
@@ -221,7 +221,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "cmo",
-            S.cmo_step,
+            S.cmo_run,
             (_len(14),),
             VALUE,
             lambda p: 7,
@@ -231,7 +231,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "mfi",
-            S.mfi_step,
+            S.mfi_run,
             (_len(14),),
             VALUE,
             lambda p: 5 + 2 * n(p),
@@ -240,7 +240,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "uo",
-            S.uo_step,
+            S.uo_run,
             (_int("fast", 7), _int("medium", 14), _int("slow", 28)),
             VALUE,
             lambda p: 5 + 2 * int(p["slow"]),
@@ -252,7 +252,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "stoch",
-            S.stoch_step,
+            S.stoch_run,
             (_int("k", 14), _int("d", 3), _int("smooth_k", 3)),
             _outs("k", "d"),
             lambda p: 8 + 2 * int(p["k"]) + int(p["smooth_k"]) + int(p["d"]),
@@ -261,7 +261,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "stochrsi",
-            S.stochrsi_step,
+            S.stochrsi_run,
             (_len(14), _int("rsi_length", 14), _int("k", 3), _int("d", 3)),
             _outs("k", "d"),
             lambda p: 13 + n(p) + int(p["k"]) + int(p["d"]),
@@ -271,7 +271,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "fisher",
-            S.fisher_step,
+            S.fisher_run,
             (_len(9),),
             _outs("fisher", "signal"),
             lambda p: 5 + n(p),
@@ -280,7 +280,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "tsi",
-            S.tsi_step,
+            S.tsi_run,
             (_int("fast", 13), _int("slow", 25), _int("signal", 13)),
             _outs("tsi", "signal"),
             lambda p: 16,
@@ -292,7 +292,7 @@ def _defs() -> list[IndicatorDef]:
         # trend
         IndicatorDef(
             "adx",
-            S.adx_step,
+            S.adx_run,
             (_len(14, 2),),
             _outs("adx", "dmp", "dmn", "adxr"),
             lambda p: 12 + n(p),
@@ -301,7 +301,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "aroon",
-            S.aroon_step,
+            S.aroon_run,
             (_len(14),),
             _outs("up", "down", "osc"),
             lambda p: 4 + 2 * (n(p) + 1),
@@ -310,7 +310,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "supertrend",
-            S.supertrend_step,
+            S.supertrend_run,
             (_len(10), _flt("multiplier", 3.0, 0.01)),
             (
                 OutputSpec("trend"),
@@ -324,7 +324,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "psar",
-            S.psar_step,
+            S.psar_run,
             (
                 _flt("af0", 0.02, 0.0001, 1.0),
                 _flt("af", 0.02, 0.0001, 1.0),
@@ -343,7 +343,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "vortex",
-            S.vortex_step,
+            S.vortex_run,
             (_len(14),),
             _outs("vip", "vim"),
             lambda p: 9 + 3 * n(p),
@@ -352,7 +352,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "dm",
-            S.dm_step,
+            S.dm_run,
             (_len(14, 2),),
             _outs("dmp", "dmn"),
             lambda p: 6,
@@ -361,7 +361,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "trix",
-            S.trix_step,
+            S.trix_run,
             (_len(18), _int("signal", 9)),
             _outs("trix", "signal"),
             lambda p: 13,
@@ -371,7 +371,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "ppo",
-            S.ppo_step,
+            S.ppo_run,
             (_int("fast", 12), _int("slow", 26), _int("signal", 9)),
             _outs("ppo", "signal", "histogram"),
             lambda p: 9,
@@ -383,7 +383,7 @@ def _defs() -> list[IndicatorDef]:
         # volatility
         IndicatorDef(
             "atr",
-            S.atr_step,
+            S.atr_run,
             (_len(14),),
             VALUE,
             lambda p: 4,
@@ -392,7 +392,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "natr",
-            S.natr_step,
+            S.natr_run,
             (_len(14),),
             VALUE,
             lambda p: 4,
@@ -401,7 +401,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "bbands",
-            S.bbands_step,
+            S.bbands_run,
             (_len(20, 2), _flt("std", 2.0)),
             _outs("lower", "middle", "upper", "bandwidth", "percent_b"),
             lambda p: 2 + n(p),
@@ -411,7 +411,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "kc",
-            S.kc_step,
+            S.kc_run,
             (_len(20), _flt("scalar", 2.0)),
             _outs("lower", "basis", "upper"),
             lambda p: 7,
@@ -420,7 +420,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "donchian",
-            S.donchian_step,
+            S.donchian_run,
             (_int("lower_length", 20), _int("upper_length", 20)),
             _outs("lower", "middle", "upper"),
             lambda p: 4 + int(p["lower_length"]) + int(p["upper_length"]),
@@ -429,7 +429,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "squeeze",
-            S.squeeze_step,
+            S.squeeze_run,
             (
                 _int("bb_length", 20, 2),
                 _flt("bb_std", 2.0),
@@ -449,7 +449,7 @@ def _defs() -> list[IndicatorDef]:
         # volume
         IndicatorDef(
             "obv",
-            S.obv_step,
+            S.obv_run,
             (),
             VALUE,
             lambda p: 2,
@@ -458,7 +458,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "cmf",
-            S.cmf_step,
+            S.cmf_run,
             (_len(20),),
             VALUE,
             lambda p: 4 + 2 * n(p),
@@ -467,7 +467,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "kvo",
-            S.kvo_step,
+            S.kvo_run,
             (_int("fast", 34), _int("slow", 55), _int("signal", 13)),
             _outs("kvo", "signal"),
             lambda p: 10,
@@ -477,7 +477,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "volume_sma",
-            S.volume_sma_step,
+            S.volume_sma_run,
             (_len(20),),
             VALUE,
             lambda p: 2 + n(p),
@@ -487,7 +487,7 @@ def _defs() -> list[IndicatorDef]:
         # momentum
         IndicatorDef(
             "macd",
-            S.macd_step,
+            S.macd_run,
             (_int("fast", 12), _int("slow", 26), _int("signal", 9)),
             _outs("macd", "signal", "histogram"),
             lambda p: 10,
@@ -498,7 +498,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "roc",
-            S.roc_step,
+            S.roc_run,
             (_len(10),),
             VALUE,
             lambda p: 3 + n(p),
@@ -508,7 +508,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "mom",
-            S.mom_step,
+            S.mom_run,
             (_len(10),),
             VALUE,
             lambda p: 3 + n(p),
@@ -519,7 +519,7 @@ def _defs() -> list[IndicatorDef]:
         # price
         IndicatorDef(
             "ohlc4",
-            S.ohlc4_step,
+            S.ohlc4_run,
             (),
             VALUE,
             lambda p: 1,
@@ -528,7 +528,7 @@ def _defs() -> list[IndicatorDef]:
         ),
         IndicatorDef(
             "midprice",
-            S.midprice_step,
+            S.midprice_run,
             (_len(14, 2),),
             VALUE,
             lambda p: 4 + 2 * n(p),
