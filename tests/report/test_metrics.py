@@ -70,15 +70,51 @@ def test_ratios():
 
 def test_time_in_market_and_exposure():
     assert m.time_in_market_pct(TRADES, 0, 10 * H) == pytest.approx(60.0)
+    # clipped to the window [1h, 6h]: 1h + 1h + 1h of 5h
+    assert m.time_in_market_pct(TRADES, H, 6 * H) == pytest.approx(60.0)
+    assert m.exposure_pct(TRADES, H, 6 * H, 10_000.0) == pytest.approx(
+        (1000 + 2000 + 1000) / 5 / 10_000 * 100
+    )
     # (1000×2h + 2000×1h + 1000×3h) / 10h / 10000 × 100
     assert m.exposure_pct(TRADES, 0, 10 * H, 10_000.0) == pytest.approx(7.0)
+
+
+def test_liquidation_count():
+    assert m.liquidation_count(TRADES) == 0
+    assert m.liquidation_count([*TRADES, {**TRADES[0], "exit_reason": "liquidation"}]) == 1
 
 
 def test_compute_metrics_summary():
     eq = np.array([10_000.0, 10_100.0, 10_050.0, 10_080.0])
     out = m.compute_metrics(
-        TRADES, np.arange(4) * H, eq, starting_equity=10_000.0, bars_per_year=8760
+        TRADES,
+        np.arange(4) * H,
+        eq,
+        starting_equity=10_000.0,
+        bars_per_year=8760,
+        counters={"rejected_entries": 2, "ambiguous_exits": 1, "liquidations": 9},
     )
+    assert out["trades"] == 3
+    # the curve starts at the starting equity: 10000, 10000, 10100, 10050, 10080
+    assert out["max_drawdown_abs"] == 50.0
+    assert out["max_drawdown_pct"] == pytest.approx(50 / 10_100 * 100)
+    assert out["max_drawdown_duration_bars"] == 2
+    r = [0.0, 0.01, 10_050 / 10_100 - 1, 10_080 / 10_050 - 1]
+    mean = sum(r) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in r) / 3)
+    assert out["sharpe"] == pytest.approx(mean / sd * math.sqrt(8760))
+    down = math.sqrt((10_050 / 10_100 - 1) ** 2 / 4)
+    assert out["sortino"] == pytest.approx(mean / down * math.sqrt(8760))
+    # 4 points at 8760 bars/year; drawdown 0.495…%
+    annual = (1.008 ** (8760 / 4) - 1) * 100
+    assert out["calmar"] == pytest.approx(annual / (50 / 10_100 * 100))
+    assert out["profit_factor"] == pytest.approx(2.6) and out["payoff_ratio"] == pytest.approx(1.3)
+    # window 0..3h: only the first trade [0, 2h) lies inside it (1000 notional)
+    assert out["time_in_market_pct"] == pytest.approx(2 / 3 * 100)
+    assert out["exposure_pct"] == pytest.approx(1000 * 2 / 3 / 10_000 * 100)
+    # the counters come from the run; liquidations are counted from the trades
+    assert (out["rejected_entries"], out["ambiguous_exits"], out["fallback_bars_1m"]) == (2, 1, 0)
+    assert out["liquidations"] == 0
     assert out["final_equity"] == 10_080.0
     assert out["total_return_pct"] == pytest.approx(0.8)
     assert out["total_fees"] == 4.0 and out["total_funding"] == 0.5

@@ -1,9 +1,14 @@
-"""Property: the jitted fast path gives exactly the per-bar reference's fills, trades and events."""
+"""Properties: one semantics at every speed. On random bars (with mark bars and funding) and random
+order sequences, the jitted fast path equals the per-bar walk, and feeding bars one at a time equals
+loading them and advancing; trades, events, cash and counters are identical."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 from trade.sim import (
@@ -18,85 +23,145 @@ from trade.sim import (
 
 from .helpers import SPEC, M
 
+EXEC = 5 * M
 
-def make(
-    scan: bool, bars: np.ndarray, intrabar: str, funding: list[int], dd: float | None
-) -> SimulatedExchange:
-    sim = SimulatedExchange(
+
+def new_sim(sc: dict[str, Any], scan: bool = True) -> SimulatedExchange:
+    return SimulatedExchange(
         SPEC,
-        AccountConfig(starting_equity=10_000.0, leverage=5, max_drawdown_pct=dd),
-        exec_tf_ms=5 * M,
-        intrabar=intrabar,
+        AccountConfig(
+            starting_equity=10_000.0,
+            leverage=sc["leverage"],
+            max_drawdown_pct=sc["dd"],
+            stop_beyond_liquidation=sc["policy"],
+        ),
+        exec_tf_ms=EXEC,
+        intrabar=sc["intrabar"],
         scan=scan,
     )
-    ts = np.arange(len(bars), dtype=np.int64) * M
-    f_ts = np.array(sorted(set(funding)), dtype=np.int64) * M
+
+
+def run_loaded(sc: dict[str, Any], scan: bool, stop_on_change: bool) -> tuple:
+    sim = new_sim(sc, scan)
+    bars, n = sc["bars"], len(sc["bars"])
+    ts = np.arange(n, dtype=np.int64) * M
     sim.load(
-        ts,
-        ts + M,
-        bars[:, 0],
-        bars[:, 1],
-        bars[:, 2],
-        bars[:, 3],
-        funding_ts=f_ts,
-        funding_rate=np.full(len(f_ts), 0.0003),
+        ts, ts + M, bars[:, 0], bars[:, 1], bars[:, 2], bars[:, 3],
+        mark_ts_close=sc["mark_ts"], mark_close=sc["mark_close"],
+        funding_ts=sc["funding_ts"], funding_rate=sc["funding_rate"],
+    )  # fmt: skip
+    for t, req in sc["orders"]:
+        while sim.advance_to(t, stop_on_change) is not None:
+            pass  # an engine would look for new entries at each returned instant
+        sim.submit(req, t)
+    sim.advance_to(n * M)
+    sim.close_all(n * M, float(bars[-1, 3]))
+    return sim.trades, sim.events, sim.cash, sim.counters, sim.rejections
+
+
+def run_fed(sc: dict[str, Any]) -> tuple:
+    sim = new_sim(sc)
+    bars, n = sc["bars"], len(sc["bars"])
+    for f_ts, rate in zip(sc["funding_ts"], sc["funding_rate"], strict=True):
+        sim.add_funding(int(f_ts), float(rate))
+    orders, marks = list(sc["orders"]), list(zip(sc["mark_ts"], sc["mark_close"], strict=True))
+    for k in range(n):
+        while orders and orders[0][0] < (k + 1) * M:  # decided before bar k closed
+            t, req = orders.pop(0)
+            sim.submit(req, t)
+        while marks and marks[0][0] <= (k + 1) * M:
+            m_ts, m_close = marks.pop(0)
+            sim.add_mark(int(m_ts), float(m_close))
+        sim.feed((k * M, (k + 1) * M, *bars[k]))
+    for t, req in orders:
+        sim.submit(req, t)
+    sim.close_all(n * M, float(bars[-1, 3]))
+    return sim.trades, sim.events, sim.cash, sim.counters, sim.rejections
+
+
+def levels(draw: Any) -> tuple[Level | None, Level | None]:
+    sl = draw(
+        st.one_of(
+            st.none(),
+            st.builds(lambda v: Level("percent", v), st.floats(0.5, 5)),
+            st.builds(lambda v: Level("distance", v), st.floats(0.5, 5)),
+        )
     )
-    return sim
+    tp = draw(
+        st.one_of(
+            st.none(),
+            st.builds(lambda v: Level("percent", v), st.floats(0.5, 5)),
+            *([st.builds(lambda v: Level("rr", v), st.floats(0.5, 3))] if sl else []),
+        )
+    )
+    return sl, tp
 
 
 @st.composite
-def scenario(draw):  # type: ignore[no-untyped-def]
+def scenario(draw: Any) -> dict[str, Any]:
     n = draw(st.integers(20, 120))
     steps = draw(st.lists(st.floats(-0.03, 0.03), min_size=n, max_size=n))
     closes = 100 * np.exp(np.cumsum(steps))
     opens = np.concatenate([[100.0], closes[:-1]]) * np.exp(
         draw(st.lists(st.floats(-0.01, 0.01), min_size=n, max_size=n))
     )
-    wick = np.abs(np.array(draw(st.lists(st.floats(0, 0.02), min_size=n, max_size=n))))
-    highs = np.maximum(opens, closes) * (1 + wick)
-    lows = np.minimum(opens, closes) * (1 - wick)
-    bars = np.round(np.column_stack([opens, highs, lows, closes]), 2)
+    wick = np.array(draw(st.lists(st.floats(0, 0.02), min_size=n, max_size=n)))
+    bars = np.round(
+        np.column_stack(
+            [
+                opens,
+                np.maximum(opens, closes) * (1 + wick),
+                np.minimum(opens, closes) * (1 - wick),
+                closes,
+            ]
+        ),
+        2,
+    )
     bars[:, 1] = bars.max(axis=1)
     bars[:, 2] = bars.min(axis=1)
     orders = []
     for _ in range(draw(st.integers(1, 8))):
-        t = draw(st.integers(0, n - 1)) * M
-        kind = draw(st.sampled_from(["entry", "entry", "exit", "limit"]))
+        t = draw(st.integers(0, 2 * n - 1)) * M // 2  # at closes and inside bars
+        kind = draw(st.sampled_from(["entry", "entry", "exit", "limit", "stop"]))
         side = draw(st.sampled_from(["buy", "sell"]))
-        sl = draw(st.one_of(st.none(), st.builds(lambda v: Level("percent", v), st.floats(0.5, 5))))
-        tp = (
-            draw(st.one_of(st.none(), st.builds(lambda v: Level("rr", v), st.floats(0.5, 3))))
-            if sl
-            else None
-        )
-        trail = draw(
-            st.one_of(
-                st.none(), st.builds(lambda v: Trailing(Level("percent", v)), st.floats(0.5, 3))
-            )
-        )
-        be = draw(
-            st.one_of(
-                st.none(), st.builds(lambda v: BreakEven(Level("percent", v)), st.floats(0.5, 3))
-            )
+        sl, tp = levels(draw)
+        sizing = Sizing(
+            draw(st.sampled_from(["percent_equity", "risk_based", "fixed_notional"])),
+            draw(st.sampled_from([1.0, 20.0, 100.0])) * 10,
         )
         if kind == "exit":
             req = OrderRequest(
                 side=side, reduce_only=True, close_percent=draw(st.sampled_from([50.0, 100.0]))
             )
-        elif kind == "limit":
+        elif kind in ("limit", "stop"):
+            px = round(float(bars[min(t // M, n - 1), 3]) * draw(st.floats(0.97, 1.03)), 2)
             req = OrderRequest(
                 side=side,
-                kind="limit",
+                kind=kind,
                 sizing=Sizing("percent_equity", 50),
-                limit_price=100.0,
-                expire_ts=t + 10 * M,
+                limit_price=px if kind == "limit" else None,
+                stop_price=px if kind == "stop" else None,
+                expire_ts=t + draw(st.integers(1, 20)) * M,
                 stop_loss=sl,
                 take_profit=tp,
             )
         else:
+            trail = draw(
+                st.one_of(
+                    st.none(),
+                    st.builds(lambda v: Trailing(Level("percent", v)), st.floats(0.5, 3)),
+                    st.builds(lambda v: Trailing(Level("distance", v), 0.5), st.floats(0.5, 3)),
+                )
+            )
+            be = draw(
+                st.one_of(
+                    st.none(),
+                    st.builds(lambda v: BreakEven(Level("percent", v)), st.floats(0.5, 3)),
+                )
+            )
             req = OrderRequest(
                 side=side,
-                sizing=Sizing("percent_equity", draw(st.sampled_from([20.0, 100.0]))),
+                sizing=sizing,
                 stop_loss=sl,
                 take_profit=tp,
                 trailing=trail,
@@ -104,27 +169,47 @@ def scenario(draw):  # type: ignore[no-untyped-def]
             )
         orders.append((t, req))
     orders.sort(key=lambda o: o[0])
-    funding = draw(st.lists(st.integers(0, n - 1), max_size=4))
-    return (
-        bars,
-        orders,
-        draw(st.sampled_from(["pessimistic", "optimistic"])),
-        funding,
-        draw(st.sampled_from([None, 3.0, 10.0])),
+    f_ts = (
+        np.array(sorted(set(draw(st.lists(st.integers(0, n - 1), max_size=4)))), dtype=np.int64) * M
     )
+    with_mark = draw(st.booleans())
+    m_ts = np.arange(EXEC, n * M + 1, EXEC, dtype=np.int64) if with_mark else np.empty(0, np.int64)
+    m_close = (
+        bars[m_ts // M - 1, 3] * (1 + draw(st.floats(-0.01, 0.01))) if with_mark else np.empty(0)
+    )
+    return {
+        "bars": bars,
+        "orders": orders,
+        "intrabar": draw(st.sampled_from(["pessimistic", "optimistic"])),
+        "leverage": draw(st.sampled_from([1.0, 5.0, 25.0])),
+        "policy": draw(st.sampled_from(["reject", "tighten"])),
+        "dd": draw(st.sampled_from([None, 3.0, 10.0])),
+        "funding_ts": f_ts,
+        "funding_rate": np.array(
+            draw(st.lists(st.floats(-0.001, 0.001), min_size=len(f_ts), max_size=len(f_ts)))
+        ),
+        "mark_ts": m_ts,
+        "mark_close": m_close,
+    }
 
 
-@settings(max_examples=300, deadline=None)
+def check(sc: dict[str, Any]) -> None:
+    reference = run_loaded(sc, scan=False, stop_on_change=False)
+    assert run_loaded(sc, scan=True, stop_on_change=False) == reference
+    assert run_loaded(sc, scan=True, stop_on_change=True) == reference
+    assert run_fed(sc) == reference
+
+
+@seed(20_240_601)
+@settings(max_examples=120, deadline=None)
 @given(scenario())
-def test_scan_equals_per_bar(sc) -> None:  # type: ignore[no-untyped-def]
-    bars, orders, intrabar, funding, dd = sc
-    runs = []
-    for scan in (True, False):
-        sim = make(scan, bars, intrabar, funding, dd)
-        for t, req in orders:
-            sim.advance_to(t, stop_on_change=False)
-            sim.submit(req, t)
-        sim.advance_to(len(bars) * M)
-        sim.close_all(len(bars) * M, float(bars[-1, 3]))
-        runs.append((sim.trades, sim.events, sim.cash, sim.counters))
-    assert runs[0] == runs[1]
+def test_every_speed_gives_the_same_trades_and_events(sc: dict[str, Any]) -> None:
+    check(sc)
+
+
+@pytest.mark.slow
+@seed(7)
+@settings(max_examples=1500, deadline=None)
+@given(scenario())
+def test_every_speed_gives_the_same_trades_and_events_long(sc: dict[str, Any]) -> None:
+    check(sc)

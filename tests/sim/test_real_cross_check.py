@@ -48,6 +48,10 @@ def reference(m15: Bars, fast: list[float], slow: list[float]) -> tuple[list[tup
             cash += qty * (px - entry[1]) - qty * px * FEE  # type: ignore[index]
             trades.append((entry[0], entry[1], t, px))  # type: ignore[index]
             qty = 0.0
+    if qty > 0:  # end of data: close at the last close
+        px, t = m15.close[-1], int(m15.ts[-1]) + M15
+        cash += qty * (px - entry[1]) - qty * px * FEE  # type: ignore[index]
+        trades.append((entry[0], entry[1], t, px))  # type: ignore[index]
     return trades, cash
 
 
@@ -75,9 +79,12 @@ def test_simulator_equals_reference(market_dir: Path) -> None:
             sim.submit(OrderRequest(side="buy", sizing=Sizing("percent_equity", 100.0)), t)
         elif sim.position is not None and fast[i - 1] >= slow[i - 1] and fast[i] < slow[i]:
             sim.submit(OrderRequest(side="sell", reduce_only=True), t)
-    sim.advance_to(int(m15.ts[-1]))
+    end = int(m15.ts[-1]) + M15
+    sim.advance_to(end)
+    sim.close_all(end, float(m15.close[-1]))
     got = [(t["entry_time"], t["entry_price"], t["exit_time"], t["exit_price"]) for t in sim.trades]
     assert len(ref_trades) >= 20
     assert got == ref_trades
-    # cash: realised PnL net of every fee (an open last trade has paid its entry fee in both)
-    assert abs(sim.cash - ref_cash) <= 1e-9 * ref_cash
+    assert {t["exit_reason"] for t in sim.trades} <= {"signal", "end_of_data"}
+    # final equity (flat after the end-of-data close): realised PnL net of every fee
+    assert abs(sim.equity(float(m15.close[-1])) - ref_cash) <= 1e-9 * ref_cash

@@ -102,10 +102,13 @@ def payoff_ratio(pnls: Sequence[float]) -> float | None:
 
 
 def time_in_market_pct(trades: Sequence[Trade], start_ms: int, end_ms: int) -> float:
-    """Union of [entry_time, exit_time) intervals / (end − start) × 100."""
+    """Union of the [entry_time, exit_time) intervals clipped to [start, end] / (end − start) × 100."""
     if end_ms <= start_ms:
         return 0.0
-    spans = sorted((int(t["entry_time"]), int(t["exit_time"])) for t in trades)
+    spans = sorted(
+        (max(int(t["entry_time"]), start_ms), min(int(t["exit_time"]), end_ms)) for t in trades
+    )
+    spans = [(s, e) for s, e in spans if e > s]
     covered, cur_s, cur_e = 0, None, None
     for s, e in spans:
         if cur_e is None or s > cur_e:
@@ -122,13 +125,25 @@ def time_in_market_pct(trades: Sequence[Trade], start_ms: int, end_ms: int) -> f
 def exposure_pct(
     trades: Sequence[Trade], start_ms: int, end_ms: int, starting_equity: float
 ) -> float:
-    """Time-weighted mean of notional / starting equity × 100 over the window (leverage shows here)."""
+    """Σ notional × time held inside [start, end] / (end − start) / starting equity × 100: the
+    time-weighted position size relative to the starting equity (leverage shows here)."""
     if end_ms <= start_ms:
         return 0.0
     weighted = sum(
-        float(t["notional"]) * (int(t["exit_time"]) - int(t["entry_time"])) for t in trades
+        float(t["notional"])
+        * max(0, min(int(t["exit_time"]), end_ms) - max(int(t["entry_time"]), start_ms))
+        for t in trades
     )
     return weighted / (end_ms - start_ms) / starting_equity * 100.0
+
+
+def liquidation_count(trades: Sequence[Trade]) -> int:
+    """Trades whose exit_reason is `liquidation`."""
+    return sum(1 for t in trades if t["exit_reason"] == "liquidation")
+
+
+#: Run counters copied into the metrics (0 when the caller has none).
+COUNTERS = ("rejected_entries", "ambiguous_exits", "fallback_bars_1m")
 
 
 def compute_metrics(
@@ -138,8 +153,15 @@ def compute_metrics(
     *,
     starting_equity: float,
     bars_per_year: float,
+    counters: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Every DESIGN §8 metric, rounded for reading (raw trades and equity are in the CSVs)."""
+    """Every DESIGN §8 metric, rounded for reading (raw trades and equity are in the CSVs).
+
+    `trades` carry the trades.csv fields (times in ms); `equity` is the curve at `equity_ts` (one
+    point per exec bar, the last after any end-of-data close); returns and drawdowns start from
+    `starting_equity`. `counters` (rejected_entries, ambiguous_exits, fallback_bars_1m) come from
+    the simulator and the data layer.
+    """
     equity = np.asarray(equity, dtype=float)
     final = float(equity[-1]) if len(equity) else starting_equity
     pnls = [float(t["pnl"]) for t in trades]
@@ -151,6 +173,7 @@ def compute_metrics(
     longs = [t for t in trades if t["side"] == "long"]
     shorts = [t for t in trades if t["side"] == "short"]
     out: dict[str, Any] = {
+        "trades": len(trades),
         "starting_equity": starting_equity,
         "final_equity": final,
         "total_return_pct": total_return_pct(starting_equity, final),
@@ -177,7 +200,9 @@ def compute_metrics(
         "time_in_market_pct": time_in_market_pct(trades, start_ms, end_ms),
         "exposure_pct": exposure_pct(trades, start_ms, end_ms, starting_equity),
         "exit_reasons": _count(t["exit_reason"] for t in trades),
+        "liquidations": liquidation_count(trades),
     }
+    out.update({k: int((counters or {}).get(k, 0)) for k in COUNTERS})
     return {k: (_round(v) if isinstance(v, float) else v) for k, v in out.items()}
 
 

@@ -1,0 +1,1 @@
+"""Run outputs: metrics (`trade.report.metrics`), artifacts and the HTML report."""
