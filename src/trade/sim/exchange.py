@@ -154,7 +154,7 @@ class SimulatedExchange:
             int(b.ts_open), int(b.ts_close), float(b.open), float(b.high), float(b.low),
             float(b.close),
         )  # fmt: skip
-        return self.advance_to(int(b.ts_close), stop_on_change=True)
+        return self._run(self.tape.n, stop_on_change=True)
 
     def mark_at(self, ts: int) -> float:
         """Mark price at instant `ts` (the last traded price where no mark bar has closed)."""
@@ -253,8 +253,11 @@ class SimulatedExchange:
         """Process every bar with ts_close <= ts. With `stop_on_change`, return right after the
         bar where the position or a pending order changed (returning that bar's close), so the
         caller can act from that instant; else None."""
+        return self._run(int(np.searchsorted(self.tape.ts_close, ts, side="right")), stop_on_change)
+
+    def _run(self, end: int, stop_on_change: bool) -> int | None:
+        """Process bars up to index `end` (exclusive); see advance_to."""
         tape = self.tape
-        end = int(np.searchsorted(tape.ts_close, ts, side="right"))
         while self._k < end:
             k = self._k
             if self.scan:
@@ -625,7 +628,11 @@ class SimulatedExchange:
             self.events.append({"type": "amend_stop", "ts": t, "sl": new, "kind": kind})
 
     def _excursions(self, pos: Position, k0: int, k1: int) -> None:
-        hi, lo = float(self.tape.h[k0:k1].max()), float(self.tape.lo[k0:k1].min())
+        """Best and worst prices traded over bars [k0, k1) (MAE/MFE, trailing, break-even)."""
+        if k1 == k0 + 1:
+            hi, lo = float(self.tape.h[k0]), float(self.tape.lo[k0])
+        else:
+            hi, lo = float(self.tape.h[k0:k1].max()), float(self.tape.lo[k0:k1].min())
         if pos.side == "long":
             pos.best_seen, pos.worst_seen = max(pos.best_seen, hi), min(pos.worst_seen, lo)
         else:

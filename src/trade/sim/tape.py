@@ -56,6 +56,8 @@ class Tape:
         self._cols: dict[str, _Column] = {n: _Column(np.int64) for n in names_i}
         self._cols.update({n: _Column(np.float64) for n in names_f})
         self._cols["exec_close"] = _Column(np.bool_)
+        order = ("ts_open", "ts_close", "o", "h", "lo", "c", "mark", "liq_low", "liq_high")
+        self._bar_cols = [self._cols[n] for n in (*order, "dd_price")]
         self.refresh()
 
     # ------------------------------------------------------------------ filling
@@ -108,28 +110,27 @@ class Tape:
         self, ts_open: int, ts_close: int, o: float, h: float, lo: float, c: float
     ) -> None:
         """Add the next intrabar bar (it must open at or after the previous bar's close)."""
-        cols = self._cols
-        if cols["ts_close"].n and ts_open < cols["ts_close"].view[-1]:
+        n = self.n
+        if n and ts_open < self.ts_close[n - 1]:
             raise SimulationError(f"bar opening at {ts_open} overlaps the previous bar")
         if not (lo <= min(o, c) and h >= max(o, c)):
             raise SimulationError(f"bar at {ts_open} has inconsistent OHLC")
-        for name, v in (
-            ("ts_open", ts_open),
-            ("ts_close", ts_close),
-            ("o", o),
-            ("h", h),
-            ("lo", lo),
-            ("c", c),
-        ):
-            cols[name].append(v)
-        mark = float(self._mark_as_of(np.array([ts_close]))[0])
-        known = not math.isnan(mark)
-        cols["mark"].append(mark)
-        cols["liq_low"].append(mark if known else lo)
-        cols["liq_high"].append(mark if known else h)
-        cols["dd_price"].append(mark if known else c)
-        cols["exec_close"].append(ts_close % self.exec_tf_ms == 0)
-        self.refresh()
+        if len(self.mark_ts) and ts_close >= self.mark_ts[0]:
+            mark = float(self.mark_close[int(np.searchsorted(self.mark_ts, ts_close, "right")) - 1])
+            values = (ts_open, ts_close, o, h, lo, c, mark, mark, mark, mark)
+        else:
+            values = (ts_open, ts_close, o, h, lo, c, math.nan, lo, h, c)
+        cols = self._bar_cols
+        if n == len(cols[0].buf):
+            for col in cols:
+                col.append(0)  # grows the buffer; the value is overwritten below
+                col.n = n
+        for col, v in zip(cols, values, strict=False):
+            col.buf[n] = v
+            col.n = n + 1
+        ec = self._cols["exec_close"]
+        ec.append(ts_close % self.exec_tf_ms == 0)
+        self._bind_bars()
 
     def append_mark(self, ts_close: int, close: float) -> None:
         """Add the next mark-price bar, before any intrabar bar closing at or after `ts_close`."""
@@ -150,19 +151,21 @@ class Tape:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-bind the array views (after a load or an append)."""
+        """Re-bind every array view (after a load or an append)."""
+        self._bind_bars()
         cols = self._cols
-        self.n = cols["ts_open"].n
-        self.ts_open = cols["ts_open"].view
-        self.ts_close = cols["ts_close"].view
-        self.o, self.h = cols["o"].view, cols["h"].view
-        self.lo, self.c = cols["lo"].view, cols["c"].view
-        self.mark = cols["mark"].view
-        self.exec_close = cols["exec_close"].view
         self.mark_ts, self.mark_close = cols["mark_ts"].view, cols["mark_close"].view
         self.funding_ts, self.funding_rate = cols["funding_ts"].view, cols["funding_rate"].view
-        self.liq_low, self.liq_high = cols["liq_low"].view, cols["liq_high"].view
-        self.dd_price = cols["dd_price"].view
+
+    def _bind_bars(self) -> None:
+        cols = self._cols
+        n = self.n = cols["ts_open"].n
+        self.ts_open, self.ts_close = cols["ts_open"].buf[:n], cols["ts_close"].buf[:n]
+        self.o, self.h = cols["o"].buf[:n], cols["h"].buf[:n]
+        self.lo, self.c = cols["lo"].buf[:n], cols["c"].buf[:n]
+        self.mark, self.exec_close = cols["mark"].buf[:n], cols["exec_close"].buf[:n]
+        self.liq_low, self.liq_high = cols["liq_low"].buf[:n], cols["liq_high"].buf[:n]
+        self.dd_price = cols["dd_price"].buf[:n]
 
     # ------------------------------------------------------------------ reading
 
