@@ -41,7 +41,7 @@ def push(st: np.ndarray, b: int, x: float, n: int) -> None:
     """Append x to a window of n values (ring buffer at st[b+2:b+2+n])."""
     pos = int(st[b + 1])
     st[b + 2 + pos] = x
-    st[b + 1] = (pos + 1) % n
+    st[b + 1] = pos + 1 if pos + 1 < n else 0  # not `% n`: an integer division per bar
     if st[b] < n:
         st[b] += 1.0
 
@@ -54,8 +54,8 @@ def full(st: np.ndarray, b: int, n: int) -> bool:
 @njit(cache=True, inline="always")
 def ago(st: np.ndarray, b: int, k: int, n: int) -> float:
     """The value pushed k pushes ago (0 = newest) in a window of n."""
-    pos = int(st[b + 1])
-    return st[b + 2 + (pos - 1 - k) % n]
+    j = int(st[b + 1]) - 1 - k
+    return st[b + 2 + (j + n if j < 0 else j)]
 
 
 @njit(cache=True, inline="always")
@@ -103,6 +103,40 @@ def stdev(st: np.ndarray, b: int, n: int, mean: float) -> float:
         d = st[b + 2 + j] - mean
         s += d * d
     return np.sqrt(s / n)
+
+
+@njit(cache=True, inline="always")
+def moving_std(st: np.ndarray, b: int, x: float, n: int) -> tuple[float, float]:
+    """Mean and population std of the last n values in O(1) per bar (NaN, NaN until n values).
+
+    State: a window (win_size(n) slots at b) then reference, Σ(x − ref), Σ(x − ref)², pushes since
+    the sums were last rebuilt. Sums are kept around a recent value (no cancellation at high prices)
+    and rebuilt exactly from the window every n pushes, so rounding cannot accumulate; a flat window
+    gives exactly 0.
+    """
+    r = b + 2 + n
+    ref = st[r]
+    if full(st, b, n):
+        old = st[b + 2 + int(st[b + 1])]  # the oldest value, overwritten by this push
+        st[r + 1] += (x - ref) - (old - ref)
+        st[r + 2] += (x - ref) * (x - ref) - (old - ref) * (old - ref)
+    else:
+        st[r + 1] += x - ref
+        st[r + 2] += (x - ref) * (x - ref)
+    push(st, b, x, n)
+    if not full(st, b, n):
+        return NAN, NAN
+    since = st[r + 3]
+    st[r + 3] = since + 1.0
+    if since == 0.0 or since >= n:  # first full window, then every n pushes
+        st[r], st[r + 1], st[r + 2], st[r + 3] = x, 0.0, 0.0, 1.0
+        for j in range(n):
+            d = st[b + 2 + j] - x
+            st[r + 1] += d
+            st[r + 2] += d * d
+    m1 = st[r + 1] / n
+    var = st[r + 2] / n - m1 * m1
+    return st[r] + m1, np.sqrt(var) if var > 0.0 else 0.0
 
 
 @njit(cache=True, inline="always")

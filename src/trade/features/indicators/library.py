@@ -404,7 +404,7 @@ def _defs() -> list[IndicatorDef]:
             S.bbands_run,
             (_len(20, 2), _flt("std", 2.0)),
             _outs("lower", "middle", "upper", "bandwidth", "percent_b"),
-            lambda p: 2 + n(p),
+            lambda p: 6 + n(p),
             lambda p: n(p) - 1,
             True,
             doc="Bollinger bands (population std)",

@@ -21,6 +21,7 @@ from .kernels import (
     argmin_age,
     ema,
     full,
+    moving_std,
     push,
     sma,
     source_value,
@@ -55,8 +56,19 @@ def _tr(st, k, h, lo, c):  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def ema_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
     src = int(p[len(p) - 1])
-    for i in range(len(c)):
-        out[0, i] = ema(st, 0, _x(src, o, h, lo, c, v, i), p[0], 2.0 / (p[0] + 1.0))
+    n = p[0]
+    a = 2.0 / (n + 1.0)
+    i, bars = 0, len(c)
+    while i < bars and st[0] < n:  # seeding: the shared kernel
+        out[0, i] = ema(st, 0, _x(src, o, h, lo, c, v, i), n, a)
+        i += 1
+    val = st[2]  # seeded: the kernel's recursion with the value in a register
+    for j in range(i, bars):
+        x = _x(src, o, h, lo, c, v, j)
+        if x == x:
+            val = val + (x - val) * a
+        out[0, j] = val
+    st[2] = val
 
 
 @njit(cache=True)
@@ -527,8 +539,20 @@ def _atr(st, b, h, lo, c, n):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def atr_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
-    for i in range(len(c)):
-        out[0, i] = _atr(st, 0, h[i], lo[i], c[i], p[0])
+    n = p[0]
+    a = 1.0 / n
+    i, bars = 0, len(c)
+    while i < bars and st[1] < n:  # seeding: the shared kernel
+        out[0, i] = _atr(st, 0, h[i], lo[i], c[i], n)
+        i += 1
+    pc, val = st[0], st[3]  # seeded: the same recursion (see _tr, _atr) in registers
+    for j in range(i, bars):
+        tr = max(h[j] - lo[j], abs(h[j] - pc), abs(lo[j] - pc))
+        pc = c[j]
+        if tr == tr:
+            val = val + (tr - val) * a
+        out[0, j] = val
+    st[0], st[3] = pc, val
 
 
 @njit(cache=True)
@@ -697,16 +721,32 @@ def macd_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
     # TA-Lib MACD: the fast EMA starts at bar (slow − fast) so both lines begin at bar slow − 1
     src = int(p[len(p) - 1])
     f, s, sig = p[0], p[1], p[2]
-    for i in range(len(c)):
+    af, a_s, ag = 2.0 / (f + 1.0), 2.0 / (s + 1.0), 2.0 / (sig + 1.0)
+    i, bars = 0, len(c)
+    while i < bars and st[6] < sig:  # until the signal line is seeded: the shared kernels
         x = _x(src, o, h, lo, c, v, i)
         st[9] += 1.0
-        ef = ema(st, 0, x, f, 2.0 / (f + 1.0)) if st[9] > s - f else NAN
-        es = ema(st, 3, x, s, 2.0 / (s + 1.0))
+        ef = ema(st, 0, x, f, af) if st[9] > s - f else NAN
+        es = ema(st, 3, x, s, a_s)
         m = ef - es
-        sg = ema(st, 6, m, sig, 2.0 / (sig + 1.0))
+        sg = ema(st, 6, m, sig, ag)
         out[0, i] = m if sg == sg or m == m else NAN
         out[1, i] = sg
         out[2, i] = m - sg
+        i += 1
+    ef, es, sg = st[2], st[5], st[8]  # then the same recursions in registers
+    for j in range(i, bars):
+        x = _x(src, o, h, lo, c, v, j)
+        if x == x:
+            ef = ef + (x - ef) * af
+            es = es + (x - es) * a_s
+        m = ef - es
+        sg = sg + (m - sg) * ag
+        out[0, j] = m
+        out[1, j] = sg
+        out[2, j] = m - sg
+    st[2], st[5], st[8] = ef, es, sg
+    st[9] += bars - i
 
 
 @njit(cache=True)
@@ -740,21 +780,48 @@ def mom_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
 def bbands_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
     src = int(p[len(p) - 1])
     n, k = int(p[0]), p[1]
-    for i in range(len(c)):
+    r = 2 + n  # moving_std's sums follow its window
+    i, bars = 0, len(c)
+    while i < bars and st[r + 3] == 0.0:  # until the first full window: the shared kernel
         x = _x(src, o, h, lo, c, v, i)
-        push(st, 0, x, n)
-        if not full(st, 0, n):
+        mid, sd = moving_std(st, 0, x, n)
+        if mid != mid:
             for j in range(5):
                 out[j, i] = NAN
-            continue
-        mid = wsum(st, 0, n) / n
-        sd = stdev(st, 0, n, mid)
-        up, dn = mid + k * sd, mid - k * sd
-        out[0, i] = dn
-        out[1, i] = mid
-        out[2, i] = up
-        out[3, i] = (up - dn) / mid * 100.0 if mid != 0 else NAN
-        out[4, i] = (x - dn) / (up - dn) if up != dn else NAN
+        else:
+            _bands(out, i, x, mid, sd, k)
+        i += 1
+    # then moving_std's exact arithmetic with position, sums and counter in registers
+    pos, ref, s1, s2, since = int(st[1]), st[r], st[r + 1], st[r + 2], st[r + 3]
+    for j in range(i, bars):
+        x = _x(src, o, h, lo, c, v, j)
+        old = st[2 + pos]
+        s1 += (x - ref) - (old - ref)
+        s2 += (x - ref) * (x - ref) - (old - ref) * (old - ref)
+        st[2 + pos] = x
+        pos = pos + 1 if pos + 1 < n else 0
+        if since >= n:
+            ref, s1, s2, since = x, 0.0, 0.0, 1.0
+            for q in range(n):
+                d = st[2 + q] - x
+                s1 += d
+                s2 += d * d
+        else:
+            since += 1.0
+        m1 = s1 / n
+        var = s2 / n - m1 * m1
+        _bands(out, j, x, ref + m1, np.sqrt(var) if var > 0.0 else 0.0, k)
+    st[1], st[r], st[r + 1], st[r + 2], st[r + 3] = pos, ref, s1, s2, since
+
+
+@njit(cache=True, inline="always")
+def _bands(out, i, x, mid, sd, k):  # type: ignore[no-untyped-def]
+    up, dn = mid + k * sd, mid - k * sd
+    out[0, i] = dn
+    out[1, i] = mid
+    out[2, i] = up
+    out[3, i] = (up - dn) / mid * 100.0 if mid != 0 else NAN
+    out[4, i] = (x - dn) / (up - dn) if up != dn else NAN
 
 
 @njit(cache=True)
