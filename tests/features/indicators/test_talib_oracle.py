@@ -1,5 +1,7 @@
-"""TA-Lib is the oracle: our values equal TA-Lib's within 1e-6 relative after warmup on real
-BTCUSDT and ETHUSDT 15m data. The one deliberate difference (MFI) is tested on its own."""
+"""TA-Lib is the oracle: our values equal TA-Lib's within 1e-6 relative on real BTCUSDT and ETHUSDT
+15m data, from TA-Lib's first value on (same seeding, so no extra burn-in), with an absolute floor
+of 1e-9 for values that are exactly zero in one library. The one deliberate difference (MFI) is
+tested on its own."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from trade.features.registry import default_catalog
 
 from .common import read_bars
 
-SKIP = 300  # bars after which recursive indicators have forgotten their different seeds
+SKIP = 300  # MFI only: bars before comparing its rare tie-breaking differences
 
 
 @pytest.fixture(scope="module", params=["BTCUSDT", "ETHUSDT"])
@@ -89,18 +91,20 @@ def test_matches_talib_after_warmup(bars: Bars) -> None:
     bad = []
     for name, (x, y) in cases(bars).items():
         both = ~np.isnan(y)
-        both[:SKIP] = False
+        assert both.sum() > len(y) - 100, name
         assert not np.isnan(x[both]).any(), f"{name}: we are missing values TA-Lib has"
-        err = np.abs(x[both] - y[both]) / np.maximum(np.abs(y[both]), 1.0)
-        if err.max() > 1e-6:
-            bad.append(f"{name}: max rel {err.max():.2e}")
+        over = np.abs(x[both] - y[both]) > 1e-6 * np.abs(y[both]) + 1e-9
+        if over.any():
+            bad.append(f"{name}: {over.sum()} values beyond 1e-6 relative")
     assert not bad, bad
 
 
 def test_mfi_matches_the_formula_not_talibs_running_sum(bars: Bars) -> None:
-    """Documented difference: TA-Lib keeps MFI's window sums by adding and subtracting, which drifts
-    after volume spikes; we sum the window exactly. We equal TA-Lib except on such bars, and equal
-    the formula everywhere."""
+    """Documented difference: when a bar's typical price equals the previous one in exact arithmetic,
+    whether its money flow counts as positive, negative or neither is decided by the last bit of
+    (h + l + c) / 3, and TA-Lib's build rounds some of those ties the other way (it then shows e.g.
+    100.0 where the window holds a negative flow). We equal the formula everywhere and TA-Lib on all
+    but the 14 bars following such ties."""
     h, lo, c, v = bars.high, bars.low, bars.close, bars.volume
     tp = (h + lo + c) / 3
     mf = tp * v
