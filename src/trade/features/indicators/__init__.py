@@ -1,8 +1,8 @@
-"""Indicators: one jitted step per indicator, driven in batch (whole arrays) or incrementally.
+"""Indicators: one jitted run per indicator (steps.py), driven in batch or incrementally.
 
-`compute_batch` runs a step over every bar inside numba; `make_incremental` wraps the same step for
-one bar at a time, with state that serialises to JSON and restores exactly. The registry fills the
-DSL's feature catalog.
+`compute_batch` calls the run once over whole arrays; `make_incremental` feeds the same run one bar
+at a time, with state that serialises to JSON and restores exactly. `register_indicators` fills the
+DSL's feature catalog. Nothing here reads data or files: callers pass bars in.
 """
 
 from __future__ import annotations
