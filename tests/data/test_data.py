@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from trade.cli.main import run
-from trade.data import PATTERNS, MarketStore, resample, synthetic_market
+from trade.data import MarketStore, resample, synthetic_market
 from trade.data.bars import Bars
 
 
@@ -85,96 +85,144 @@ def test_weekly_buckets_start_on_monday() -> None:
 BAD_FILES = {
     "unsorted.csv": (
         "ts_ms,open,high,low,close,volume\n120000,1,2,0.5,1.5,1\n60000,1,2,0.5,1.5,1\n",
-        "timestamps not increasing on line(s) 3",
+        "unsorted.csv: timestamps not increasing on line(s) 3",
     ),
     "dupe.csv": (
         "ts_ms,open,high,low,close,volume\n60000,1,2,0.5,1.5,1\n60000,1,2,0.5,1.5,1\n",
-        "duplicate timestamp on line(s) 3",
+        "dupe.csv: duplicate timestamp on line(s) 3",
     ),
     "high_low.csv": (
         "ts_ms,open,high,low,close,volume\n60000,1,2,0.5,1.5,1\n120000,1,0.9,0.5,0.8,1\n",
-        "high below open/close on line(s) 3",
+        "high_low.csv: high below open/close on line(s) 3",
+    ),
+    "low_high.csv": (
+        "ts_ms,open,high,low,close,volume\n60000,1,2,1.2,1.5,1\n",
+        "low_high.csv: low above open/close on line(s) 2",
     ),
     "nan.csv": (
-        "ts_ms,open,high,low,close,volume\n60000,1,2,0.5,,1\n",
-        "missing or NaN close on line(s) 2",
+        "ts_ms,open,high,low,close,volume\n60000,1,2,0.5,,1\n120000,1,2,0.5,NaN,1\n",
+        "nan.csv: missing or NaN close on line(s) 2, 3",
     ),
     "columns.csv": (
         "time,open,high,low,close,volume\n60000,1,2,0.5,1.5,1\n",
-        "missing column(s) ts_ms",
+        "columns.csv: missing column(s) ts_ms; expected header ts_ms,open,high,low,close,volume",
+    ),
+    "fields.csv": (
+        "ts_ms,open,high,low,close,volume\n60000,1,2,0.5,1.5,1\n120000,1,2,0.5\n",
+        "fields.csv: line 3 has 4 fields, the header has 6",
+    ),
+    "text.csv": (
+        "ts_ms,open,high,low,close,volume\n60000,1,2,0.5,1.5,1\n120000,1,2,abc,1.5,1\n",
+        "text.csv: column 'low' is not numeric on line(s) 3 (e.g. 'abc')",
+    ),
+    "negative.csv": (
+        "ts_ms,open,high,low,close,volume\n60000,1,2,0.5,1.5,-1\n",
+        "negative.csv: negative volume on line(s) 2",
+    ),
+    "zero.csv": (
+        "ts_ms,open,high,low,close,volume\n60000,1,2,0,1.5,1\n",
+        "zero.csv: non-positive low on line(s) 2",
     ),
     "misaligned.csv": (
         "ts_ms,open,high,low,close,volume\n60001,1,2,0.5,1.5,1\n",
-        "timestamps not aligned to 1m on line(s) 2",
+        "misaligned.csv: timestamps not aligned to 1m on line(s) 2",
     ),
+    "empty.csv": ("ts_ms,open,high,low,close,volume\n", "empty.csv: no rows"),
 }
+
+
+def seeded_snapshot(db: Path) -> list[str]:
+    """Seed the store with a little data on first call; every table's full contents."""
+    with MarketStore(db) as store:
+        if not store.symbols():
+            store.write_ohlcv(synthetic_market("range", 600, 1, symbol="XUSDT"))
+        tables = ("ohlcv", "funding", "mark", "instruments", "sync_meta")
+        return [repr(store.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()) for t in tables]
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_bad_files_exit_2_and_leave_the_store_unchanged(
     name: str, db: Path, tmp_path: Path, market_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    good = market_dir / "bybit_BTCUSDT_1h.csv.gz"
+    before = seeded_snapshot(db)
+    good = market_dir / "bybit_ETHUSDT_5m.csv.gz"  # valid, listed first: still not written
     text, message = BAD_FILES[name]
     bad = tmp_path / name
     bad.write_text(text)
-    assert (
-        run(
-            [
-                "data",
-                "import",
-                str(good),
-                str(bad),
-                "--symbol",
-                "BTCUSDT",
-                "--tf",
-                "1m" if name != "x" else "1h",
-            ]
-        )
-        == 2
-    )
+    assert run(["data", "import", str(good), str(bad), "--symbol", "XUSDT", "--tf", "1m"]) == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-    with MarketStore(db) as store:
-        assert store.symbols() == []
+    assert err.startswith(f"error: {bad.parent}/{message}") and "Traceback" not in err
+    assert seeded_snapshot(db) == before
 
 
-def test_truncated_gzip_is_rejected(
+def test_truncated_gzip_is_rejected_and_nothing_written(
     db: Path, tmp_path: Path, market_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    before = seeded_snapshot(db)
     data = (market_dir / "bybit_BTCUSDT_1h.csv.gz").read_bytes()
-    cut = tmp_path / "cut_BTCUSDT_1h.csv.gz"
+    cut = tmp_path / "bybit_XUSDT_1h.csv.gz"
     cut.write_bytes(data[: len(data) // 2])
-    assert run(["data", "import", str(cut), "--symbol", "BTCUSDT", "--tf", "1h"]) == 2
-    assert "cut_BTCUSDT_1h.csv.gz:" in capsys.readouterr().err
+    assert run(["data", "import", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {cut}: corrupt or truncated file") and "Traceback" not in err
+    assert seeded_snapshot(db) == before
 
 
-def test_store_round_trip_and_sample(db: Path) -> None:
+def test_bad_parquet_is_rejected(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"ts_ms": [60_000], "open": [1.0], "close": [1.0]}), path)
+    assert run(["data", "import", str(path), "--symbol", "XUSDT", "--tf", "1m"]) == 2
+    assert "missing column(s) high, low, volume" in capsys.readouterr().err
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not a parquet file at all")
+    assert run(["data", "import", str(junk), "--symbol", "XUSDT", "--tf", "1m"]) == 2
+    assert f"error: {junk}: " in capsys.readouterr().err
+
+
+def test_import_infers_names_and_reads_funding_mark_and_parquet(
+    db: Path, tmp_path: Path, market_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    hourly = market_dir / "bybit_ETHUSDT_1h.csv.gz"
+    parquet = tmp_path / "binance_SOLUSDT_4h.parquet"
+    pq.write_table(pacsv.read_csv(market_dir / "bybit_ETHUSDT_4h.csv.gz"), parquet)
+    files = [hourly, market_dir / "bybit_ETHUSDT_funding.csv.gz", parquet]
+    files.append(market_dir / "bybit_ETHUSDT_mark_1h.csv.gz")
+    assert run(["data", "import", *map(str, files)]) == 0
+    out = capsys.readouterr().out
+    assert f"imported 18,873 ohlcv rows from {hourly}" in out
     with MarketStore(db) as store:
-        assert store.ensure_sample() is True
-        assert store.ensure_sample() is False
-        b = store.load_bars("BTCUSDT", "1m", None, None)
-        assert len(b) == 44_613 and np.all(np.diff(b.ts) == 60_000)
-        five = store.bars_for("BTCUSDT", "5m", int(b.ts[0]), int(b.ts[-1]))
-        np.testing.assert_array_equal(
-            five.close, resample(b, "5m").window(int(b.ts[0]), int(b.ts[-1])).close
-        )
-        spec = store.instrument("ETHUSDT")
-        assert spec is not None and (spec.tick_size, spec.qty_step, spec.min_notional) == (
-            0.01,
-            0.01,
-            5.0,
-        )
-        f_ts, _ = store.load_funding("BTCUSDT", int(b.ts[0]), int(b.ts[-1]))
-        assert len(f_ts) == 93 and np.all(np.diff(f_ts) == 8 * 3_600_000)
+        h = store.load_bars("ETHUSDT", "1h", None, None)
+        four = store.load_bars("SOLUSDT", "4h", None, None)
+        f_ts, f_rate = store.load_funding("ETHUSDT", None, None)
+        mark = store.load_mark("ETHUSDT", None, None)
+    assert_rows(h, read(hourly, "1h"))
+    assert_rows(four, read(market_dir / "bybit_ETHUSDT_4h.csv.gz", "4h"))
+    with gzip.open(market_dir / "bybit_ETHUSDT_funding.csv.gz", "rt") as fh:
+        funding = np.loadtxt(fh, delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(f_ts, funding[:, 0].astype(np.int64))
+    np.testing.assert_array_equal(f_rate, funding[:, 1])
+    assert mark is not None and mark.timeframe == "1h" and len(mark) > 18_000
 
 
-@pytest.mark.parametrize("pattern", PATTERNS)
-def test_synthetic_is_deterministic_and_coherent(pattern: str) -> None:
-    a, b = synthetic_market(pattern, 5000, 9), synthetic_market(pattern, 5000, 9)
-    np.testing.assert_array_equal(a.close, b.close)
-    assert not np.array_equal(a.close, synthetic_market(pattern, 5000, 10).close)
-    assert np.all(a.high >= np.maximum(a.open, a.close)) and np.all(
-        a.low <= np.minimum(a.open, a.close)
-    )
-    assert np.all(a.low > 0)
+def assert_rows(got: Bars, want: Bars) -> None:
+    for col in ("ts", "open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(getattr(got, col), getattr(want, col))
+
+
+def test_import_without_a_name_or_options_is_an_input_error(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "prices.csv"
+    f.write_text("ts_ms,open,high,low,close,volume\n60000,1,2,0.5,1.5,1\n")
+    assert run(["data", "import", str(f)]) == 2
+    assert "cannot infer symbol/kind from the name" in capsys.readouterr().err
+    assert run(["data", "import", str(f), "--symbol", "X", "--kind", "candles"]) == 2
+    assert "--kind 'candles': expected one of ohlcv, funding, mark" in capsys.readouterr().err

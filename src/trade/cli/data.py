@@ -21,7 +21,7 @@ from ..errors import InputError
 app = typer.Typer(
     help="The local market store: import, sync, gaps, heal, status.", no_args_is_help=True
 )
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def parse_utc(text: str, flag: str) -> int:
@@ -85,7 +85,11 @@ def import_(
     loaded = [read_import(f, symbol=symbol, tf=tf, kind=kind, exchange=exchange) for f in files]
     import_files(config.db_path(), loaded)
     for item in loaded:
-        console.print(f"imported {item.rows:,} {item.kind} rows from {item.path}", markup=False)
+        console.print(
+            f"imported {item.rows:,} {item.kind} rows from {item.path}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("status")

@@ -2,7 +2,8 @@
 
 Tables: ohlcv, funding, mark (klines), instruments and sync_meta. Every write runs inside one
 transaction, so an interrupted import or sync leaves the store as it was. Reads return numpy arrays
-through DuckDB's columnar fetch (no Python rows), which keeps a million-bar load well under a second.
+through DuckDB's columnar fetch (`fetchnumpy`, no Python rows), ordered in numpy rather than by
+`ORDER BY`, which keeps a million-bar load well under half a second.
 """
 
 from __future__ import annotations
@@ -197,9 +198,10 @@ class MarketStore:
         tf = canonical(tf)
         res = self.con.execute(
             "SELECT ts, open, high, low, close, volume FROM ohlcv WHERE symbol = ? AND timeframe = ? "
-            "AND ts >= ? AND ts < ? ORDER BY ts",
+            "AND ts >= ? AND ts < ?",
             [symbol, tf, *_bounds(start_ms, end_ms)],
         ).fetchnumpy()
+        res = _by_ts(res)
         return Bars.from_arrays(
             symbol, tf, res["ts"], res["open"], res["high"], res["low"], res["close"], res["volume"]
         )
@@ -269,9 +271,10 @@ class MarketStore:
         tf = min((r[0] for r in stored), key=lambda t: TIMEFRAMES[t])
         res = self.con.execute(
             "SELECT ts, open, high, low, close FROM mark WHERE symbol = ? AND timeframe = ? "
-            "AND ts >= ? AND ts < ? ORDER BY ts",
+            "AND ts >= ? AND ts < ?",
             [symbol, tf, *_bounds(start_ms, end_ms)],
         ).fetchnumpy()
+        res = _by_ts(res)
         if len(res["ts"]) == 0:
             return None
         zeros = np.zeros(len(res["ts"]))
@@ -351,6 +354,16 @@ class MarketStore:
             return False
         load_sample(self)
         return True
+
+
+def _by_ts(res: dict[str, Any]) -> dict[str, Any]:
+    """Columns ordered by ts. Sorting in numpy only when needed is several times faster than
+    `ORDER BY` for a million rows, and rows usually come back in insertion (= time) order."""
+    ts = res["ts"]
+    if len(ts) < 2 or bool(np.all(ts[1:] > ts[:-1])):
+        return res
+    order = np.argsort(ts, kind="stable")
+    return {k: np.asarray(v)[order] for k, v in res.items()}
 
 
 def _bounds(start_ms: int | None, end_ms: int | None) -> tuple[int, int]:

@@ -94,12 +94,12 @@ def synthetic_market(
     else:
         log_close = np.cumsum(steps)
     close = 100.0 * np.exp(log_close)
+    gaps = [bars * k // 4 for k in range(1, 4)] if pattern == "gap_down" and bars >= 4 else []
+    for i in gaps:  # three 5% gaps down: everything from bar i on trades 5% lower
+        close[i:] *= 0.95
     open_ = np.concatenate([[100.0], close[:-1]])
-    if pattern == "gap_down":
-        for k in range(1, 4):
-            i = bars * k // 4
-            open_[i] = close[i - 1] * 0.95
-            close[i:] *= 0.95
+    for i in gaps:
+        open_[i] = close[i - 1] * 0.95
     wick = np.abs(rng.standard_normal((2, bars))) * vol * 0.6
     high = np.maximum(open_, close) * np.exp(wick[0])
     low = np.minimum(open_, close) * np.exp(-wick[1])
