@@ -7,7 +7,7 @@ replay and live take the same decisions from the same truths.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,13 +28,13 @@ class Decision:
 
 
 def intents_at(
-    blocks: Sequence[CompiledBlock], truth: Callable[[int, int], int]
+    blocks: Sequence[CompiledBlock], truth: Sequence[Sequence[int]]
 ) -> list[tuple[str, Intent]]:
-    """Intents emitted at one instant; `truth(block_index, case_index)` gives a case's truth."""
+    """Intents emitted at one instant; `truth[block_index][case_index]` is a case's truth."""
     out: list[tuple[str, Intent]] = []
-    for bi, block in enumerate(blocks):
+    for block, cases in zip(blocks, truth, strict=True):
         for ci, (_, emits) in enumerate(block.cases):
-            if truth(bi, ci) == Truth.TRUE:
+            if cases[ci] == Truth.TRUE:
                 out += [(block.id, i) for i in emits]
                 break
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,18 @@ def compute_batch_features(
     return values
 
 
+# a feature's step on its timeframe's bar: update, values, (output index, history) sinks,
+# dependency slots → feature keys (structures only), the key to keep current values under, names
+_Step = tuple[
+    Callable[..., None],
+    Callable[[], tuple[float, ...]],
+    list[tuple[int, deque[float]]],
+    tuple[tuple[str, str], ...] | None,
+    str | None,
+    tuple[str, ...],
+]
+
+
 class IncrementalFeatures:
     """Feature state updated one closed bar at a time, with the history offsets need.
 
@@ -106,17 +118,16 @@ class IncrementalFeatures:
                 self.objects[f.key] = structures.make_structure(f.type, f.params)
         self.current: dict[str, dict[str, float]] = {}
         self.bars_seen: dict[str, int] = {}
-        self._plans: dict[
-            str, list[tuple[FeatureNode, Any, list[tuple[int, deque[float]]], bool]]
-        ] = {}
+        self._plans: dict[str, list[_Step]] = {}
         self.price_sinks = [(n, self.history[n]) for n in PRICE_BUILTINS if n in self.history]
 
     def timeframes(self) -> list[str]:
         return sorted({self.compiled.exec_tf, *self.by_tf})
 
-    def _plan(self, tf: str) -> list[tuple[FeatureNode, Any, list[tuple[int, deque[float]]], bool]]:
-        """Per timeframe: each feature, its object, the histories its outputs feed, and whether a
-        structure depends on its current values (so they must be kept as a mapping)."""
+    def _plan(self, tf: str) -> list[_Step]:
+        """Per timeframe: each feature's bound update and values, the histories its outputs feed,
+        its dependency slots (structures) and whether a structure depends on its current values
+        (so they are kept as a mapping)."""
         plan = self._plans.get(tf)
         if plan is None:
             needed = {d for f in self.compiled.features for d in f.deps.values()}
@@ -127,35 +138,39 @@ class IncrementalFeatures:
                     for k, o in enumerate(f.outputs)
                     if f"{f.key}.{o.name}" in self.history
                 ]
-                plan.append((f, self.objects[f.key], sinks, f.key in needed))
+                obj = self.objects[f.key]
+                deps = tuple(f.deps.items()) if f.kind == "structure" else None
+                keep = f.key if f.key in needed else None
+                plan.append((obj.update, obj.values, sinks, deps, keep, f.output_names))
             self._plans[tf] = plan
         return plan
 
     def on_bar(self, tf: str, ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
         self.bars_seen[tf] = self.bars_seen.get(tf, 0) + 1
-        if tf == self.compiled.exec_tf and self.price_sinks:
+        if self.price_sinks and tf == self.compiled.exec_tf:
             prices = builtin_prices_scalar(o, h, lo, c, v)
             for name, hist in self.price_sinks:
                 hist.appendleft(prices[name])
-        for f, obj, sinks, keep in self._plan(tf):
-            if f.kind == "indicator":
-                if f.type == "vwap":
-                    obj.update(o, h, lo, c, v, ts=ts)
-                else:
-                    obj.update(o, h, lo, c, v)
+        current = self.current
+        for update, values, sinks, deps, keep, names in self._plan(tf):
+            if deps is None:  # an indicator (the bar's open time matters to vwap's anchor)
+                update(o, h, lo, c, v, ts)
             else:
-                obj.update(
-                    o, h, lo, c, v, {slot: self.current[key] for slot, key in f.deps.items()}
-                )
-            vals = obj.values()
-            if keep:
-                self.current[f.key] = dict(zip((o_.name for o_ in f.outputs), vals, strict=True))
+                update(o, h, lo, c, v, {slot: current[key] for slot, key in deps})
+            vals = values()
+            if keep is not None:
+                current[keep] = dict(zip(names, vals, strict=True))
             for k, hist in sinks:
                 hist.appendleft(float(vals[k]))
 
     def value(self, s: A.Series) -> float:
         hist = self.history[s.id]
         return hist[s.offset] if s.offset < len(hist) else math.nan
+
+    def getter(self, s: A.Series) -> Callable[[], float]:
+        """`value(s)` as a closure over its history (histories are never replaced, only refilled)."""
+        hist, off = self.history[s.id], s.offset
+        return lambda: hist[off] if off < len(hist) else math.nan
 
     def state(self) -> dict[str, Any]:
         """JSON-able state: every feature's own state plus the offset histories."""
@@ -180,9 +195,9 @@ class IncrementalFeatures:
                 else structures.restore_structure(st)
             )
         for k, vals in state["history"].items():
-            self.history[k] = deque(
-                (math.nan if x is None else x for x in vals), maxlen=self.history[k].maxlen
-            )
+            hist = self.history[k]  # refilled in place: getters hold these deques
+            hist.clear()
+            hist.extend(math.nan if x is None else x for x in vals)
         self.current = {
             k: {n: (math.nan if x is None else x) for n, x in v.items()}
             for k, v in state["current"].items()

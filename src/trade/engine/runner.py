@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..play import ast as A
-from ..play.compile import CompiledPlay
+from ..play.compile import CompiledBlock, CompiledPlay
 from ..play.evaluate import IncrementalCondition, evaluate_vectorised
 from ..timeframes import MINUTE_MS, TIMEFRAMES
 from .asof import asof_index, take_asof
@@ -89,16 +89,24 @@ class ArraySource:
 
 
 class _PointSource:
-    """One instant's values: from arrays (fast mode) or incremental features (replay), plus position."""
+    """One instant's values: from arrays (fast mode) or incremental features (replay), plus position.
 
-    def __init__(self, lookup: Callable[[A.Series], float]) -> None:
-        self.lookup = lookup
+    `resolve(series)` returns a getter for the current instant's value; conditions ask for it once
+    per series (`getter`), so a condition step costs one call per operand.
+    """
+
+    def __init__(self, resolve: Callable[[A.Series], Callable[[], float]]) -> None:
+        self.resolve = resolve
         self.position: dict[str, float] = {}
 
-    def value(self, s: A.Series) -> float:
+    def getter(self, s: A.Series) -> Callable[[], float]:
         if s.id[:9] == "position.":
-            return self.position[s.id]
-        return self.lookup(s)
+            sid = s.id
+            return lambda: self.position[sid]
+        return self.resolve(s)
+
+    def value(self, s: A.Series) -> float:
+        return self.getter(s)()
 
 
 def run_fast(
@@ -118,14 +126,18 @@ def run_fast(
         # Position-dependent conditions cannot be vectorised ahead of the position: evaluate per
         # instant, still on the batch feature arrays.
         i_ref = [0]
-        point = _PointSource(lambda s: float(source.series(s)[i_ref[0]]))
+
+        def resolve(s: A.Series) -> Callable[[], float]:
+            arr = source.series(s)
+            return lambda: float(arr[i_ref[0]])
+
+        point = _PointSource(resolve)
         conds = _incremental_conditions(compiled)
 
-        def truths(i: int) -> Callable[[int, int], int]:
+        def truths(i: int) -> list[list[int]]:
             i_ref[0] = i
             point.position = ex.position_values(instants[i])
-            vals = [[c.step(point) for c in block] for block in conds]
-            return lambda b, k: vals[b][k]
+            return [[c.step(point) for c in block] for block in conds]
 
         _loop_every_instant(compiled, ex, instants, truths, progress)
     else:
@@ -158,41 +170,53 @@ def run_replay(
     which = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(feeds)])
     row = np.concatenate([np.arange(len(f[0])) for f in feeds])
     order = np.lexsort((tf_rank, close_all))
-    close_all, which, row = close_all[order], which[order], row[order]
+    # plain lists: the loop below reads one element at a time, which numpy scalars make slow
+    closes, feed_of, row_of = (x[order].tolist() for x in (close_all, which, row))
+    columns = [
+        (
+            tf,
+            b.ts.tolist(),
+            b.open.tolist(),
+            b.high.tolist(),
+            b.low.tolist(),
+            b.close.tolist(),
+            b.volume.tolist(),
+        )
+        for _, _, tf, b in feeds
+    ]
+    total = len(closes)
     cursor = [0]
     i_ref = [0]
+    on_bar = feats.on_bar
 
     def feed_until(t: int) -> None:
         k = cursor[0]
-        while k < len(close_all) and close_all[k] <= t:
-            _, _, tf, b = feeds[which[k]]
-            r = row[k]
-            feats.on_bar(
-                tf,
-                int(b.ts[r]),
-                float(b.open[r]),
-                float(b.high[r]),
-                float(b.low[r]),
-                float(b.close[r]),
-                float(b.volume[r]),
-            )
+        while k < total and closes[k] <= t:
+            tf, ts, o, h, lo, c, v = columns[feed_of[k]]
+            r = row_of[k]
+            on_bar(tf, ts[r], o[r], h[r], lo[r], c[r], v[r])
             k += 1
         cursor[0] = k
 
-    def lookup(s: A.Series) -> float:
+    def resolve(s: A.Series) -> Callable[[], float]:
         if s.id in inst_vals:
-            return float(inst_vals[s.id][i_ref[0]])
-        return feats.value(s)
+            arr = inst_vals[s.id]
+            return lambda: float(arr[i_ref[0]])
+        return feats.getter(s)
 
-    point = _PointSource(lookup)
+    point = _PointSource(resolve)
     conds = _incremental_conditions(compiled)
 
-    def truths(i: int) -> Callable[[int, int], int]:
-        feed_until(int(instants[i]))
+    uses_position = compiled.uses_position
+    instant_list = instants.tolist()
+
+    def truths(i: int) -> list[list[int]]:
+        t = instant_list[i]
+        feed_until(t)
         i_ref[0] = i
-        point.position = ex.position_values(instants[i]) if compiled.uses_position else {}
-        vals = [[c.step(point) for c in block] for block in conds]
-        return lambda b, k: vals[b][k]
+        if uses_position:
+            point.position = ex.position_values(t)
+        return [[c.step(point) for c in block] for block in conds]
 
     _loop_every_instant(compiled, ex, instants, truths, progress)
     return ex.finish()
@@ -206,15 +230,16 @@ def _loop_every_instant(
     compiled: CompiledPlay,
     ex: SimExecution,
     instants: np.ndarray,
-    truths: Callable[[int], Callable[[int, int], int]],
+    truths: Callable[[int], list[list[int]]],
     progress: ProgressFn | None,
 ) -> None:
     """Evaluate at every instant (replay, and fast mode with position-dependent conditions)."""
     policy = compiled.play.position_policy
     n = len(instants)
     step = max(1, n // 200)
+    instant_list = instants.tolist()
     for i in range(n):
-        t = int(instants[i])
+        t = instant_list[i]
         ex.advance_to(t)
         truth = truths(i)
         if ex.halted:
@@ -269,7 +294,7 @@ def _loop_skipping(
         if j >= n:
             break
         if ex.side() == side or ex.entry_pending():
-            truth = _table_truth(chosen, j)
+            truth = _table_truth(compiled.blocks, chosen, j)
             intents = intents_at(compiled.blocks, truth)
             if intents:
                 decisions = decide(intents, ex.side(), policy, ex.entry_pending())
@@ -310,9 +335,16 @@ def _intent_masks(
     return masks
 
 
-def _table_truth(chosen: list[np.ndarray], j: int) -> Callable[[int, int], int]:
-    picks = [int(ch[j]) for ch in chosen]
-    return lambda b, k: A.Truth.TRUE if picks[b] == k else A.Truth.FALSE
+def _table_truth(
+    blocks: tuple[CompiledBlock, ...], chosen: list[np.ndarray], j: int
+) -> list[list[int]]:
+    """The case truths at instant j as a table: TRUE for each block's chosen case."""
+    T, F = A.Truth.TRUE, A.Truth.FALSE
+    out = []
+    for block, ch in zip(blocks, chosen, strict=True):
+        pick = int(ch[j])
+        out.append([T if k == pick else F for k in range(len(block.cases))])
+    return out
 
 
 def _next_true(mask: np.ndarray | bool) -> np.ndarray:

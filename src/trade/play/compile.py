@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,10 @@ class FeatureNode:
     outputs: tuple[OutputSpec, ...]
     warmup: int  # bars of its own timeframe
 
+    @cached_property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
 
 @dataclass(frozen=True)
 class CompiledBlock:
@@ -70,7 +75,7 @@ class CompiledPlay:
     def feature(self, key: str) -> FeatureNode:
         return next(f for f in self.features if f.key == key)
 
-    @property
+    @cached_property
     def uses_position(self) -> bool:
         return any(s.id.startswith("position.") for s in self.series)
 

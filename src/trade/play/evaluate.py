@@ -10,6 +10,7 @@ answer "as of" the instant, and windows and crossovers look only backwards.
 from __future__ import annotations
 
 import math
+import operator
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
@@ -170,13 +171,19 @@ class IncrementalCondition:
 
     `step` must be called at every instant (even when the result is not used) so that crossovers
     compare with the previous instant and windows count instants, exactly as the vectorised form does.
+    The tree binds its operands to the source on the first step (and again if the source changes),
+    so a step costs one call per operand.
     """
 
     def __init__(self, cond: A.Cond) -> None:
         self.root = _build(cond)
+        self._source: ValueSource | None = None
 
     def step(self, source: ValueSource) -> int:
-        return self.root.step(source)
+        if source is not self._source:
+            self.root.bind(source)
+            self._source = source
+        return self.root.step()
 
     def state(self) -> list[object]:
         """JSON-able state (crossover memories and window buffers) in a fixed walk order."""
@@ -191,8 +198,12 @@ class IncrementalCondition:
 
 class _Node(ABC):
     @abstractmethod
-    def step(self, source: ValueSource) -> int:
-        """Truth at this instant; updates the node's memory."""
+    def step(self) -> int:
+        """Truth at this instant (operands read from the bound source); updates the node's memory."""
+
+    def bind(self, source: ValueSource) -> None:
+        for child in self.children():
+            child.bind(source)
 
     def dump(self, out: list[object]) -> None:
         for child in self.children():
@@ -206,52 +217,53 @@ class _Node(ABC):
         return []
 
 
-def compile_expr(e: A.Expr) -> Callable[[ValueSource], float]:
-    """An operand as a closure (same arithmetic as `eval_expr_scalar`, without re-walking the tree)."""
+def _operand(e: A.Expr, source: ValueSource) -> Callable[[], float]:
+    """An operand read from `source` as a closure (same arithmetic as `eval_expr_scalar`). A source
+    with `getter(series)` hands out a direct closure per series, sparing a look-up per step."""
     if isinstance(e, A.Const):
         v = e.value
-        return lambda src: v
+        return lambda: v
     if isinstance(e, A.Series):
+        make = getattr(source, "getter", None)
+        if make is not None:
+            return make(e)  # type: ignore[no-any-return]
         s = e
-        return lambda src: src.value(s)
-    return lambda src, e=e: eval_expr_scalar(e, src)
+        return lambda: source.value(s)
+    return lambda: eval_expr_scalar(e, source)
+
+
+_BINARY: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+_UNBOUND: Callable[[], float] = lambda: math.nan  # noqa: E731
 
 
 class _CmpNode(_Node):
+    """Any comparison; the common shapes have faster subclasses with the same truth (see _build)."""
+
     def __init__(self, c: A.Cmp) -> None:
         self.c = c
-        self.prev_l = math.nan
-        self.prev_r = math.nan
-        self.lhs_fn = compile_expr(c.lhs)
-        self.rhs_fns = [compile_expr(r) for r in c.rhs]
+        self.lhs = _UNBOUND
+        self.rhs = [_UNBOUND for _ in c.rhs]
 
-    def step(self, source: ValueSource) -> int:
+    def bind(self, source: ValueSource) -> None:
+        self.lhs = _operand(self.c.lhs, source)
+        self.rhs = [_operand(r, source) for r in self.c.rhs]
+
+    def step(self) -> int:
         c = self.c
-        lhs = self.lhs_fn(source)
-        rhs = [f(source) for f in self.rhs_fns]
+        lhs = self.lhs()
+        rhs = [f() for f in self.rhs]
         r0 = rhs[0]
-        if c.op in ("cross_above", "cross_below"):
-            pl, pr = self.prev_l, self.prev_r
-            self.prev_l, self.prev_r = lhs, r0
-            if math.isnan(lhs) or math.isnan(r0) or math.isnan(pl) or math.isnan(pr):
-                return M
-            res = (pl <= pr and lhs > r0) if c.op == "cross_above" else (pl >= pr and lhs < r0)
-            return T if res else F
         if math.isnan(lhs) or any(math.isnan(r) for r in rhs):
             return M
-        if c.op == ">":
-            res = lhs > r0
-        elif c.op == ">=":
-            res = lhs >= r0
-        elif c.op == "<":
-            res = lhs < r0
-        elif c.op == "<=":
-            res = lhs <= r0
-        elif c.op == "==":
-            res = lhs == r0
-        elif c.op == "!=":
-            res = lhs != r0
-        elif c.op == "between":
+        if c.op == "between":
             res = r0 <= lhs <= rhs[1]
         elif c.op == "in":
             res = any(lhs == r for r in rhs)
@@ -260,6 +272,52 @@ class _CmpNode(_Node):
         else:
             res = abs(lhs - r0) <= (c.tol or 0.0)
         return T if res else F
+
+    def dump(self, out: list[object]) -> None:
+        out.append([None, None])
+
+    def load(self, it: object) -> None:
+        next(it)  # type: ignore[call-overload]
+
+
+class _BinaryNode(_CmpNode):
+    """`> >= < <= == !=` against one operand."""
+
+    def __init__(self, c: A.Cmp) -> None:
+        super().__init__(c)
+        self.op = _BINARY[c.op]
+
+    def step(self) -> int:
+        lhs = self.lhs()
+        r = self.rhs[0]()
+        if lhs != lhs or r != r:  # NaN
+            return M
+        return T if self.op(lhs, r) else F
+
+
+class _CrossNode(_CmpNode):
+    """cross_above / cross_below against the values at the previous evaluation instant."""
+
+    def __init__(self, c: A.Cmp) -> None:
+        super().__init__(c)
+        self.above = c.op == "cross_above"
+        self.prev_l = math.nan
+        self.prev_r = math.nan
+
+    def bind(self, source: ValueSource) -> None:
+        super().bind(source)
+        self.rhs0 = self.rhs[0]
+
+    def step(self) -> int:
+        lhs = self.lhs()
+        r = self.rhs0()
+        pl, pr = self.prev_l, self.prev_r
+        self.prev_l, self.prev_r = lhs, r
+        if lhs != lhs or r != r or pl != pl or pr != pr:  # NaN
+            return M
+        if self.above:
+            return T if pl <= pr and lhs > r else F
+        return T if pl >= pr and lhs < r else F
 
     def dump(self, out: list[object]) -> None:
         out.append([_j(self.prev_l), _j(self.prev_r)])
@@ -274,10 +332,8 @@ class _LogicNode(_Node):
         self.all = c.op == "all"
         self.items = [_build(i) for i in c.items]
 
-    def step(self, source: ValueSource) -> int:
-        values = [
-            i.step(source) for i in self.items
-        ]  # no short-circuit: every node keeps its state
+    def step(self) -> int:
+        values = [i.step() for i in self.items]  # no short-circuit: every node keeps its state
         return min(values) if self.all else max(values)
 
     def children(self) -> list[_Node]:
@@ -288,8 +344,8 @@ class _NotNode(_Node):
     def __init__(self, c: A.Not) -> None:
         self.item = _build(c.item)
 
-    def step(self, source: ValueSource) -> int:
-        return T - self.item.step(source)
+    def step(self) -> int:
+        return T - self.item.step()
 
     def children(self) -> list[_Node]:
         return [self.item]
@@ -301,8 +357,8 @@ class _WindowNode(_Node):
         self.item = _build(w.expr)
         self.buf: deque[int] = deque([M] * w.bars, maxlen=w.bars)
 
-    def step(self, source: ValueSource) -> int:
-        self.buf.append(self.item.step(source))
+    def step(self) -> int:
+        self.buf.append(self.item.step())
         if self.w.kind == "holds_for":
             return min(self.buf)
         if self.w.kind == "occurred_within":
@@ -327,9 +383,12 @@ class _WindowNode(_Node):
 
 def _build(c: A.Cond) -> _Node:
     if isinstance(c, A.Cmp):
-        return _CmpNode(c)
+        if c.op in ("cross_above", "cross_below"):
+            return _CrossNode(c)
+        return _BinaryNode(c) if c.op in _BINARY else _CmpNode(c)
     if isinstance(c, A.Logic):
-        return _LogicNode(c)
+        # all/any of one condition is that condition (same truth, same state walk)
+        return _build(c.items[0]) if len(c.items) == 1 else _LogicNode(c)
     if isinstance(c, A.Not):
         return _NotNode(c)
     return _WindowNode(c)

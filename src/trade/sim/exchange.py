@@ -15,6 +15,7 @@ The simulator never reads a bar after the one it is processing.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -253,7 +254,13 @@ class SimulatedExchange:
         """Process every bar with ts_close <= ts. With `stop_on_change`, return right after the
         bar where the position or a pending order changed (returning that bar's close), so the
         caller can act from that instant; else None."""
-        return self._run(int(np.searchsorted(self.tape.ts_close, ts, side="right")), stop_on_change)
+        tc, k = self.tape.ts_close, self._k
+        # bar by bar, the end is a few bars ahead: bisect there before searching the whole tape
+        near = min(k + 64, len(tc))
+        end = bisect.bisect_right(tc, ts, k, near)
+        if end == near < len(tc):
+            end = int(np.searchsorted(tc, ts, side="right"))
+        return self._run(end, stop_on_change)
 
     def _run(self, end: int, stop_on_change: bool) -> int | None:
         """Process bars up to index `end` (exclusive); see advance_to."""

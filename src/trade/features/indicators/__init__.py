@@ -115,6 +115,7 @@ class IncrementalIndicator:
         w[self._p0 : self._st0] = p
         w[self._st0 :] = st
         self._w = w
+        self._out = w[_HEAD : self._p0]  # a view: the run writes the outputs there
         self._ts = np.zeros(1, dtype=np.int64)
         self._inc = getattr(steps, f"{name}_inc")
 
@@ -126,7 +127,7 @@ class IncrementalIndicator:
 
     def values(self) -> tuple[float, ...]:
         """The current outputs, in declared order (NaN before valid)."""
-        return tuple(self._w[_HEAD : self._p0].tolist())
+        return tuple(self._out.tolist())
 
     @property
     def state(self) -> np.ndarray:

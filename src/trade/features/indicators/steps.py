@@ -247,20 +247,52 @@ def _wilder_gain_loss(st, b, x, n):  # type: ignore[no-untyped-def]
     return g, lo_
 
 
+@njit(cache=True, inline="always")
+def _oscillate(g, l_, cmo):  # type: ignore[no-untyped-def]
+    """RSI = 100·g/(g+l), CMO = 100·(g−l)/(g+l); 0 when nothing moved."""
+    if g != g:
+        return NAN
+    if g + l_ == 0:
+        return 0.0
+    return 100.0 * (g - l_) / (g + l_) if cmo else 100.0 * g / (g + l_)
+
+
+@njit(cache=True, inline="always")
+def _gain_loss_run(st, p, o, h, lo, c, v, out, cmo):  # type: ignore[no-untyped-def]
+    """RSI/CMO over bars: the shared kernel until seeded, then the same Wilder recursion with both
+    averages in registers (v·(1−a) + x·a, so only a multiply and an add wait on the last value)."""
+    src = int(p[len(p) - 1])
+    n = p[0]
+    a = 1.0 / n
+    keep = 1.0 - a
+    i, bars = 0, len(c)
+    while i < bars and st[1] < n:
+        g, l_ = _wilder_gain_loss(st, 0, _x(src, o, h, lo, c, v, i), n)
+        out[0, i] = _oscillate(g, l_, cmo)
+        i += 1
+    prev, ag, al = st[0], st[3], st[6]
+    for j in range(i, bars):
+        x = _x(src, o, h, lo, c, v, j)
+        if prev != prev:
+            prev = x
+            out[0, j] = NAN
+            continue
+        d = x - prev
+        prev = x
+        ag = ag * keep + (d if d > 0 else 0.0) * a
+        al = al * keep + (-d if d < 0 else 0.0) * a
+        out[0, j] = _oscillate(ag, al, cmo)
+    st[0], st[3], st[6] = prev, ag, al
+
+
 @njit(cache=True)
 def rsi_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
-    src = int(p[len(p) - 1])
-    for i in range(len(c)):
-        g, l_ = _wilder_gain_loss(st, 0, _x(src, o, h, lo, c, v, i), p[0])
-        out[0, i] = NAN if g != g else (100.0 * g / (g + l_) if g + l_ != 0 else 0.0)
+    _gain_loss_run(st, p, o, h, lo, c, v, out, False)
 
 
 @njit(cache=True)
 def cmo_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
-    src = int(p[len(p) - 1])
-    for i in range(len(c)):
-        g, l_ = _wilder_gain_loss(st, 0, _x(src, o, h, lo, c, v, i), p[0])
-        out[0, i] = NAN if g != g else (100.0 * (g - l_) / (g + l_) if g + l_ != 0 else 0.0)
+    _gain_loss_run(st, p, o, h, lo, c, v, out, True)
 
 
 @njit(cache=True)
@@ -541,16 +573,17 @@ def _atr(st, b, h, lo, c, n):  # type: ignore[no-untyped-def]
 def atr_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
     n = p[0]
     a = 1.0 / n
+    keep = 1.0 - a
     i, bars = 0, len(c)
     while i < bars and st[1] < n:  # seeding: the shared kernel
         out[0, i] = _atr(st, 0, h[i], lo[i], c[i], n)
         i += 1
-    pc, val = st[0], st[3]  # seeded: the same recursion (see _tr, _atr) in registers
+    pc, val = st[0], st[3]  # seeded: the Wilder recursion in registers
     for j in range(i, bars):
         tr = max(h[j] - lo[j], abs(h[j] - pc), abs(lo[j] - pc))
         pc = c[j]
-        if tr == tr:
-            val = val + (tr - val) * a
+        if tr == tr:  # val·(1−a) + tr·a: only a multiply and an add wait on the previous value
+            val = val * keep + tr * a
         out[0, j] = val
     st[0], st[3] = pc, val
 
@@ -791,7 +824,8 @@ def bbands_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
         else:
             _bands(out, i, x, mid, sd, k)
         i += 1
-    # then moving_std's exact arithmetic with position, sums and counter in registers
+    # then moving_std's sums with position, sums and counter in registers
+    inv_n = 1.0 / n
     pos, ref, s1, s2, since = int(st[1]), st[r], st[r + 1], st[r + 2], st[r + 3]
     for j in range(i, bars):
         x = _x(src, o, h, lo, c, v, j)
@@ -808,8 +842,8 @@ def bbands_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
                 s2 += d * d
         else:
             since += 1.0
-        m1 = s1 / n
-        var = s2 / n - m1 * m1
+        m1 = s1 * inv_n
+        var = s2 * inv_n - m1 * m1
         _bands(out, j, x, ref + m1, np.sqrt(var) if var > 0.0 else 0.0, k)
     st[1], st[r], st[r + 1], st[r + 2], st[r + 3] = pos, ref, s1, s2, since
 
