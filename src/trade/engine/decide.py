@@ -33,13 +33,10 @@ def intents_at(
     """Intents emitted at one instant; `truth[block_index][case_index]` is a case's truth."""
     out: list[tuple[str, Intent]] = []
     for block, cases in zip(blocks, truth, strict=True):
-        for ci, (_, emits) in enumerate(block.cases):
-            if cases[ci] == Truth.TRUE:
-                out += [(block.id, i) for i in emits]
-                break
-        else:
-            if block.else_:
-                out += [(block.id, i) for i in block.else_]
+        if Truth.TRUE in cases:  # the first true case wins
+            out += [(block.id, i) for i in block.cases[list(cases).index(Truth.TRUE)][1]]
+        elif block.else_:
+            out += [(block.id, i) for i in block.else_]
     return out
 
 

@@ -238,13 +238,14 @@ def _loop_every_instant(
     n = len(instants)
     step = max(1, n // 200)
     instant_list = instants.tolist()
+    blocks, advance, sim = compiled.blocks, ex.advance_to, ex.sim
     for i in range(n):
         t = instant_list[i]
-        ex.advance_to(t)
+        advance(t)
         truth = truths(i)
-        if ex.halted:
+        if sim.halted:
             continue
-        intents = intents_at(compiled.blocks, truth)
+        intents = intents_at(blocks, truth)
         if intents:
             decisions = decide(intents, ex.side(), policy, ex.entry_pending())
             if decisions:

@@ -165,6 +165,87 @@ def test_rolling_window_with_and_without_current(include: bool, expected: list[f
     np.testing.assert_array_equal(r["value"], expected)
 
 
+@pytest.mark.parametrize("size", [1, 3, 50, 1000])
+@pytest.mark.parametrize("mode", ["max", "min"])
+@pytest.mark.parametrize("include", [False, True])
+def test_rolling_window_equals_python_max_min(size: int, mode: str, include: bool) -> None:
+    # ties, NaN holes (Python's max/min: a NaN oldest value sticks, later NaNs are skipped)
+    rng = np.random.default_rng(size)
+    x = np.round(rng.normal(0, 3, 4000))
+    x[rng.random(len(x)) < 0.02] = np.nan
+    b = bars_from(list(np.where(np.isnan(x), 0.0, x)), [-100.0] * len(x), list(x))
+    r = compute_structure_batch(
+        "rolling_window",
+        params("rolling_window", size=size, field="close", mode=mode, include_current=include),
+        b,
+        {},
+    )
+    pick = max if mode == "max" else min
+    xs = b.close.tolist()
+    want = []
+    for i in range(len(xs)):
+        stop = i + 1 if include else i
+        window = xs[max(0, stop - size) : stop]
+        want.append(pick(window) if len(window) == size else math.nan)
+    np.testing.assert_array_equal(r["value"], want)
+
+
+def test_wide_fractal_window_matches_its_definition() -> None:
+    rng = np.random.default_rng(3)
+    h = np.round(100 + np.cumsum(rng.normal(0, 1, 3000)))
+    b = bars_from(list(h), list(h - 1 - np.round(rng.random(len(h)) * 3)))
+    left, right = 150, 40
+    s = swing(b, left=left, right=right)
+    hs, ls = b.high.tolist(), b.low.tolist()
+    for i in range(left + right, len(hs)):
+        c = i - right
+        win = range(c - left, i + 1)
+        is_hi = all(hs[c] > hs[j] for j in win if j != c)
+        is_lo = all(ls[c] < ls[j] for j in win if j != c)
+        assert s["pivot_this_bar"][i] == float(is_hi or is_lo), i
+        if is_hi:
+            assert (s["high_level"][i], s["high_idx"][i]) == (hs[c], c)
+        if is_lo:
+            assert (s["low_level"][i], s["low_idx"][i]) == (ls[c], c)
+    assert s["version"][-1] > 5
+
+
+def test_derived_zone_keeps_the_newest_max_active_zones() -> None:
+    highs = [5, 4, 3, 4, 6, 8, 10, 8, 7, 6.2]
+    lows = [4, 3, 2, 3, 5, 7, 9, 7, 6, 5.9]
+    b = bars_from(highs, lows, [(x + y) / 2 for x, y in zip(highs, lows, strict=True)])
+    s = swing(b, left=2, right=2)
+    p = params("derived_zone", levels=[0.5, 0.382, 0.618], max_active=2, width_pct=0.0)
+    dz = compute_structure_batch("derived_zone", p, b, {"swing": s})
+    # bullish pair 2 → 10 at bar 8: levels inserted in ascending ratio order, each at the front,
+    # so the deepest retracements are kept and the 0.382 zone falls off
+    assert dz["zone[0].upper"][8] == pytest.approx(10 - 0.618 * 8)
+    assert dz["zone[1].upper"][8] == pytest.approx(6.0)
+    assert dz["active_count"][8] == 2
+
+
+def test_state_is_strict_json_and_restores_wide_windows_exactly() -> None:
+    rng = np.random.default_rng(11)
+    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 1500)))
+    b = bars_from(list(c * 1.003), list(c * 0.997), list(c))
+    for type_, raw in (
+        ("swing", {"left": 300, "right": 200}),
+        ("rolling_window", {"size": 700, "field": "close", "mode": "min"}),
+    ):
+        p = params(type_, **raw)
+        batch = compute_structure_batch(type_, p, b, {})
+        det = make_structure(type_, p)
+        rows = []
+        for i in range(len(b)):
+            if i in (250, 900):
+                det = restore_structure(json.loads(json.dumps(det.to_state(), allow_nan=False)))
+            det.update(b.open[i], b.high[i], b.low[i], b.close[i], b.volume[i], {})
+            rows.append(det.values())
+        inc = np.array(rows)
+        for k, name in enumerate(batch):
+            np.testing.assert_array_equal(inc[:, k], batch[name], err_msg=f"{type_}.{name}")
+
+
 CHAIN = [
     ("piv", "swing", {"left": 3, "right": 3}, {}),
     (

@@ -1,9 +1,15 @@
 """Market structure detectors: swing, trend, market_structure, fibonacci, zone, derived_zone,
-rolling_window. One class each (detectors.py); the batch driver runs the same update over a series."""
+rolling_window. One jitted run each (detectors.py), driven in batch or incrementally.
+
+`compute_structure_batch` calls the run once over whole arrays; `make_structure` feeds the same run
+one bar at a time, with state that serialises to JSON and restores exactly, so batch and incremental
+values are identical by construction. `register_structures` fills the DSL's feature catalog.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +21,7 @@ from . import detectors as D
 
 __all__ = [
     "STRUCTURES",
+    "IncrementalStructure",
     "compute_structure_batch",
     "make_structure",
     "register_structures",
@@ -61,13 +68,32 @@ def _dz_outputs(p: Mapping[str, Any]) -> tuple[OutputSpec, ...]:
 
 @dataclass(frozen=True)
 class StructureDef:
+    """A detector: its catalog spec, its jitted run and entry point, and its layout helpers."""
+
     spec: FeatureSpec
-    cls: type[D.Detector]
+    run: Callable[..., None]  # (st, p, o, h, lo, c, v, d, out) over any number of bars
+    inc: Callable[..., None]  # (work, o, h, lo, c, v, *dependency fields): one bar
+    encode: Callable[[Mapping[str, Any]], list[float]]  # params → p
+    deps: Callable[[Mapping[str, Any]], D.Deps]  # params → (slot, field) rows of d
+    init: Callable[[Mapping[str, Any]], D.Init]  # params → initial state, outputs before any bar
+
+
+def _def(spec: FeatureSpec) -> StructureDef:
+    """Bind a spec to the run, entry point and helpers named after it in detectors.py."""
+    n = spec.name
+    return StructureDef(
+        spec,
+        getattr(D, f"{n}_run"),
+        getattr(D, f"{n}_inc"),
+        getattr(D, f"{n}_params"),
+        getattr(D, f"{n}_deps"),
+        getattr(D, f"{n}_init"),
+    )
 
 
 LEVELS = ParamSpec("levels", list, (0.382, 0.5, 0.618), doc="ratios of the swing range")
 STRUCTURES: dict[str, StructureDef] = {
-    "swing": StructureDef(
+    "swing": _def(
         FeatureSpec(
             "swing",
             "structure",
@@ -93,9 +119,8 @@ STRUCTURES: dict[str, StructureDef] = {
             lambda p: p["left"] + p["right"] + 1 if p["mode"] == "fractal" else p["atr_length"] + 1,
             doc="swing pivots (fractal or ATR zigzag)",
         ),
-        D.Swing,
     ),
-    "trend": StructureDef(
+    "trend": _def(
         FeatureSpec(
             "trend",
             "structure",
@@ -110,9 +135,8 @@ STRUCTURES: dict[str, StructureDef] = {
             uses=("swing",),
             doc="HH/HL/LH/LL waves",
         ),
-        D.Trend,
     ),
-    "market_structure": StructureDef(
+    "market_structure": _def(
         FeatureSpec(
             "market_structure",
             "structure",
@@ -130,9 +154,8 @@ STRUCTURES: dict[str, StructureDef] = {
             uses=("swing",),
             doc="break of structure / change of character",
         ),
-        D.MarketStructure,
     ),
-    "fibonacci": StructureDef(
+    "fibonacci": _def(
         FeatureSpec(
             "fibonacci",
             "structure",
@@ -142,9 +165,8 @@ STRUCTURES: dict[str, StructureDef] = {
             uses=("swing",),
             doc="fibonacci levels of the latest swing pair",
         ),
-        D.Fibonacci,
     ),
-    "zone": StructureDef(
+    "zone": _def(
         FeatureSpec(
             "zone",
             "structure",
@@ -162,9 +184,8 @@ STRUCTURES: dict[str, StructureDef] = {
             uses=("swing", "atr"),
             doc="demand/supply zone around new pivots",
         ),
-        D.Zone,
     ),
-    "derived_zone": StructureDef(
+    "derived_zone": _def(
         FeatureSpec(
             "derived_zone",
             "structure",
@@ -178,9 +199,8 @@ STRUCTURES: dict[str, StructureDef] = {
             uses=("swing",),
             doc="zones at fibonacci levels of each new pair",
         ),
-        D.DerivedZone,
     ),
-    "rolling_window": StructureDef(
+    "rolling_window": _def(
         FeatureSpec(
             "rolling_window",
             "structure",
@@ -194,7 +214,6 @@ STRUCTURES: dict[str, StructureDef] = {
             lambda p: p["size"] + (0 if p["include_current"] else 1) - 1,
             doc="min/max over a window",
         ),
-        D.RollingWindow,
     ),
 }
 
@@ -205,31 +224,125 @@ def register_structures(catalog: FeatureCatalog) -> None:
         catalog.register(d.spec)
 
 
-def make_structure(type_: str, params: Mapping[str, Any]) -> D.Detector:
-    return STRUCTURES[type_].cls(dict(params))
-
-
-def restore_structure(state: Mapping[str, Any]) -> D.Detector:
-    params = dict(state["params"])
-    if "levels" in params:
-        params["levels"] = tuple(params["levels"])
-    det = make_structure(state["type"], params)
-    det.load_state(state)
-    return det
+def _lookup(type_: str) -> StructureDef:
+    d = STRUCTURES.get(type_)
+    if d is None:
+        raise KeyError(f"unknown structure {type_!r}")
+    return d
 
 
 def compute_structure_batch(
     type_: str, params: Mapping[str, Any], bars: Bars, deps: Mapping[str, Mapping[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
-    """Run the detector over every bar; deps are the dependencies' field arrays by slot."""
-    d = STRUCTURES[type_]
-    det = make_structure(type_, params)
+    """Every output of the detector over all bars; deps are the dependencies' field arrays by slot."""
+    d = _lookup(type_)
     names = [o.name for o in d.spec.outputs_for(params)]
-    out = np.full((len(bars), len(names)), np.nan)
-    dep_cols = {slot: {k: a.tolist() for k, a in fields.items()} for slot, fields in deps.items()}
-    o, h, lo, c, v = (x.tolist() for x in (bars.open, bars.high, bars.low, bars.close, bars.volume))
-    for i in range(len(bars)):
-        row = {slot: {k: col[i] for k, col in fields.items()} for slot, fields in dep_cols.items()}
-        det.update(o[i], h[i], lo[i], c[i], v[i], row)
-        out[i] = det.values()
-    return {n: np.ascontiguousarray(out[:, k]) for k, n in enumerate(names)}
+    n = len(bars)
+    out = np.empty((len(names), n))
+    if n:
+        fields = d.deps(params)
+        dep = np.empty((len(fields), n))
+        for j, (slot, name) in enumerate(fields):
+            col = np.asarray(deps[slot][name], dtype=np.float64)
+            if col.shape != (n,):
+                raise ValueError(f"{type_}: dependency {slot}.{name} has {col.shape}, bars {n}")
+            dep[j] = col
+        st, _ = d.init(params)
+        p = np.array(d.encode(params), dtype=np.float64)
+        d.run(
+            np.array(st, dtype=np.float64),
+            p,
+            bars.open,
+            bars.high,
+            bars.low,
+            bars.close,
+            bars.volume,
+            dep,
+            out,
+        )
+    return {name: out[k] for k, name in enumerate(names)}
+
+
+class IncrementalStructure:
+    """One detector updated bar by bar through the same jitted run as the batch driver.
+
+    Everything it owns lives in one float64 work array (bar, dependency fields, outputs, params,
+    state) so an update is a single cheap call into numba.
+    """
+
+    def __init__(
+        self,
+        type_: str,
+        params: Mapping[str, Any],
+        state: list[float] | None = None,
+        out: list[float] | None = None,
+    ) -> None:
+        self.d = _lookup(type_)
+        self.type_name = type_
+        self.params = dict(params)
+        self.fields = tuple(o.name for o in self.d.spec.outputs_for(self.params))
+        self._deps = self.d.deps(self.params)
+        p = self.d.encode(self.params)
+        st0, out0 = self.d.init(self.params)
+        st = st0 if state is None else state
+        out = out0 if out is None else out
+        if len(st) != len(st0) or len(out) != len(self.fields):
+            raise ValueError(f"{type_}: state does not match its params")
+        nd, k = len(self._deps), len(self.fields)
+        self._o0 = D.HEAD + nd
+        self._p0 = self._o0 + k
+        self._st0 = self._p0 + len(p)
+        w = np.zeros(self._st0 + len(st))
+        w[5], w[6], w[7] = nd, k, len(p)
+        w[self._o0 : self._p0] = out
+        w[self._p0 : self._st0] = p
+        w[self._st0 :] = st
+        self._w = w
+        self._inc: Callable[..., None] = self.d.inc
+
+    def update(
+        self,
+        o: float,
+        h: float,
+        lo: float,
+        c: float,
+        v: float,
+        deps: Mapping[str, Mapping[str, float]],
+    ) -> None:
+        """Consume one closed bar and the dependencies' fields at that bar."""
+        self._inc(self._w, o, h, lo, c, v, *[deps[slot][f] for slot, f in self._deps])
+
+    def values(self) -> tuple[float, ...]:
+        """The fields after the last update, in declared order."""
+        return tuple(self._w[self._o0 : self._p0].tolist())
+
+    @property
+    def state(self) -> np.ndarray:
+        """The state array (a view: the run updates it in place)."""
+        return self._w[self._st0 :]
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able: type, params, the state array and the last outputs (NaN as None)."""
+        return {
+            "type": self.type_name,
+            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params.items()},
+            "state": [None if x != x else x for x in self.state.tolist()],
+            "out": [None if x != x else x for x in self.values()],
+        }
+
+
+def make_structure(type_: str, params: Mapping[str, Any]) -> IncrementalStructure:
+    """An incremental driver for the detector `type_` with resolved `params`."""
+    return IncrementalStructure(type_, params)
+
+
+def restore_structure(state: Mapping[str, Any]) -> IncrementalStructure:
+    """Rebuild an incremental driver from `to_state()` output; it continues exactly."""
+    params = dict(state["params"])
+    if "levels" in params:
+        params["levels"] = tuple(params["levels"])
+
+    def dec(xs: list[float | None]) -> list[float]:
+        return [math.nan if x is None else float(x) for x in xs]
+
+    return IncrementalStructure(state["type"], params, dec(state["state"]), dec(state["out"]))
