@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from numba import njit
+
 
 @dataclass(frozen=True)
 class InstrumentSpec:
@@ -25,15 +27,30 @@ class InstrumentSpec:
 
     def round_price(self, price: float) -> float:
         """Nearest tick (half away from zero), printed without binary noise."""
-        return _round_to(math.floor(price / self.tick_size + 0.5) * self.tick_size, self.tick_size)
+        return round_price(price, self.tick_size)
 
     def round_qty_down(self, qty: float) -> float:
         """Largest multiple of the qty step not above `qty` (tolerant of float noise)."""
-        steps = math.floor(qty / self.qty_step + 1e-9)
-        return _round_to(steps * self.qty_step, self.qty_step)
+        return round_qty_down(qty, self.qty_step)
 
 
+# Compiled once and called both from Python and from the jitted backtest loop, so every path rounds
+# with the very same arithmetic.
+
+
+@njit(cache=True)
+def round_price(price: float, tick: float) -> float:
+    return _round_to(math.floor(price / tick + 0.5) * tick, tick)
+
+
+@njit(cache=True)
+def round_qty_down(qty: float, step: float) -> float:
+    return _round_to(math.floor(qty / step + 1e-9) * step, step)
+
+
+@njit(cache=True)
 def _round_to(value: float, step: float) -> float:
+    """`value` (a multiple of `step` up to float noise) to two decimals beyond the step's."""
     decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
     return round(value, decimals + 2)
 

@@ -60,18 +60,31 @@ def test_determinism_cli(
     db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(["backtest", "verify-determinism", "--play", "ema_cross", "--db", db]) == 0
-    from trade.sim import exchange
+    from trade.engine import fastloop
+    from trade.sim import exchange, kernel
 
     calls = {"n": 0}
-    real = exchange.SimulatedExchange._market
+    real_market = exchange.SimulatedExchange._market
+    real_kernel = kernel.run_market_play
 
-    def jittery(self, p, t, o, k):  # type: ignore[no-untyped-def]
+    def jittery_market(self, p, t, o, k):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        return real(
+        return real_market(
             self, p, t, o * (1 + 1e-6 * (calls["n"] % 3)), k
         )  # planted: depends on call history
 
-    monkeypatch.setattr(exchange.SimulatedExchange, "_market", jittery)
+    def jittery_kernel(*args):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        cfg = args[-2].copy()
+        cfg[kernel.C_START] *= 1 + 0.1 * calls["n"]  # planted: depends on call history
+        return real_kernel(*args[:-2], cfg, args[-1])
+
+    # the jitted loop (ema_cross takes it) and the general loop
+    monkeypatch.setattr(kernel, "run_market_play", jittery_kernel)
+    assert run(["backtest", "verify-determinism", "--play", "ema_cross", "--db", db]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+    monkeypatch.setattr(fastloop, "eligible", lambda compiled: False)
+    monkeypatch.setattr(exchange.SimulatedExchange, "_market", jittery_market)
     assert run(["backtest", "verify-determinism", "--play", "ema_cross", "--db", db]) == 1
     assert "MISMATCH" in capsys.readouterr().out
 

@@ -74,6 +74,7 @@ class SimExecution:
             funding_rate=window.funding_rate,
         )
         self.signals = 0
+        self.closed = False  # the run already ended with the end-of-data close (fast loop)
 
     @property
     def halted(self) -> bool:
@@ -194,10 +195,13 @@ class SimExecution:
         n = len(self.instants)
         if n:
             last_t = int(self.instants[-1])
-            self.sim.advance_to(last_t)
+            if not self.closed:
+                self.sim.advance_to(last_t)
+                self.sim.close_all(last_t, self._exec_close_at(last_t), "end_of_data")
+            # the curve counts ledger entries before each instant, so the close at last_t is not in
+            # it; the last point comes after that close
             equity = self.sim.equity_curve(self.instants)
-            self.sim.close_all(last_t, self._exec_close_at(last_t), "end_of_data")
-            equity[-1] = self.sim.cash  # the last point comes after the end-of-data close
+            equity[-1] = self.sim.cash
         else:
             equity = np.empty(0)
         counters = dict(self.sim.counters)

@@ -83,9 +83,14 @@ def build_intrabar(minute: Bars | None, exec_bars: Bars, start_ms: int, end_ms: 
     else:
         m = minute.window(start_ms, end_ms)
         m_ts = m.ts
-        bucket = (m_ts // exec_ms) * exec_ms
-        covered = np.isin(ex.ts, bucket)
+        bucket = (m_ts // exec_ms) * exec_ms  # sorted, as the bars are
+        at = np.minimum(np.searchsorted(bucket, ex.ts), max(len(bucket) - 1, 0))
+        covered = bucket[at] == ex.ts if len(bucket) else np.zeros(len(ex), dtype=bool)
     fb = ~covered
+    if m is not None and not fb.any():  # every exec bar has 1m bars: they are the intrabar
+        return Intrabar(m.ts, m.ts + MINUTE_MS, m.open, m.high, m.low, m.close, fallbacks=0)
+    if m is None:  # no 1m data at all: the exec bars themselves
+        return Intrabar(ex.ts, ex.ts + exec_ms, ex.open, ex.high, ex.low, ex.close, len(ex))
     parts_ts = [m_ts, ex.ts[fb]]
     parts_close_ts = [m_ts + MINUTE_MS, ex.ts[fb] + exec_ms]
     cols = {}

@@ -8,7 +8,7 @@ produced (whole arrays vs incremental state), which is exactly what the parity a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from ..play import ast as A
 from ..play.compile import CompiledBlock, CompiledPlay
 from ..play.evaluate import IncrementalCondition, evaluate_vectorised
 from ..timeframes import MINUTE_MS, TIMEFRAMES
+from . import fastloop
 from .asof import asof_index, take_asof
 from .decide import Decision, decide, intents_at
 from .execution import SimExecution
@@ -36,7 +37,7 @@ class RunOutput:
     equity_ts: np.ndarray
     equity: np.ndarray
     trades: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    events: Sequence[dict[str, Any]]  # a list, or built on first use (the jitted loop)
     counters: dict[str, int] = field(default_factory=dict)
     signals: int = 0
 
@@ -50,21 +51,27 @@ def evaluation_instants(compiled: CompiledPlay, window: MarketWindow) -> np.ndar
     return exec_instants
 
 
-def instant_values(window: MarketWindow, instants: np.ndarray) -> dict[str, np.ndarray]:
-    """last_price, mark_price and funding_rate as of each instant."""
+def instant_values(
+    window: MarketWindow, instants: np.ndarray, names: Iterable[str] = INSTANT_IDS
+) -> dict[str, np.ndarray]:
+    """`names` among last_price, mark_price and funding_rate, as of each instant."""
+    names = set(names)
     ib = window.intrabar
-    last = take_asof(ib.close, np.searchsorted(ib.ts_close, instants, side="right") - 1)
-    exec_tf_bars = next(iter(window.bars.values()))
-    del exec_tf_bars
-    if window.mark is not None and len(window.mark):
-        m = window.mark
-        mark = take_asof(m.close, asof_index(m.ts, m.tf_ms, instants))
-        mark = np.where(np.isnan(mark), last, mark)
-    else:
-        mark = last.copy()
-    fidx = np.searchsorted(window.funding_ts, instants, side="right") - 1
-    funding = take_asof(window.funding_rate, fidx)
-    return {"last_price": last, "mark_price": mark, "funding_rate": funding}
+    out: dict[str, np.ndarray] = {}
+    if names & {"last_price", "mark_price"}:
+        last = take_asof(ib.close, np.searchsorted(ib.ts_close, instants, side="right") - 1)
+        out["last_price"] = last
+        if "mark_price" in names:
+            if window.mark is not None and len(window.mark):
+                m = window.mark
+                mark = take_asof(m.close, asof_index(m.ts, m.tf_ms, instants))
+                out["mark_price"] = np.where(np.isnan(mark), last, mark)
+            else:
+                out["mark_price"] = last.copy()
+    if "funding_rate" in names:
+        fidx = np.searchsorted(window.funding_ts, instants, side="right") - 1
+        out["funding_rate"] = take_asof(window.funding_rate, fidx)
+    return {k: out[k] for k in INSTANT_IDS if k in names}
 
 
 class ArraySource:
@@ -73,17 +80,36 @@ class ArraySource:
     def __init__(self, compiled: CompiledPlay, window: MarketWindow, instants: np.ndarray) -> None:
         self.values = compute_batch_features(compiled, window.bars)
         self.tf_of = series_tf(compiled)
-        self.index = {tf: asof_index(b.ts, b.tf_ms, instants) for tf, b in window.bars.items()}
-        self.instant = instant_values(window, instants)
+        self.window, self.instants = window, instants
+        # a feed whose bar closes are exactly the instants (the exec timeframe) reads a slice
+        self.first: dict[str, int] = {}
+        for tf, b in window.bars.items():
+            a = int(np.searchsorted(b.ts + b.tf_ms, instants[0])) if len(instants) else 0
+            closes = b.ts[a : a + len(instants)] + b.tf_ms
+            if len(closes) == len(instants) and np.array_equal(closes, instants):
+                self.first[tf] = a
+        self.index = {
+            tf: asof_index(b.ts, b.tf_ms, instants)
+            for tf, b in window.bars.items()
+            if tf not in self.first
+        }
         self.cache: dict[A.Series, np.ndarray] = {}
 
     def series(self, s: A.Series) -> np.ndarray:
         got = self.cache.get(s)
         if got is None:
-            if s.id in self.instant:
-                got = self.instant[s.id]
+            if s.id in INSTANT_IDS:
+                got = instant_values(self.window, self.instants, [s.id])[s.id]
             else:
-                got = take_asof(self.values[s.id], self.index[self.tf_of[s.id]], s.offset)
+                tf, values = self.tf_of[s.id], self.values[s.id]
+                a = self.first.get(tf, -1) - s.offset
+                if tf in self.first and a >= 0:
+                    got = values[a : a + len(self.instants)]
+                    got.flags.writeable = False  # a view of the feature's own array
+                elif tf in self.first:
+                    got = take_asof(values, np.arange(len(self.instants)) + a + s.offset, s.offset)
+                else:
+                    got = take_asof(values, self.index[tf], s.offset)
             self.cache[s] = got
         return got
 
@@ -145,7 +171,12 @@ def run_fast(
             [evaluate_vectorised(cond, source, n) for cond, _ in block.cases]
             for block in compiled.blocks
         ]
-        _loop_skipping(compiled, ex, instants, table, progress)
+        if n and fastloop.eligible(compiled):
+            fastloop.run(compiled, ex, instants, _chosen_cases(table, n), source.series)
+            if progress is not None:
+                progress(n, n)
+        else:
+            _loop_skipping(compiled, ex, instants, table, progress)
     return ex.finish()
 
 
@@ -157,7 +188,7 @@ def run_replay(
     progress: ProgressFn | None = None,
 ) -> RunOutput:
     instants = evaluation_instants(compiled, window)
-    inst_vals = instant_values(window, instants)
+    inst_vals = instant_values(window, instants, {s.id for s in compiled.series} & set(INSTANT_IDS))
     feats = IncrementalFeatures(compiled)
     ex = SimExecution(compiled, window, instants, intrabar_policy, lambda s, i: feats.value(s))
     # every closed bar of every timeframe, in close-time order (lower timeframe first on ties)
@@ -312,7 +343,7 @@ def _chosen_cases(table: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
     """Per block, the index of the first true case at each instant (−1: none, so `else`)."""
     out = []
     for cases in table:
-        chosen = np.full(n, -1, dtype=np.int64)
+        chosen = np.full(n, -1, dtype=np.int16)  # case indexes are small; memory is not
         for k in range(len(cases) - 1, -1, -1):
             chosen[cases[k] == A.Truth.TRUE] = k
         out.append(chosen)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+from numba import njit
 
 from ..errors import SimulationError
 from ..instruments import InstrumentSpec
@@ -237,16 +238,14 @@ class SimulatedExchange:
         start = self.account.starting_equity
         if not self.ledger:
             return np.full(len(instants), start)
-        lt = np.array([x[0] for x in self.ledger], dtype=np.int64)
-        cash = np.array([x[1] for x in self.ledger])
-        qty = np.array([x[2] for x in self.ledger])
-        entry = np.array([x[3] for x in self.ledger])
-        j = np.searchsorted(lt, instants, side="left") - 1
-        ok = j >= 0
-        jj = np.maximum(j, 0)
-        price = self.tape.marks_at(instants)
-        eq = np.where(ok, cash[jj] + qty[jj] * (price - entry[jj]), start)
-        return np.where(np.isnan(eq), np.where(ok, cash[jj], start), eq)
+        led = np.array(self.ledger, dtype=np.float64).reshape(-1, 4)
+        tape = self.tape
+        return equity_at(
+            np.ascontiguousarray(instants, dtype=np.int64), led[:, 0].astype(np.int64),
+            np.ascontiguousarray(led[:, 1]), np.ascontiguousarray(led[:, 2]),
+            np.ascontiguousarray(led[:, 3]), start, tape.ts_close, tape.c, tape.mark_ts,
+            tape.mark_close,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ stepping
 
@@ -744,6 +743,43 @@ class SimulatedExchange:
             self.cancel(p.id, t)
         if self.position is not None:
             self._close(self.position.qty, price, t, reason, self.taker, max(self._k - 1, 0))
+
+
+@njit(cache=True)
+def equity_at(
+    instants: np.ndarray,
+    led_ts: np.ndarray,
+    led_cash: np.ndarray,
+    led_qty: np.ndarray,
+    led_entry: np.ndarray,
+    start: float,
+    ts_close: np.ndarray,
+    close: np.ndarray,
+    mark_ts: np.ndarray,
+    mark_close: np.ndarray,
+) -> np.ndarray:
+    """Equity at each (sorted) instant in one pass: the ledger entry before the instant (cash,
+    signed qty, entry price) valued at the mark as of the instant, else the last close by it; a
+    price that is not known yet values the position at nothing (cash)."""
+    out = np.empty(len(instants))
+    j = kb = km = 0
+    for i in range(len(instants)):
+        t = instants[i]
+        while j < len(led_ts) and led_ts[j] < t:
+            j += 1
+        if j == 0:
+            out[i] = start
+            continue
+        while km < len(mark_ts) and mark_ts[km] <= t:
+            km += 1
+        while kb < len(ts_close) and ts_close[kb] <= t:
+            kb += 1
+        price = mark_close[km - 1] if km > 0 else np.nan
+        if price != price:
+            price = close[kb - 1] if kb > 0 else np.nan
+        eq = led_cash[j - 1] + led_qty[j - 1] * (price - led_entry[j - 1])
+        out[i] = eq if eq == eq else led_cash[j - 1]
+    return out
 
 
 __all__ = ["IntrabarBar", "SimulatedExchange"]

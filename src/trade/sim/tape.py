@@ -23,7 +23,9 @@ class _Column:
         self.n = 0
 
     def set(self, values: np.ndarray) -> None:
-        self.buf = np.ascontiguousarray(values, dtype=self.buf.dtype).copy()
+        """Hold `values` as the whole column, without copying (a million-bar backtest would pay
+        for the copies in page faults). It is never written: the next append reallocates."""
+        self.buf = np.ascontiguousarray(values, dtype=self.buf.dtype)
         self.n = len(self.buf)
 
     def append(self, value: float) -> None:
@@ -75,7 +77,8 @@ class Tape:
         funding_ts: np.ndarray | None,
         funding_rate: np.ndarray | None,
     ) -> None:
-        """Replace everything with whole series (all arrays of one series have equal length)."""
+        """Replace everything with whole series (all arrays of one series have equal length).
+        The tape keeps the arrays it is given: do not modify them afterwards."""
         cols = self._cols
         for name, arr in (
             ("ts_open", ts_open),
@@ -100,9 +103,14 @@ class Tape:
         mark = self._mark_as_of(tc)
         known = ~np.isnan(mark)
         cols["mark"].set(mark)
-        cols["liq_low"].set(np.where(known, mark, cols["lo"].view))
-        cols["liq_high"].set(np.where(known, mark, cols["h"].view))
-        cols["dd_price"].set(np.where(known, mark, cols["c"].view))
+        if known.any():
+            cols["liq_low"].set(np.where(known, mark, cols["lo"].view))
+            cols["liq_high"].set(np.where(known, mark, cols["h"].view))
+            cols["dd_price"].set(np.where(known, mark, cols["c"].view))
+        else:  # no mark anywhere: the bars' own prices (shared, never written)
+            cols["liq_low"].set(cols["lo"].view)
+            cols["liq_high"].set(cols["h"].view)
+            cols["dd_price"].set(cols["c"].view)
         cols["exec_close"].set(tc % self.exec_tf_ms == 0)
         self.refresh()
 

@@ -1,0 +1,275 @@
+"""Fast mode's jitted loop for market-order Plays (`sim.kernel`): inputs built from the vectorised
+truths, records turned back into the simulator's trades, events, ledger and counters.
+
+A Play qualifies when its decisions cannot depend on the position (no `position.*` operand), its
+entries are market orders, it has no trailing stop or break-even and every exit closes 100 %. The
+rest run through the general loop (`runner._loop_skipping`); both give the same results, which the
+parity tests check on every example Play.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import PlayError
+from ..gcpause import gc_paused
+from ..play import ast as A
+from ..play.compile import CompiledPlay
+from ..play.model import Distance
+from ..sim import kernel as K
+from .execution import SimExecution
+
+
+def eligible(compiled: CompiledPlay) -> bool:
+    play = compiled.play
+    exits = (
+        i
+        for block in compiled.blocks
+        for emits in [*(e for _, e in block.cases), block.else_ or ()]
+        for i in emits
+        if i.action.startswith("exit")
+    )
+    return (
+        not compiled.uses_position
+        and play.entry.order_type == "market"
+        and play.risk.trailing is None
+        and play.risk.break_even is None
+        and all(i.percent >= 100.0 for i in exits)
+    )
+
+
+def run(
+    compiled: CompiledPlay,
+    ex: SimExecution,
+    instants: np.ndarray,
+    chosen: list[np.ndarray],
+    series: Any,
+) -> None:
+    """Run the whole backtest in the kernel and leave its outcome in `ex.sim` (and `ex.signals`),
+    exactly as the general loop followed by the end-of-data close would."""
+    sim, play = ex.sim, compiled.play
+    n = len(instants)
+    tags, ex_long, ex_short, en_long, en_short = _intent_sources(compiled, chosen, n)
+    sl_kind, sl_value, sl_bad, sl_atr = _level(play.risk.stop_loss, series, n)
+    tp_kind, tp_value, tp_bad, tp_atr = _level(play.risk.take_profit, series, n)
+    atr_bad = np.where(sl_bad, 1, np.where(tp_bad, 2, 0)).astype(np.int64)
+    acc_cfg, spec = sim.account, sim.instrument
+    sizing = {"percent_equity": K.S_PERCENT, "risk_based": K.S_RISK, "fixed_notional": K.S_FIXED}
+    cfg = np.zeros(21)
+    cfg[K.C_START], cfg[K.C_LEV] = acc_cfg.starting_equity, acc_cfg.leverage
+    cfg[K.C_TAKER], cfg[K.C_SLIP], cfg[K.C_MMR] = sim.taker, sim.slip, sim.mmr
+    cfg[K.C_LIQ_FEE], cfg[K.C_MIN_NOTIONAL], cfg[K.C_DD] = sim.liq_fee, sim.min_notional, sim.dd_frac
+    cfg[K.C_MAX_POS] = acc_cfg.max_position_equity_pct
+    cfg[K.C_TICK], cfg[K.C_STEP], cfg[K.C_MIN_QTY] = spec.tick_size, spec.qty_step, spec.min_qty
+    cfg[K.C_TIGHTEN] = acc_cfg.stop_beyond_liquidation == "tighten"
+    cfg[K.C_OPTIMISTIC], cfg[K.C_EXEC_MS] = sim.optimistic, ex.exec_ms
+    cfg[K.C_SIZING], cfg[K.C_SIZE] = sizing[play.risk.sizing.model], play.risk.sizing.value
+    cfg[K.C_SL_KIND], cfg[K.C_TP_KIND] = sl_kind, tp_kind
+    cfg[K.C_FLIP] = play.position_policy.allow_flip
+    cfg[K.C_END_PRICE] = ex._exec_close_at(int(instants[-1]))
+    tape = sim.tape
+    f_ts = np.ascontiguousarray(tape.funding_ts, dtype=np.int64)
+    rejections = np.zeros(len(K.REJECT_REASONS), dtype=np.int64)
+    ev, tr, led, acc = K.run_market_play(
+        tape.ts_open, tape.ts_close, tape.o, tape.h, tape.lo, tape.c, tape.mark, tape.liq_low,
+        tape.liq_high, tape.dd_price, f_ts, np.ascontiguousarray(tape.funding_rate),
+        tape.marks_at(f_ts), np.ascontiguousarray(instants, dtype=np.int64), ex_long, ex_short,
+        en_long, en_short, sl_value, tp_value, atr_bad, cfg, rejections,
+    )  # fmt: skip
+    block_of = [b for b, _ in tags]
+    tag_dicts = [_tag(b, intent.metadata) for b, intent in tags]
+    sim.events = LazyEvents(  # type: ignore[assignment]
+        lambda: _events(ev, tag_dicts, block_of, (sl_atr, tp_atr)))
+    with gc_paused():
+        sim.trades = _trades(tr)
+        sim.ledger = [(int(t), c, q, p) for t, c, q, p in led.tolist()]
+    sim.cash, sim.peak, sim.funding_total = float(acc[K.A_CASH]), float(acc[K.A_PEAK]), float(
+        acc[K.A_FUNDING]
+    )
+    sim.halted = bool(acc[K.A_HALTED])
+    sim.counters["rejected_entries"] = int(acc[K.A_REJECTED])
+    sim.counters["ambiguous_exits"] = int(acc[K.A_AMBIGUOUS])
+    sim.counters["liquidations"] = int(acc[K.A_LIQS])
+    # reasons in order of first occurrence, as the simulator's dict has them
+    codes = ev[ev[:, K.EV_TYPE] == K.E_REJECT, K.EV_REASON].astype(np.int64).tolist()
+    for code in dict.fromkeys(codes):
+        sim.rejections[K.REJECT_REASONS[code]] = int(rejections[code])
+    ex.signals = int(acc[K.A_SIGNALS])
+    ex.closed = True
+
+
+class LazyEvents(Sequence[dict[str, Any]]):
+    """The event log, built from the kernel's records on first use: a sweep or a benchmark that
+    never reads the events does not pay for tens of thousands of dicts."""
+
+    def __init__(self, build: Callable[[], list[dict[str, Any]]]) -> None:
+        self._build: Callable[[], list[dict[str, Any]]] | None = build
+        self._items: list[dict[str, Any]] = []
+
+    def _all(self) -> list[dict[str, Any]]:
+        if self._build is not None:
+            with gc_paused():
+                self._items = self._build()
+            self._build = None
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._all()[i]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._all())
+
+
+def _tag(block: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"block": block, **metadata} if metadata else {"block": block}
+
+
+def _intent_sources(
+    compiled: CompiledPlay, chosen: list[np.ndarray], n: int
+) -> tuple[list[tuple[str, Any]], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per instant, the first intent (blocks in order, emits in order) that exits a long, exits a
+    short, enters long, enters short (index into the returned tag table; −1: none)."""
+    mode = compiled.play.position_policy.mode
+    tags: list[tuple[str, Any]] = []
+    # int16: a Play has a handful of intents, and a million instants cost 2 MB per array, not 8
+    ex_long, ex_short, en_long, en_short = (np.full(n, -1, dtype=np.int16) for _ in range(4))
+    for block, ch in zip(compiled.blocks, chosen, strict=True):
+        options = [(k, emits) for k, (_, emits) in enumerate(block.cases)]
+        if block.else_:
+            options.append((-1, block.else_))
+        for k, emits in options:
+            mask = ch == k
+            for intent in emits:
+                idx = len(tags)
+                if idx >= np.iinfo(np.int16).max:
+                    raise PlayError(f"{compiled.origin}: actions: more than {idx} intents")
+                tags.append((block.id, intent))
+                a = intent.action
+                targets = []
+                if a in ("exit_long", "exit_all"):
+                    targets.append(ex_long)
+                if a in ("exit_short", "exit_all"):
+                    targets.append(ex_short)
+                if a == "entry_long" and mode != "short_only":
+                    targets.append(en_long)
+                if a == "entry_short" and mode != "long_only":
+                    targets.append(en_short)
+                for arr in targets:
+                    arr[mask & (arr < 0)] = idx
+    return tags, ex_long, ex_short, en_long, en_short
+
+
+def _level(
+    dist: Distance | None, series: Any, n: int
+) -> tuple[int, np.ndarray, np.ndarray, str]:
+    """A stop / target as (kind, value per instant, ATR missing per instant, ATR key)."""
+    none = np.zeros(n, dtype=bool)
+    if dist is None:
+        return K.L_NONE, np.zeros(n), none, ""
+    if dist.type == "percent":
+        return K.L_PERCENT, np.full(n, dist.value), none, ""
+    if dist.type == "fixed":
+        return K.L_DISTANCE, np.full(n, dist.value), none, ""
+    if dist.type == "rr_ratio":
+        return K.L_RR, np.full(n, dist.value), none, ""
+    atr = np.asarray(series(A.Series(f"{dist.atr}.value", 0, A.Kind.FLOAT)), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~(atr > 0)
+    return K.L_DISTANCE, dist.value * atr, bad, str(dist.atr)
+
+
+def _none(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def _events(
+    ev: np.ndarray,
+    tags: list[dict[str, Any]],
+    block_of: list[str],
+    atr_keys: tuple[str, str],
+) -> list[dict[str, Any]]:
+    """Kernel event records → the simulator's event dicts (same keys, values and order)."""
+    out: list[dict[str, Any]] = []
+    order_tags: dict[int, dict[str, Any]] = {}
+
+    def tag_of(code: float) -> dict[str, Any]:
+        j = int(code)
+        return tags[j] if j >= 0 else {"block": block_of[-2 - j], "flip": True}
+
+    for row in ev.tolist():
+        kind, ts = int(row[K.EV_TYPE]), int(row[K.EV_TS])
+        side = "buy" if row[K.EV_SIDE] > 0 else "sell"
+        if kind == K.E_ORDER:
+            tag = dict(tag_of(row[K.EV_TAG]))
+            reduce = row[K.EV_REDUCE] != 0
+            oid = int(row[K.EV_ID])
+            order_tags[oid] = tag
+            out.append(
+                {"type": "order", "ts": ts, "id": oid, "side": side, "kind": "market",
+                 "reduce_only": reduce, "close_percent": 100.0 if reduce else None,
+                 "limit_price": None, "tag": tag}
+            )  # fmt: skip
+        elif kind == K.E_OPEN:
+            out.append(
+                {"type": "fill", "ts": ts, "id": int(row[K.EV_ID]), "side": side,
+                 "qty": row[K.EV_QTY], "price": row[K.EV_PRICE], "fee": row[K.EV_FEE],
+                 "liq_price": row[K.EV_LIQ], "sl": _none(row[K.EV_SL]), "tp": _none(row[K.EV_TP]),
+                 "maker": False, "tag": dict(tag_of(row[K.EV_TAG]))}
+            )  # fmt: skip
+        elif kind == K.E_CLOSE:
+            out.append(
+                {"type": "fill", "ts": ts, "side": side, "qty": row[K.EV_QTY],
+                 "price": row[K.EV_PRICE], "fee": row[K.EV_FEE],
+                 "reason": K.EXIT_REASONS[int(row[K.EV_REASON])], "pnl": row[K.EV_PNL],
+                 "tag": dict(tag_of(row[K.EV_TAG]))}
+            )  # fmt: skip
+        elif kind == K.E_REJECT:
+            out.append(
+                {"type": "reject", "ts": ts, "id": int(row[K.EV_ID]),
+                 "reason": K.REJECT_REASONS[int(row[K.EV_REASON])], "side": side}
+            )  # fmt: skip
+        elif kind == K.E_SKIP:
+            out.append(
+                {"type": "skip", "ts": ts, "id": int(row[K.EV_ID]),
+                 "reason": "no position to reduce"}
+            )  # fmt: skip
+        elif kind == K.E_FUNDING:
+            out.append(
+                {"type": "funding", "ts": ts, "rate": row[K.EV_RATE], "mark": row[K.EV_MARK],
+                 "qty": row[K.EV_QTY], "paid": row[K.EV_PAID]}
+            )  # fmt: skip
+        elif kind == K.E_CANCEL:
+            out.append({"type": "cancel", "ts": ts, "id": int(row[K.EV_ID])})
+        elif kind == K.E_HALT:
+            out.append(
+                {"type": "halt", "ts": ts, "reason": "max_drawdown", "equity": row[K.EV_LIQ],
+                 "peak": row[K.EV_SL]}
+            )  # fmt: skip
+        else:  # E_ATR
+            out.append(
+                {"type": "reject", "ts": ts, "reason": "atr_missing",
+                 "atr": atr_keys[int(row[K.EV_REASON]) - 1]}
+            )  # fmt: skip
+    return out
+
+
+def _trades(tr: np.ndarray) -> list[dict[str, Any]]:
+    out = []
+    for k, r in enumerate(tr.tolist()):
+        out.append(
+            {"trade_id": k + 1, "side": "long" if r[K.TR_SIDE] > 0 else "short",
+             "entry_time": int(r[K.TR_ENTRY_TS]), "entry_price": r[K.TR_ENTRY_PX],
+             "exit_time": int(r[K.TR_EXIT_TS]), "exit_price": r[K.TR_EXIT_PX], "qty": r[K.TR_QTY],
+             "notional": r[K.TR_NOTIONAL], "exit_reason": K.EXIT_REASONS[int(r[K.TR_REASON])],
+             "fees": r[K.TR_FEES], "funding": r[K.TR_FUNDING], "pnl": r[K.TR_PNL],
+             "return_pct": r[K.TR_RETURN], "mae_pct": r[K.TR_MAE], "mfe_pct": r[K.TR_MFE],
+             "bars_held": int(r[K.TR_BARS])}
+        )  # fmt: skip
+    return out

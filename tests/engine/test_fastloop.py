@@ -1,0 +1,170 @@
+"""The jitted fast loop against the general loop: for every example and validation Play it accepts,
+both give the same trades, events, equity curve, counters and result, byte for byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trade.engine import fastloop
+from trade.engine.backtest import BacktestResult, Synthetic, run_backtest
+from trade.play import validate_play
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYS = sorted([*(ROOT / "plays/examples").glob("*.yml"), *(ROOT / "plays/validation").glob("*.yml")])
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store") / "market.duckdb"
+
+
+def run(play: Path, db: Path, **kw: object) -> BacktestResult:
+    exp = validate_play(play).play.expected
+    syn = exp.data.get("synthetic") if exp is not None else None
+    synthetic = Synthetic(syn["pattern"], int(syn["bars"]), int(syn.get("seed", 1))) if syn else None
+    return run_backtest(play, db=db, synthetic=synthetic, **kw)  # type: ignore[arg-type]
+
+
+def same(a: BacktestResult, b: BacktestResult) -> None:
+    assert a.trades_text == b.trades_text
+    assert a.events_text == b.events_text
+    assert a.equity_text == b.equity_text
+    assert a.output.counters == b.output.counters
+    assert a.output.signals == b.output.signals
+    assert a.result == b.result
+
+
+@pytest.mark.parametrize("play", PLAYS, ids=[p.stem for p in PLAYS])
+def test_jitted_loop_equals_the_general_loop(
+    play: Path, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not fastloop.eligible(validate_play(play)):
+        pytest.skip("not a market-order Play without position-dependent rules")
+    jitted = run(play, db)
+    monkeypatch.setattr(fastloop, "eligible", lambda compiled: False)
+    same(jitted, run(play, db))
+
+
+def test_most_plays_take_the_jitted_loop() -> None:
+    taken = [p.stem for p in PLAYS if fastloop.eligible(validate_play(p))]
+    assert len(taken) >= 40, taken
+
+
+HEAD = """version: "1"
+name: variant
+symbol: BTCUSDT
+timeframes: {low_tf: 15m, med_tf: 1h, high_tf: 4h, exec: low_tf}
+"""
+CROSS = """features:
+  fast: {indicator: ema, params: {length: 9}}
+  slow: {indicator: ema, params: {length: 30}}
+  atr: {indicator: atr, params: {length: 14}}
+"""
+#: Plays that reach what the example Plays rarely do: liquidation, ambiguous bars, flips, rejections,
+#: the drawdown halt, stops beyond the liquidation price, else branches and metadata.
+VARIANTS = {
+    "liquidation": """account: {starting_equity: 10000, leverage: 50}
+features:
+  e: {indicator: ema, params: {length: 50}}
+  slow: {indicator: ema, params: {length: 400}}
+actions:
+  entry_long: [[close, cross_above, e]]
+  exit_long: [[e, cross_below, slow]]
+position_policy: {mode: long_only}
+risk: {sizing: {model: fixed_notional, value: 50000}}
+""",
+    "ambiguous_tight_levels": CROSS
+    + """account: {starting_equity: 10000, leverage: 3}
+actions:
+  entry_long: [[fast, cross_above, slow]]
+  entry_short: [[fast, cross_below, slow]]
+position_policy: {mode: long_short, exit_mode: first_hit}
+risk:
+  stop_loss: {type: percent, value: 0.04}
+  take_profit: {type: percent, value: 0.04}
+  sizing: {model: percent_equity, value: 50}
+""",
+    "flips_with_metadata": CROSS
+    + """account: {starting_equity: 10000, leverage: 2}
+actions:
+  - id: trend
+    cases:
+      - when: [[fast, cross_above, slow]]
+        emit: [{action: entry_long, metadata: {why: up}}]
+      - when: [[fast, cross_below, slow]]
+        emit: [{action: entry_short, metadata: {why: down}}]
+    else: {emit: []}
+position_policy: {mode: long_short, allow_flip: true}
+risk: {sizing: {model: percent_equity, value: 80}}
+""",
+    "min_notional_rejections": CROSS
+    + """account: {starting_equity: 10000, leverage: 1}
+actions:
+  entry_long: [[fast, cross_above, slow]]
+  exit_long: [[fast, cross_below, slow]]
+position_policy: {mode: long_only}
+risk: {sizing: {model: fixed_notional, value: 3}}
+""",
+    "drawdown_halt": CROSS
+    + """account: {starting_equity: 10000, leverage: 10, max_drawdown_pct: 8}
+actions:
+  entry_long: [[fast, cross_above, slow]]
+  exit_long: [[fast, cross_below, slow]]
+  entry_short: [[fast, cross_below, slow]]
+  exit_short: [[fast, cross_above, slow]]
+position_policy: {mode: long_short}
+risk: {sizing: {model: percent_equity, value: 100}}
+""",
+    "atr_risk_rr_stop_beyond_liquidation": CROSS
+    + """account: {starting_equity: 10000, leverage: 40, mmr: 0.01}
+actions:
+  entry_long: [[fast, cross_above, slow]]
+  exit_all: [[fast, cross_below, slow]]
+position_policy: {mode: long_only}
+risk:
+  stop_loss: {type: atr_multiple, value: 30, atr: atr}
+  take_profit: {type: rr_ratio, value: 1.5}
+  sizing: {model: risk_based, value: 2}
+""",
+    "fixed_levels_both_entries_cancel": CROSS
+    + """account: {starting_equity: 10000, leverage: 2}
+actions:
+  entry_long: [[fast, ">", slow]]
+  entry_short: [[close, "<", slow]]
+  exit_all: [[fast, cross_below, slow]]
+position_policy: {mode: long_short}
+risk:
+  stop_loss: {type: fixed, value: 400}
+  take_profit: {type: fixed, value: 600}
+  sizing: {model: percent_equity, value: 30}
+""",
+}
+
+
+@pytest.mark.parametrize("intrabar", ["pessimistic", "optimistic"])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variants_agree(
+    name: str, intrabar: str, db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    play = tmp_path / f"{name}.yml"
+    play.write_text(HEAD + VARIANTS[name])
+    assert fastloop.eligible(validate_play(play))
+    jitted = run(play, db, intrabar=intrabar)
+    assert jitted.result["trades"] + jitted.result["metrics"]["rejected_entries"] > 0
+    monkeypatch.setattr(fastloop, "eligible", lambda compiled: False)
+    same(jitted, run(play, db, intrabar=intrabar))
+
+
+def test_the_variants_reach_what_they_are_named_for(db: Path, tmp_path: Path) -> None:
+    got = {}
+    for name, body in VARIANTS.items():
+        play = tmp_path / f"{name}.yml"
+        play.write_text(HEAD + body)
+        got[name] = run(play, db).result["metrics"]
+    assert got["liquidation"]["liquidations"] > 0
+    assert got["ambiguous_tight_levels"]["ambiguous_exits"] > 0
+    assert got["min_notional_rejections"]["rejected_entries"] > 0
+    assert got["drawdown_halt"]["exit_reasons"].get("max_drawdown") == 1
+    assert got["atr_risk_rr_stop_beyond_liquidation"]["rejected_entries"] > 0
