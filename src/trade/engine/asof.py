@@ -7,6 +7,7 @@ timestamp, never by index arithmetic between feeds, so a gap in one feed shifts 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 def asof_index(ts_open: np.ndarray, tf_ms: int, instants: np.ndarray) -> np.ndarray:
@@ -21,3 +22,15 @@ def take_asof(values: np.ndarray, index: np.ndarray, offset: int = 0) -> np.ndar
     ok = j >= 0
     out[ok] = values[j[ok]]
     return out
+
+
+@njit(cache=True)
+def closes_are(ts_open: np.ndarray, tf_ms: int, first: int, instants: np.ndarray) -> bool:
+    """Whether the bars from `first` on close exactly at `instants` (then the as-of index is a
+    plain range and values can be read as a slice)."""
+    if first < 0 or first + len(instants) > len(ts_open):
+        return False
+    for i in range(len(instants)):  # noqa: SIM110 (a jitted loop, not a generator)
+        if ts_open[first + i] + tf_ms != instants[i]:
+            return False
+    return True

@@ -207,8 +207,9 @@ class SimExecution:
         counters = dict(self.sim.counters)
         counters["fallback_bars_1m"] = self.window.intrabar.fallbacks
         counters.update({f"rejected_{k}": v for k, v in self.sim.rejections.items()})
-        for t in self.sim.trades:
-            t.pop("metadata", None)
+        if not self.closed:  # the jitted loop's trades carry no metadata
+            for t in self.sim.trades:
+                t.pop("metadata", None)
         return RunOutput(
             instants=self.instants,
             equity_ts=self.instants,

@@ -56,7 +56,7 @@ def run(
     tags, ex_long, ex_short, en_long, en_short = _intent_sources(compiled, chosen, n)
     sl_kind, sl_value, sl_bad, sl_atr = _level(play.risk.stop_loss, series, n)
     tp_kind, tp_value, tp_bad, tp_atr = _level(play.risk.take_profit, series, n)
-    atr_bad = np.where(sl_bad, 1, np.where(tp_bad, 2, 0)).astype(np.int64)
+    atr_bad = np.where(sl_bad, 1, np.where(tp_bad, 2, 0)).astype(np.int8)  # 1 element or n
     acc_cfg, spec = sim.account, sim.instrument
     sizing = {"percent_equity": K.S_PERCENT, "risk_based": K.S_RISK, "fixed_notional": K.S_FIXED}
     cfg = np.zeros(21)
@@ -82,10 +82,11 @@ def run(
     )  # fmt: skip
     block_of = [b for b, _ in tags]
     tag_dicts = [_tag(b, intent.metadata) for b, intent in tags]
-    sim.events = LazyEvents(  # type: ignore[assignment]
-        lambda: _events(ev, tag_dicts, block_of, (sl_atr, tp_atr)))
+    sim.events = Lazy(  # type: ignore[assignment]
+        lambda: _events(ev, tag_dicts, block_of, (sl_atr, tp_atr))
+    )
+    sim.trades = Lazy(lambda: _trades(tr))  # type: ignore[assignment]
     with gc_paused():
-        sim.trades = _trades(tr)
         sim.ledger = [(int(t), c, q, p) for t, c, q, p in led.tolist()]
     sim.cash, sim.peak, sim.funding_total = float(acc[K.A_CASH]), float(acc[K.A_PEAK]), float(
         acc[K.A_FUNDING]
@@ -102,9 +103,9 @@ def run(
     ex.closed = True
 
 
-class LazyEvents(Sequence[dict[str, Any]]):
-    """The event log, built from the kernel's records on first use: a sweep or a benchmark that
-    never reads the events does not pay for tens of thousands of dicts."""
+class Lazy(Sequence[dict[str, Any]]):
+    """Trades or events as dicts, built from the kernel's records on first use: a sweep that reads
+    only the metrics it needs does not pay for tens of thousands of dicts it never looks at."""
 
     def __init__(self, build: Callable[[], list[dict[str, Any]]]) -> None:
         self._build: Callable[[], list[dict[str, Any]]] | None = build
@@ -125,6 +126,16 @@ class LazyEvents(Sequence[dict[str, Any]]):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return self._all() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._all())
 
 
 def _tag(block: str, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -170,15 +181,16 @@ def _level(
     dist: Distance | None, series: Any, n: int
 ) -> tuple[int, np.ndarray, np.ndarray, str]:
     """A stop / target as (kind, value per instant, ATR missing per instant, ATR key)."""
-    none = np.zeros(n, dtype=bool)
+    # constant levels are one-element arrays (the kernel reads element 0 then)
+    none = np.zeros(1, dtype=bool)
     if dist is None:
-        return K.L_NONE, np.zeros(n), none, ""
+        return K.L_NONE, np.zeros(1), none, ""
     if dist.type == "percent":
-        return K.L_PERCENT, np.full(n, dist.value), none, ""
+        return K.L_PERCENT, np.full(1, dist.value), none, ""
     if dist.type == "fixed":
-        return K.L_DISTANCE, np.full(n, dist.value), none, ""
+        return K.L_DISTANCE, np.full(1, dist.value), none, ""
     if dist.type == "rr_ratio":
-        return K.L_RR, np.full(n, dist.value), none, ""
+        return K.L_RR, np.full(1, dist.value), none, ""
     atr = np.asarray(series(A.Series(f"{dist.atr}.value", 0, A.Kind.FLOAT)), dtype=np.float64)
     with np.errstate(invalid="ignore"):
         bad = ~(atr > 0)

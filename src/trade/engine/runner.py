@@ -19,7 +19,7 @@ from ..play.compile import CompiledBlock, CompiledPlay
 from ..play.evaluate import IncrementalCondition, evaluate_vectorised
 from ..timeframes import MINUTE_MS, TIMEFRAMES
 from . import fastloop
-from .asof import asof_index, take_asof
+from .asof import asof_index, closes_are, take_asof
 from .decide import Decision, decide, intents_at
 from .execution import SimExecution
 from .features import IncrementalFeatures, compute_batch_features, series_tf
@@ -36,7 +36,7 @@ class RunOutput:
     instants: np.ndarray
     equity_ts: np.ndarray
     equity: np.ndarray
-    trades: list[dict[str, Any]]
+    trades: Sequence[dict[str, Any]]  # a list, or built on first use (the jitted loop)
     events: Sequence[dict[str, Any]]  # a list, or built on first use (the jitted loop)
     counters: dict[str, int] = field(default_factory=dict)
     signals: int = 0
@@ -84,9 +84,8 @@ class ArraySource:
         # a feed whose bar closes are exactly the instants (the exec timeframe) reads a slice
         self.first: dict[str, int] = {}
         for tf, b in window.bars.items():
-            a = int(np.searchsorted(b.ts + b.tf_ms, instants[0])) if len(instants) else 0
-            closes = b.ts[a : a + len(instants)] + b.tf_ms
-            if len(closes) == len(instants) and np.array_equal(closes, instants):
+            a = int(np.searchsorted(b.ts, instants[0] - b.tf_ms)) if len(instants) else 0
+            if closes_are(b.ts, b.tf_ms, a, np.asarray(instants, dtype=np.int64)):
                 self.first[tf] = a
         self.index = {
             tf: asof_index(b.ts, b.tf_ms, instants)

@@ -74,7 +74,8 @@ def run_market_play(
     """Run the Play; returns (events, trades, ledger, acc). `ex_*`/`en_*`: per instant the tag
     index of the intent that exits a long / short or enters long / short (−1: none; entries
     already filtered by the position mode). `sl_value` / `tp_value`: the stop's / target's level
-    value per instant (an ATR multiple applied); `atr_bad`: 1/2 when the stop's / target's ATR is missing there.
+    value per instant (an ATR multiple applied), or one element when constant; `atr_bad`: 1/2 when
+    the stop's / target's ATR is missing there (one element: never).
     `rejections` (counts per REJECT_REASONS) is filled in place."""
     start, lev, taker, slip = cfg[C_START], cfg[C_LEV], cfg[C_TAKER], cfg[C_SLIP]
     mmr, liq_fee, min_notional, dd_frac = cfg[C_MMR], cfg[C_LIQ_FEE], cfg[C_MIN_NOTIONAL], cfg[C_DD]
@@ -417,16 +418,18 @@ def run_market_play(
                 n_dec = 2
         for d in range(n_dec):
             signals += 1
-            if d_kind[d] == 2 and atr_bad[i] != 0:
+            bad = atr_bad[i if len(atr_bad) > 1 else 0]
+            if d_kind[d] == 2 and bad != 0:
                 rejected += 1
                 ev = _grow(ev, ne)
                 ev[ne, :] = np.nan
-                ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_REASON] = E_ATR, t_inst, atr_bad[i]
+                ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_REASON] = E_ATR, t_inst, bad
                 ne += 1
                 continue
             q_id[q_n], q_ts[q_n], q_buy[q_n] = next_id, t_inst, d_buy[d]
-            q_reduce[q_n], q_tag[q_n], q_sl[q_n] = d_kind[d] == 1, d_tag[d], sl_value[i]
-            q_tp[q_n] = tp_value[i]
+            q_reduce[q_n], q_tag[q_n] = d_kind[d] == 1, d_tag[d]
+            q_sl[q_n] = sl_value[i if len(sl_value) > 1 else 0]
+            q_tp[q_n] = tp_value[i if len(tp_value) > 1 else 0]
             q_n += 1
             ev = _grow(ev, ne)
             ev[ne, :] = np.nan
