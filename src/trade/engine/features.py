@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,18 +19,26 @@ from ..play import ast as A
 from ..play.compile import PRICE_BUILTINS, CompiledPlay, FeatureNode
 
 
-def builtin_prices(bars: Bars) -> dict[str, np.ndarray]:
-    """The exec-timeframe price built-ins (`close`, `hl2`, …) as arrays."""
-    return {
+def builtin_prices(
+    bars: Bars, derived: Iterable[str] = ("hl2", "hlc3", "ohlc4")
+) -> dict[str, np.ndarray]:
+    """The exec-timeframe price built-ins (`close`, `hl2`, …) as arrays; of the derived ones only
+    those asked for (each costs a pass and an array)."""
+    out = {
         "open": bars.open,
         "high": bars.high,
         "low": bars.low,
         "close": bars.close,
         "volume": bars.volume,
-        "hl2": (bars.high + bars.low) / 2.0,
-        "hlc3": (bars.high + bars.low + bars.close) / 3.0,
-        "ohlc4": (bars.open + bars.high + bars.low + bars.close) / 4.0,
     }
+    derived = set(derived)
+    if "hl2" in derived:
+        out["hl2"] = (bars.high + bars.low) / 2.0
+    if "hlc3" in derived:
+        out["hlc3"] = (bars.high + bars.low + bars.close) / 3.0
+    if "ohlc4" in derived:
+        out["ohlc4"] = (bars.open + bars.high + bars.low + bars.close) / 4.0
+    return out
 
 
 def builtin_prices_scalar(o: float, h: float, lo: float, c: float, v: float) -> dict[str, float]:
@@ -59,7 +67,9 @@ def compute_batch_features(
     compiled: CompiledPlay, bars: Mapping[str, Bars]
 ) -> dict[str, np.ndarray]:
     """Every feature output (and the exec price built-ins) as arrays on its own timeframe's bars."""
-    values: dict[str, np.ndarray] = dict(builtin_prices(bars[compiled.exec_tf]))
+    used = {s.id for s in compiled.series}
+    prices = builtin_prices(bars[compiled.exec_tf], derived={"hl2", "hlc3", "ohlc4"} & used)
+    values: dict[str, np.ndarray] = dict(prices)
     per_key: dict[str, dict[str, np.ndarray]] = {}
     for f in compiled.features:
         b = bars[f.tf]

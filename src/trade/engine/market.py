@@ -43,8 +43,8 @@ class MarketWindow:
 
     def instants(self, exec_tf: str) -> np.ndarray:
         b = self.bars[exec_tf]
-        ts = b.ts[(b.ts >= self.start_ms) & (b.ts < self.end_ms)]
-        return ts + TIMEFRAMES[exec_tf]
+        lo, hi = np.searchsorted(b.ts, [self.start_ms, self.end_ms])  # the bars are sorted
+        return b.ts[lo:hi] + TIMEFRAMES[exec_tf]
 
 
 def play_timeframes(compiled: CompiledPlay) -> list[str]:

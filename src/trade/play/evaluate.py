@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+from numba import njit
 
 from . import ast as A
 
@@ -81,38 +82,17 @@ class _VecEval:
     def cmp(self, c: A.Cmp) -> np.ndarray:
         lhs = self.expr(c.lhs)
         rhs = [self.expr(r) for r in c.rhs]
+        if c.op != "in":  # one jitted pass, no temporaries
+            out = np.empty(self.n, dtype=np.int8)
+            r1 = rhs[1] if len(rhs) > 1 else rhs[0]
+            _compare(_OPS[c.op], lhs, rhs[0], r1, float(c.tol or 0.0), out)
+            return out
         missing = np.isnan(lhs)
         for r in rhs:
             missing |= np.isnan(r)
-        r0 = rhs[0]
-        with np.errstate(invalid="ignore"):
-            if c.op == ">":
-                res = lhs > r0
-            elif c.op == ">=":
-                res = lhs >= r0
-            elif c.op == "<":
-                res = lhs < r0
-            elif c.op == "<=":
-                res = lhs <= r0
-            elif c.op == "==":
-                res = lhs == r0
-            elif c.op == "!=":
-                res = lhs != r0
-            elif c.op == "between":
-                res = (lhs >= r0) & (lhs <= rhs[1])
-            elif c.op == "in":
-                res = np.zeros(self.n, dtype=bool)
-                for r in rhs:
-                    res |= lhs == r
-            elif c.op == "near_pct":
-                res = np.abs(lhs - r0) <= np.abs(r0) * (c.tol or 0.0) / 100.0
-            elif c.op == "near_abs":
-                res = np.abs(lhs - r0) <= (c.tol or 0.0)
-            else:  # crossovers against the previous evaluation instant
-                pl, pr = _shift(lhs), _shift(r0)
-                missing |= np.isnan(pl) | np.isnan(pr)
-                up = c.op == "cross_above"
-                res = ((pl <= pr) & (lhs > r0)) if up else ((pl >= pr) & (lhs < r0))
+        res = np.zeros(self.n, dtype=bool)
+        for r in rhs:
+            res |= lhs == r
         out = np.where(res, T, F).astype(np.int8)
         out[missing] = M
         return out
@@ -134,11 +114,56 @@ class _VecEval:
         return out
 
 
-def _shift(a: np.ndarray) -> np.ndarray:
-    out = np.empty_like(a)
-    out[:1] = np.nan
-    out[1:] = a[:-1]
-    return out
+_OPS = {
+    op: k
+    for k, op in enumerate(
+        (">", ">=", "<", "<=", "==", "!=", "between", "near_pct", "near_abs", "cross_above",
+         "cross_below")
+    )
+}  # fmt: skip
+
+
+@njit(cache=True)
+def _compare(
+    op: int, lhs: np.ndarray, r0: np.ndarray, r1: np.ndarray, tol: float, out: np.ndarray
+) -> None:
+    """Truth of `lhs op r0` (`between`: r0..r1; `near_*`: within tol) at each instant; missing
+    when an operand is NaN; crossovers compare with the previous instant (missing at the first)."""
+    f, m, t = np.int8(F), np.int8(M), np.int8(T)
+    for i in range(len(lhs)):
+        a, b = lhs[i], r0[i]
+        if a != a or b != b:
+            out[i] = m
+            continue
+        if op == 0:
+            res = a > b
+        elif op == 1:
+            res = a >= b
+        elif op == 2:
+            res = a < b
+        elif op == 3:
+            res = a <= b
+        elif op == 4:
+            res = a == b
+        elif op == 5:
+            res = a != b
+        elif op == 6:
+            c = r1[i]
+            if c != c:
+                out[i] = m
+                continue
+            res = a >= b and a <= c
+        elif op == 7:
+            res = abs(a - b) <= abs(b) * tol / 100.0
+        elif op == 8:
+            res = abs(a - b) <= tol
+        else:
+            pa, pb = (lhs[i - 1], r0[i - 1]) if i > 0 else (np.nan, np.nan)
+            if pa != pa or pb != pb:
+                out[i] = m
+                continue
+            res = (pa <= pb and a > b) if op == 9 else (pa >= pb and a < b)
+        out[i] = t if res else f
 
 
 # ---------------------------------------------------------------- incremental
