@@ -180,6 +180,8 @@ class IncrementalFeatures:
     def getter(self, s: A.Series) -> Callable[[], float]:
         """`value(s)` as a closure over its history (histories are never replaced, only refilled)."""
         hist, off = self.history[s.id], s.offset
+        if off == 0:
+            return lambda: hist[0] if hist else math.nan
         return lambda: hist[off] if off < len(hist) else math.nan
 
     def state(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..gcpause import gc_paused
 from ..play import ast as A
 from ..play.compile import CompiledBlock, CompiledPlay
 from ..play.evaluate import IncrementalCondition, evaluate_vectorised
@@ -248,7 +249,8 @@ def run_replay(
             point.position = ex.position_values(t)
         return [[c.step(point) for c in block] for block in conds]
 
-    _loop_every_instant(compiled, ex, instants, truths, progress)
+    with gc_paused():  # millions of short-lived acyclic objects; see gcpause
+        _loop_every_instant(compiled, ex, instants, truths, progress)
     return ex.finish()
 
 
