@@ -236,7 +236,8 @@ def run_replay(
         return feats.getter(s)
 
     point = _PointSource(resolve)
-    conds = _incremental_conditions(compiled)
+    # bound once: a step is then one call per condition
+    steps = [[c.bind(point) for c in block] for block in _incremental_conditions(compiled)]
 
     uses_position = compiled.uses_position
     instant_list = instants.tolist()
@@ -247,7 +248,7 @@ def run_replay(
         i_ref[0] = i
         if uses_position:
             point.position = ex.position_values(t)
-        return [[c.step(point) for c in block] for block in conds]
+        return [[step() for step in block] for block in steps]
 
     with gc_paused():  # millions of short-lived acyclic objects; see gcpause
         _loop_every_instant(compiled, ex, instants, truths, progress)
@@ -270,20 +271,25 @@ def _loop_every_instant(
     n = len(instants)
     step = max(1, n // 200)
     instant_list = instants.tolist()
-    blocks, advance, sim = compiled.blocks, ex.advance_to, ex.sim
+    blocks, sim = compiled.blocks, ex.sim
+    advance = sim.advance_to
+    has_else = any(b.else_ for b in blocks)
+    true = int(A.Truth.TRUE)
     for i in range(n):
+        if progress is not None and i % step == 0:
+            progress(i, n)
         t = instant_list[i]
         advance(t)
         truth = truths(i)
         if sim.halted:
             continue
+        if not has_else and not any(true in cases for cases in truth):
+            continue  # no case holds: no intent (the usual instant)
         intents = intents_at(blocks, truth)
         if intents:
             decisions = decide(intents, ex.side(), policy, ex.entry_pending())
             if decisions:
                 ex.execute(i, t, decisions)
-        if progress is not None and i % step == 0:
-            progress(i, n)
     ex.advance_to(int(instants[-1]) if n else 0)
 
 

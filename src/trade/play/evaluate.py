@@ -206,9 +206,14 @@ class IncrementalCondition:
 
     def step(self, source: ValueSource) -> int:
         if source is not self._source:
-            self.root.bind(source)
-            self._source = source
+            self.bind(source)
         return self.root.step()
+
+    def bind(self, source: ValueSource) -> Callable[[], int]:
+        """Bind the operands to `source`; returns the step for it (no source check per call)."""
+        self.root.bind(source)
+        self._source = source
+        return self.root.step
 
     def state(self) -> list[object]:
         """JSON-able state (crossover memories and window buffers) in a fixed walk order."""
