@@ -161,16 +161,7 @@ def run_market_play(
                     p_entry, cash, peak, dd_frac,
                 )  # fmt: skip
                 for m in range(k, j):  # excursions over the bars passed
-                    if long:
-                        if h[m] > p_best:
-                            p_best = h[m]
-                        if lo[m] < p_worst:
-                            p_worst = lo[m]
-                    else:
-                        if lo[m] < p_best:
-                            p_best = lo[m]
-                        if h[m] > p_worst:
-                            p_worst = h[m]
+                    p_best, p_worst = _excursion(long, h[m], lo[m], p_best, p_worst)
                 if j > k:
                     last_close = c[j - 1]
                     k = j
@@ -359,16 +350,7 @@ def run_market_play(
                     )  # fmt: skip
                     p_open = False
             if p_open:
-                if p_sign > 0:
-                    if h[k] > p_best:
-                        p_best = h[k]
-                    if lo[k] < p_worst:
-                        p_worst = lo[k]
-                else:
-                    if lo[k] < p_best:
-                        p_best = lo[k]
-                    if h[k] > p_worst:
-                        p_worst = h[k]
+                p_best, p_worst = _excursion(p_sign > 0, h[k], lo[k], p_best, p_worst)
                 t_close = ts_close[k]
                 eq = cash + p_qty * (dd_price[k] - p_entry) * p_sign
                 if dd_frac > 0 and eq <= peak * (1 - dd_frac):
@@ -459,6 +441,14 @@ def run_market_play(
     )  # fmt: skip
     acc[A_N_EV], acc[A_N_TR], acc[A_N_LEDGER] = ne, nt, nl
     return ev[:ne], tr[:nt], led[:nl], acc
+
+
+@njit(cache=True, inline="always")
+def _excursion(long, high, low, best, worst):  # type: ignore[no-untyped-def]
+    """Best / worst price seen, updated with one bar (SimulatedExchange._excursions)."""
+    if long:
+        return (high if high > best else best), (low if low < worst else worst)
+    return (low if low < best else best), (high if high > worst else worst)
 
 
 @njit(cache=True)
