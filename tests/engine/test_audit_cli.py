@@ -89,5 +89,18 @@ def test_determinism_cli(
     assert "MISMATCH" in capsys.readouterr().out
 
 
-def test_parity_cli(db: str) -> None:
+def test_parity_cli(
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["backtest", "audit-parity", "--play", "ema_cross", "--db", db]) == 0
+    from trade.features.indicators import IncrementalIndicator
+
+    real = IncrementalIndicator.values
+
+    def drifting(self):  # type: ignore[no-untyped-def]
+        fast_ema = self.name == "ema" and self.params["length"] == 20
+        return tuple(v * 1.002 for v in real(self)) if fast_ema else real(self)
+
+    monkeypatch.setattr(IncrementalIndicator, "values", drifting)  # planted: replay's fast EMA drifts
+    assert run(["backtest", "audit-parity", "--play", "ema_cross", "--db", db]) == 1
+    assert "MISMATCH" in capsys.readouterr().out

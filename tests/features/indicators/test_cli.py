@@ -100,3 +100,29 @@ def test_audits_pass(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["backtest", "audit-toolkit", "--bars", "600"]) == 0
     assert run(["backtest", "audit-incremental-parity", "--bars", "400"]) == 0
     assert "ok: 44 indicators" in capsys.readouterr().out
+
+
+def test_audits_fail_on_planted_problems(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trade.cli import feature_audits
+    from trade.features.indicators import IncrementalIndicator
+
+    real_batch, real_values = feature_audits.compute_batch, IncrementalIndicator.values
+
+    def missing_output(name, params, bars, source=None):  # type: ignore[no-untyped-def]
+        out = real_batch(name, params, bars, source)
+        return {k: v for k, v in out.items() if k != "signal"} if name == "macd" else out
+
+    monkeypatch.setattr(feature_audits, "compute_batch", missing_output)  # planted: macd.signal gone
+    assert run(["backtest", "audit-toolkit", "--bars", "600"]) == 1
+    assert "macd: outputs" in capsys.readouterr().out
+    monkeypatch.undo()
+
+    def drifting(self):  # type: ignore[no-untyped-def]
+        vals = real_values(self)
+        return tuple(v * (1 + 1e-6) for v in vals) if self.name == "rsi" else vals
+
+    monkeypatch.setattr(IncrementalIndicator, "values", drifting)  # planted: incremental drifts
+    assert run(["backtest", "audit-incremental-parity", "--bars", "400"]) == 1
+    assert "rsi" in capsys.readouterr().out
