@@ -34,7 +34,7 @@ def intents_at(
     out: list[tuple[str, Intent]] = []
     for block, cases in zip(blocks, truth, strict=True):
         if Truth.TRUE in cases:  # the first true case wins
-            out += [(block.id, i) for i in block.cases[list(cases).index(Truth.TRUE)][1]]
+            out += [(block.id, i) for i in block.cases[cases.index(Truth.TRUE)][1]]
         elif block.else_:
             out += [(block.id, i) for i in block.else_]
     return out

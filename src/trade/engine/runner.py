@@ -102,14 +102,14 @@ class ArraySource:
                 got = instant_values(self.window, self.instants, [s.id])[s.id]
             else:
                 tf, values = self.tf_of[s.id], self.values[s.id]
-                a = self.first.get(tf, -1) - s.offset
-                if tf in self.first and a >= 0:
+                first = self.first.get(tf)
+                if first is not None and first >= s.offset:
+                    a = first - s.offset
                     got = values[a : a + len(self.instants)]
                     got.flags.writeable = False  # a view of the feature's own array
-                elif tf in self.first:
-                    got = take_asof(values, np.arange(len(self.instants)) + a + s.offset, s.offset)
                 else:
-                    got = take_asof(values, self.index[tf], s.offset)
+                    index = self.index[tf] if first is None else np.arange(len(self.instants)) + first
+                    got = take_asof(values, index, s.offset)
             self.cache[s] = got
         return got
 
@@ -157,14 +157,7 @@ def run_fast(
             arr = source.series(s)
             return lambda: float(arr[i_ref[0]])
 
-        point = _PointSource(resolve)
-        conds = _incremental_conditions(compiled)
-
-        def truths(i: int) -> list[list[int]]:
-            i_ref[0] = i
-            point.position = ex.position_values(instants[i])
-            return [[c.step(point) for c in block] for block in conds]
-
+        truths = _instant_truths(compiled, ex, resolve, i_ref)
         _loop_every_instant(compiled, ex, instants, truths, progress)
     else:
         table = [
@@ -235,35 +228,45 @@ def run_replay(
             return lambda: float(arr[i_ref[0]])
         return feats.getter(s)
 
-    point = _PointSource(resolve)
-    # bound once: a step is then one call per condition
-    steps = [[c.bind(point) for c in block] for block in _incremental_conditions(compiled)]
-
-    uses_position = compiled.uses_position
-    instant_list = instants.tolist()
-
-    def truths(i: int) -> list[list[int]]:
-        t = instant_list[i]
-        feed_until(t)
-        i_ref[0] = i
-        if uses_position:
-            point.position = ex.position_values(t)
-        return [[step() for step in block] for block in steps]
-
+    truths = _instant_truths(compiled, ex, resolve, i_ref, before=feed_until)
     with gc_paused():  # millions of short-lived acyclic objects; see gcpause
         _loop_every_instant(compiled, ex, instants, truths, progress)
     return ex.finish()
 
 
-def _incremental_conditions(compiled: CompiledPlay) -> list[list[IncrementalCondition]]:
-    return [[IncrementalCondition(cond) for cond, _ in block.cases] for block in compiled.blocks]
+def _instant_truths(
+    compiled: CompiledPlay,
+    ex: SimExecution,
+    resolve: Callable[[A.Series], Callable[[], float]],
+    i_ref: list[int],
+    before: Callable[[int], None] | None = None,
+) -> Callable[[int, int], list[list[int]]]:
+    """`truths(i, t)`: every case's truth at instant i (time t), conditions stepped incrementally
+    and bound once to a point source over `resolve` (so a step is one call per condition);
+    `before(t)` runs first (replay feeds the bars closed by t)."""
+    point = _PointSource(resolve)
+    steps = [
+        [IncrementalCondition(cond).bind(point) for cond, _ in block.cases]
+        for block in compiled.blocks
+    ]
+    uses_position = compiled.uses_position
+
+    def truths(i: int, t: int) -> list[list[int]]:
+        if before is not None:
+            before(t)
+        i_ref[0] = i
+        if uses_position:
+            point.position = ex.position_values(t)
+        return [[step() for step in block] for block in steps]
+
+    return truths
 
 
 def _loop_every_instant(
     compiled: CompiledPlay,
     ex: SimExecution,
     instants: np.ndarray,
-    truths: Callable[[int], list[list[int]]],
+    truths: Callable[[int, int], list[list[int]]],
     progress: ProgressFn | None,
 ) -> None:
     """Evaluate at every instant (replay, and fast mode with position-dependent conditions)."""
@@ -280,7 +283,7 @@ def _loop_every_instant(
             progress(i, n)
         t = instant_list[i]
         advance(t)
-        truth = truths(i)
+        truth = truths(i, t)
         if sim.halted:
             continue
         if not has_else and not any(true in cases for cases in truth):

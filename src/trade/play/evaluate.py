@@ -169,24 +169,20 @@ def _compare(
 # ---------------------------------------------------------------- incremental
 
 
-def eval_expr_scalar(e: A.Expr, source: ValueSource) -> float:
-    """One instant's value of an operand; IEEE semantics equal to numpy's, x/0 → NaN."""
-    if isinstance(e, A.Const):
-        return e.value
-    if isinstance(e, A.Series):
-        return float(source.value(e))
-    left, right = eval_expr_scalar(e.left, source), eval_expr_scalar(e.right, source)
+def _arith(op: str, left: float, right: float) -> float:
+    """`left op right` for one instant, as `_VecEval.expr` computes it over arrays (IEEE semantics,
+    missing in, missing out; x/0 and x%0 are missing)."""
     if math.isnan(left) or math.isnan(right):
         return math.nan
-    if e.op == "+":
+    if op == "+":
         return left + right
-    if e.op == "-":
+    if op == "-":
         return left - right
-    if e.op == "*":
+    if op == "*":
         return left * right
     if right == 0:
         return math.nan
-    if e.op == "/":
+    if op == "/":
         return left / right
     return float(np.remainder(left, right))
 
@@ -248,8 +244,8 @@ class _Node(ABC):
 
 
 def _operand(e: A.Expr, source: ValueSource) -> Callable[[], float]:
-    """An operand read from `source` as a closure (same arithmetic as `eval_expr_scalar`). A source
-    with `getter(series)` hands out a direct closure per series, sparing a look-up per step."""
+    """An operand read from `source` as a closure (arithmetic by `_arith`). A source with
+    `getter(series)` hands out a direct closure per series, sparing a look-up per step."""
     if isinstance(e, A.Const):
         v = e.value
         return lambda: v
@@ -259,7 +255,8 @@ def _operand(e: A.Expr, source: ValueSource) -> Callable[[], float]:
             return make(e)  # type: ignore[no-any-return]
         s = e
         return lambda: source.value(s)
-    return lambda: eval_expr_scalar(e, source)
+    op, left, right = e.op, _operand(e.left, source), _operand(e.right, source)
+    return lambda: _arith(op, left(), right())
 
 
 _BINARY: dict[str, Callable[[float, float], bool]] = {
@@ -334,13 +331,9 @@ class _CrossNode(_CmpNode):
         self.prev_l = math.nan
         self.prev_r = math.nan
 
-    def bind(self, source: ValueSource) -> None:
-        super().bind(source)
-        self.rhs0 = self.rhs[0]
-
     def step(self) -> int:
         lhs = self.lhs()
-        r = self.rhs0()
+        r = self.rhs[0]()
         pl, pr = self.prev_l, self.prev_r
         self.prev_l, self.prev_r = lhs, r
         if lhs != lhs or r != r or pl != pl or pr != pr:  # NaN

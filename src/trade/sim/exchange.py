@@ -239,12 +239,11 @@ class SimulatedExchange:
         if not self.ledger:
             return np.full(len(instants), start)
         led = np.array(self.ledger, dtype=np.float64).reshape(-1, 4)
-        tape = self.tape
+        instants = np.ascontiguousarray(instants, dtype=np.int64)
         return equity_at(
-            np.ascontiguousarray(instants, dtype=np.int64), led[:, 0].astype(np.int64),
-            np.ascontiguousarray(led[:, 1]), np.ascontiguousarray(led[:, 2]),
-            np.ascontiguousarray(led[:, 3]), start, tape.ts_close, tape.c, tape.mark_ts,
-            tape.mark_close,
+            instants, led[:, 0].astype(np.int64), np.ascontiguousarray(led[:, 1]),
+            np.ascontiguousarray(led[:, 2]), np.ascontiguousarray(led[:, 3]), start,
+            self.tape.marks_at(instants),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ stepping
@@ -753,31 +752,20 @@ def equity_at(
     led_qty: np.ndarray,
     led_entry: np.ndarray,
     start: float,
-    ts_close: np.ndarray,
-    close: np.ndarray,
-    mark_ts: np.ndarray,
-    mark_close: np.ndarray,
+    price: np.ndarray,
 ) -> np.ndarray:
     """Equity at each (sorted) instant in one pass: the ledger entry before the instant (cash,
-    signed qty, entry price) valued at the mark as of the instant, else the last close by it; a
-    price that is not known yet values the position at nothing (cash)."""
+    signed qty, entry price) valued at the instant's mark (`Tape.marks_at`); a price not known yet
+    values the position at nothing (cash)."""
     out = np.empty(len(instants))
-    j = kb = km = 0
+    j = 0
     for i in range(len(instants)):
-        t = instants[i]
-        while j < len(led_ts) and led_ts[j] < t:
+        while j < len(led_ts) and led_ts[j] < instants[i]:
             j += 1
         if j == 0:
             out[i] = start
             continue
-        while km < len(mark_ts) and mark_ts[km] <= t:
-            km += 1
-        while kb < len(ts_close) and ts_close[kb] <= t:
-            kb += 1
-        price = mark_close[km - 1] if km > 0 else np.nan
-        if price != price:
-            price = close[kb - 1] if kb > 0 else np.nan
-        eq = led_cash[j - 1] + led_qty[j - 1] * (price - led_entry[j - 1])
+        eq = led_cash[j - 1] + led_qty[j - 1] * (price[i] - led_entry[j - 1])
         out[i] = eq if eq == eq else led_cash[j - 1]
     return out
 

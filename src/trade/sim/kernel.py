@@ -408,6 +408,8 @@ def run_market_play(
                 ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_REASON] = E_ATR, t_inst, bad
                 ne += 1
                 continue
+            if q_n == MAX_PENDING:  # orders fill by the next instant; more would be a bug here
+                raise ValueError("run_market_play: too many pending orders")
             q_id[q_n], q_ts[q_n], q_buy[q_n] = next_id, t_inst, d_buy[d]
             q_reduce[q_n], q_tag[q_n] = d_kind[d] == 1, d_tag[d]
             q_sl[q_n] = sl_value[i if len(sl_value) > 1 else 0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from ..errors import SimulationError
 
@@ -187,12 +188,42 @@ class Tape:
     def marks_at(self, instants: np.ndarray) -> np.ndarray:
         """Mark at each instant: the last mark bar closed by it, else the last traded price (the
         close of the last bar closed by it), else NaN."""
-        instants = np.asarray(instants, dtype=np.int64)
-        mark = self._mark_as_of(instants)
-        k = np.searchsorted(self.ts_close, instants, side="right") - 1
-        last = np.where(k >= 0, self.c[np.maximum(k, 0)] if self.n else np.nan, np.nan)
-        return np.where(np.isnan(mark), last, mark)
+        return _marks_at(
+            np.ascontiguousarray(instants, dtype=np.int64), self.ts_close, self.c, self.mark_ts,
+            self.mark_close,
+        )  # fmt: skip
 
     def mark_at(self, ts: int) -> float:
         """`marks_at` for one instant."""
         return float(self.marks_at(np.array([ts]))[0])
+
+
+@njit(cache=True)
+def _marks_at(
+    instants: np.ndarray,
+    ts_close: np.ndarray,
+    close: np.ndarray,
+    mark_ts: np.ndarray,
+    mark_close: np.ndarray,
+) -> np.ndarray:
+    """`Tape.marks_at` in one pass without temporaries (it prices every instant of an equity
+    curve): cursors walk forward over sorted instants and are searched again only where the
+    instants go back."""
+    out = np.empty(len(instants))
+    km = kb = 0
+    prev = instants[0] if len(instants) else 0
+    for i in range(len(instants)):
+        t = instants[i]
+        if t < prev:
+            km = np.searchsorted(mark_ts, t, side="right")
+            kb = np.searchsorted(ts_close, t, side="right")
+        prev = t
+        while km < len(mark_ts) and mark_ts[km] <= t:
+            km += 1
+        while kb < len(ts_close) and ts_close[kb] <= t:
+            kb += 1
+        price = mark_close[km - 1] if km > 0 else np.nan
+        if price != price:
+            price = close[kb - 1] if kb > 0 else np.nan
+        out[i] = price
+    return out
