@@ -67,8 +67,9 @@ def same(a: list[peers.Trade], b: list[peers.Trade]) -> bool:
 
 def workload(label: str, bars: Bars, skip_slow: bool) -> bool:
     print(f"\n== {label}: {len(bars):,} bars ==")
-    # warm the JIT caches outside the timing
+    # warm the JIT caches of both modes outside the timing (replay's incremental kernels too)
     ours(bars.slice(0, 3000), "fast")
+    ours(bars.slice(0, 3000), "replay")
     fast_trades, fast_eq, fast_s, start = ours(bars, "fast")
     up, dn = peers.signals(bars.close, start)
     args = (bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume, up, dn)
