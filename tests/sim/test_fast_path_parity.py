@@ -1,6 +1,8 @@
 """Properties: one semantics at every speed. On random bars (with mark bars and funding) and random
-order sequences, the jitted fast path equals the per-bar walk, and feeding bars one at a time equals
-loading them and advancing; trades, events, cash and counters are identical."""
+order sequences, the jitted fast path equals the per-bar walk, feeding bars one at a time equals
+loading them and advancing, and so does advancing a loaded tape one bar close at a time (replay's
+rhythm, where level scans look ahead and remember); trades, events, cash and counters are
+identical."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from trade.sim import (
     SimulatedExchange,
     Sizing,
     Trailing,
+    exchange,
 )
 
 from .helpers import SPEC, M
@@ -55,6 +58,30 @@ def run_loaded(sc: dict[str, Any], scan: bool, stop_on_change: bool) -> tuple:
             pass  # an engine would look for new entries at each returned instant
         sim.submit(req, t)
     sim.advance_to(n * M)
+    sim.close_all(n * M, float(bars[-1, 3]))
+    return sim.trades, sim.events, sim.cash, sim.counters, sim.rejections
+
+
+def run_stepped(sc: dict[str, Any], ahead: int) -> tuple:
+    """Loaded, then advanced to every bar close in turn; level scans look `ahead` bars past it."""
+    sim = new_sim(sc)
+    bars, n = sc["bars"], len(sc["bars"])
+    ts = np.arange(n, dtype=np.int64) * M
+    sim.load(
+        ts, ts + M, bars[:, 0], bars[:, 1], bars[:, 2], bars[:, 3],
+        mark_ts_close=sc["mark_ts"], mark_close=sc["mark_close"],
+        funding_ts=sc["funding_ts"], funding_rate=sc["funding_rate"],
+    )  # fmt: skip
+    orders = list(sc["orders"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(exchange, "_AHEAD", ahead)
+        for k in range(n):
+            while orders and orders[0][0] < (k + 1) * M:
+                t, req = orders.pop(0)
+                sim.advance_to(t)
+                sim.submit(req, t)
+            sim.advance_to((k + 1) * M)
+    assert not orders
     sim.close_all(n * M, float(bars[-1, 3]))
     return sim.trades, sim.events, sim.cash, sim.counters, sim.rejections
 
@@ -198,6 +225,8 @@ def check(sc: dict[str, Any]) -> None:
     assert run_loaded(sc, scan=True, stop_on_change=False) == reference
     assert run_loaded(sc, scan=True, stop_on_change=True) == reference
     assert run_fed(sc) == reference
+    assert run_stepped(sc, ahead=exchange._AHEAD) == reference
+    assert run_stepped(sc, ahead=3) == reference  # scans that end before the trigger, resumed
 
 
 @seed(20_240_601)

@@ -16,7 +16,7 @@ import numpy as np
 from ..data.bars import Bars
 from ..features import indicators, structures
 from ..play import ast as A
-from ..play.compile import PRICE_BUILTINS, CompiledPlay, FeatureNode
+from ..play.compile import PRICE_BUILTINS, CompiledPlay
 
 
 def builtin_prices(
@@ -39,19 +39,6 @@ def builtin_prices(
     if "ohlc4" in derived:
         out["ohlc4"] = (bars.open + bars.high + bars.low + bars.close) / 4.0
     return out
-
-
-def builtin_prices_scalar(o: float, h: float, lo: float, c: float, v: float) -> dict[str, float]:
-    return {
-        "open": o,
-        "high": h,
-        "low": lo,
-        "close": c,
-        "volume": v,
-        "hl2": (h + lo) / 2.0,
-        "hlc3": (h + lo + c) / 3.0,
-        "ohlc4": (o + h + lo + c) / 4.0,
-    }
 
 
 def series_tf(compiled: CompiledPlay) -> dict[str, str]:
@@ -84,16 +71,16 @@ def compute_batch_features(
     return values
 
 
-# a feature's step on its timeframe's bar: update, values, (output index, history) sinks,
-# dependency slots → feature keys (structures only), the key to keep current values under, names
-_Step = tuple[
-    Callable[..., None],
-    Callable[[], tuple[float, ...]],
-    list[tuple[int, deque[float]]],
-    tuple[tuple[str, str], ...] | None,
-    str | None,
-    tuple[str, ...],
-]
+_PRICE_OF: dict[str, Callable[[float, float, float, float, float], float]] = {
+    "open": lambda o, h, lo, c, v: o,
+    "high": lambda o, h, lo, c, v: h,
+    "low": lambda o, h, lo, c, v: lo,
+    "close": lambda o, h, lo, c, v: c,
+    "volume": lambda o, h, lo, c, v: v,
+    "hl2": lambda o, h, lo, c, v: (h + lo) / 2.0,
+    "hlc3": lambda o, h, lo, c, v: (h + lo + c) / 3.0,
+    "ohlc4": lambda o, h, lo, c, v: (o + h + lo + c) / 4.0,
+}
 
 
 class IncrementalFeatures:
@@ -102,118 +89,133 @@ class IncrementalFeatures:
     `on_bar(tf, …)` must be called for every closed bar of every timeframe the Play uses, in order of
     close time (bars closing at the same instant: lower timeframe first). `value(series)` then
     answers as of the last closed bar of that series' timeframe.
+
+    Replay and live call `on_bar` once per bar, so it is built to do little besides the jitted
+    updates: each feature's kernel is bound once, current values are read straight from the
+    feature's own output array (a memoryview, so a read is a Python float), and only series read
+    at an offset, structure fields and used price built-ins keep a history.
     """
 
     def __init__(self, compiled: CompiledPlay) -> None:
         self.compiled = compiled
         self.tf_of = series_tf(compiled)
-        # every output keeps at least its current value (risk rules read ATRs that no condition
-        # references); series read at offsets keep that much history
-        depth: dict[str, int] = {
-            f"{f.key}.{o.name}": 0 for f in compiled.features for o in f.outputs
-        }
-        for s in compiled.series:
-            depth[s.id] = max(depth.get(s.id, 0), s.offset)
-        self.history: dict[str, deque[float]] = {
-            sid: deque(maxlen=d + 1) for sid, d in depth.items()
-        }
-        self.by_tf: dict[str, list[FeatureNode]] = {}
-        for f in compiled.features:
-            self.by_tf.setdefault(f.tf, []).append(f)
         self.objects: dict[str, Any] = {}
         for f in compiled.features:
             if f.kind == "indicator":
                 self.objects[f.key] = indicators.make_incremental(f.type, f.params, f.source)
             else:
                 self.objects[f.key] = structures.make_structure(f.type, f.params)
-        self.current: dict[str, dict[str, float]] = {}
-        self.bars_seen: dict[str, int] = {}
-        self._plans: dict[str, list[_Step]] = {}
-        self.price_sinks = [(n, self.history[n]) for n in PRICE_BUILTINS if n in self.history]
+        # (memoryview of the feature's outputs, index) for every feature output
+        self._cell = {
+            f"{f.key}.{o.name}": (memoryview(self.objects[f.key].outputs), k)
+            for f in compiled.features
+            for k, o in enumerate(f.outputs)
+        }
+        # histories: series read at an offset, every structure field (a structure's fields before
+        # its first bar are not values) and the price built-ins the Play reads
+        depth: dict[str, int] = {}
+        for f in compiled.features:
+            if f.kind == "structure":
+                depth.update({f"{f.key}.{o.name}": 0 for o in f.outputs})
+        for s in compiled.series:
+            if s.offset or s.id in PRICE_BUILTINS or s.id in depth:
+                depth[s.id] = max(depth.get(s.id, 0), s.offset)
+        self.history: dict[str, deque[float]] = {
+            sid: deque(maxlen=d + 1) for sid, d in depth.items()
+        }
+        self.price_sinks = [
+            (_PRICE_OF[n], self.history[n]) for n in PRICE_BUILTINS if n in self.history
+        ]
+        self.bars_seen: dict[str, int] = dict.fromkeys(self.timeframes(), 0)
+        self._steps = {tf: self._bind(tf) for tf in self.timeframes()}
+        self._getters: dict[A.Series, Callable[[], float]] = {}
 
     def timeframes(self) -> list[str]:
-        return sorted({self.compiled.exec_tf, *self.by_tf})
+        return sorted({self.compiled.exec_tf, *(f.tf for f in self.compiled.features)})
 
-    def _plan(self, tf: str) -> list[_Step]:
-        """Per timeframe: each feature's bound update and values, the histories its outputs feed,
-        its dependency slots (structures) and whether a structure depends on its current values
-        (so they are kept as a mapping)."""
-        plan = self._plans.get(tf)
-        if plan is None:
-            needed = {d for f in self.compiled.features for d in f.deps.values()}
-            plan = []
-            for f in self.by_tf.get(tf, ()):
-                sinks = [
-                    (k, self.history[f"{f.key}.{o.name}"])
-                    for k, o in enumerate(f.outputs)
-                    if f"{f.key}.{o.name}" in self.history
-                ]
-                obj = self.objects[f.key]
-                deps = tuple(f.deps.items()) if f.kind == "structure" else None
-                keep = f.key if f.key in needed else None
-                plan.append((obj.update, obj.values, sinks, deps, keep, f.output_names))
-            self._plans[tf] = plan
-        return plan
+    def _bind(self, tf: str) -> list[tuple[Any, ...]]:
+        """The timeframe's updates in dependency order: (kernel, work, ts cell or None,
+        dependency cells, histories to push). The arrays are never replaced (restore refills
+        them), so binding once is enough."""
+        steps = []
+        for f in self.compiled.features:
+            if f.tf != tf:
+                continue
+            obj = self.objects[f.key]
+            pushes = [
+                (*self._cell[f"{f.key}.{o.name}"], self.history[f"{f.key}.{o.name}"])
+                for o in f.outputs
+                if f"{f.key}.{o.name}" in self.history
+            ]
+            if f.kind == "indicator":
+                kernel, work, cell = obj.kernel
+                steps.append((kernel, work, cell, (), pushes))
+            else:
+                kernel, work = obj.kernel
+                dep_cells = tuple(
+                    self._cell[f"{f.deps[slot]}.{field}"] for slot, field in obj.dependency_fields
+                )
+                steps.append((kernel, work, None, dep_cells, pushes))
+        return steps
 
     def on_bar(self, tf: str, ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
-        self.bars_seen[tf] = self.bars_seen.get(tf, 0) + 1
-        if self.price_sinks and tf == self.compiled.exec_tf:
-            prices = builtin_prices_scalar(o, h, lo, c, v)
-            for name, hist in self.price_sinks:
-                hist.appendleft(prices[name])
-        current = self.current
-        for update, values, sinks, deps, keep, names in self._plan(tf):
-            if deps is None:  # an indicator (the bar's open time matters to vwap's anchor)
-                update(o, h, lo, c, v, ts)
+        self.bars_seen[tf] += 1
+        if tf == self.compiled.exec_tf:
+            for price, hist in self.price_sinks:
+                hist.appendleft(price(o, h, lo, c, v))
+        for kernel, work, cell, deps, pushes in self._steps[tf]:
+            if cell is not None:  # an indicator (the bar's open time matters to vwap's anchor)
+                kernel(work, cell, o, h, lo, c, v, ts)
             else:
-                update(o, h, lo, c, v, {slot: current[key] for slot, key in deps})
-            vals = values()
-            if keep is not None:
-                current[keep] = dict(zip(names, vals, strict=True))
-            for k, hist in sinks:
-                hist.appendleft(float(vals[k]))
+                kernel(work, o, h, lo, c, v, *[mv[k] for mv, k in deps])
+            for mv, k, hist in pushes:
+                hist.appendleft(mv[k])
 
     def value(self, s: A.Series) -> float:
-        hist = self.history[s.id]
-        return hist[s.offset] if s.offset < len(hist) else math.nan
+        return self.getter(s)()
 
     def getter(self, s: A.Series) -> Callable[[], float]:
-        """`value(s)` as a closure over its history (histories are never replaced, only refilled)."""
-        hist, off = self.history[s.id], s.offset
-        if off == 0:
-            return lambda: hist[0] if hist else math.nan
-        return lambda: hist[off] if off < len(hist) else math.nan
+        """`value(s)` as a closure over its history or its feature's output array (neither is
+        ever replaced, only refilled)."""
+        got = self._getters.get(s)
+        if got is None:
+            hist = self.history.get(s.id)
+            off = s.offset
+            if hist is None:  # an indicator output read as of now: its own output array
+                mv, k = self._cell[s.id]
+                got = lambda: mv[k]  # noqa: E731
+            elif off == 0:
+                got = lambda: hist[0] if hist else math.nan  # noqa: E731
+            else:
+                got = lambda: hist[off] if off < len(hist) else math.nan  # noqa: E731
+            self._getters[s] = got
+        return got
 
     def state(self) -> dict[str, Any]:
-        """JSON-able state: every feature's own state plus the offset histories."""
+        """JSON-able state: every feature's own state plus the histories."""
         return {
             "objects": {k: o.to_state() for k, o in self.objects.items()},
             "history": {
                 k: [None if math.isnan(x) else x for x in h] for k, h in self.history.items()
             },
-            "current": {
-                k: {n: (None if math.isnan(x) else x) for n, x in v.items()}
-                for k, v in self.current.items()
-            },
             "bars_seen": dict(self.bars_seen),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from `state()` output: everything is refilled in place, so getters and bound
+        updates keep working."""
         for f in self.compiled.features:
             st = state["objects"][f.key]
-            self.objects[f.key] = (
+            restored = (
                 indicators.restore_incremental(st)
                 if f.kind == "indicator"
                 else structures.restore_structure(st)
             )
+            self.objects[f.key].assign(restored)
+        if set(state["history"]) != set(self.history):
+            raise ValueError("feature state does not match this Play's series")
         for k, vals in state["history"].items():
-            hist = self.history[k]  # refilled in place: getters hold these deques
+            hist = self.history[k]
             hist.clear()
             hist.extend(math.nan if x is None else x for x in vals)
-        self.current = {
-            k: {n: (math.nan if x is None else x) for n, x in v.items()}
-            for k, v in state["current"].items()
-        }
-        self.bars_seen = dict(state["bars_seen"])
-        self._plans = {}
-        self.price_sinks = [(n, self.history[n]) for n in PRICE_BUILTINS if n in self.history]
+        self.bars_seen = dict.fromkeys(self.timeframes(), 0) | dict(state["bars_seen"])

@@ -110,6 +110,9 @@ class SimulatedExchange:
         self._fund_i = 0  # next funding event to settle
         self._changed = False
         self._last_close = math.nan
+        # (position, sl, tp, liq, from, to, found): no level reached in [from, to); found: at `to`
+        self._levels_memo: tuple[Any, ...] | None = None
+        self._funding_bar = (-1, 0)  # (funding index, the first bar opening at or after it)
 
     # ------------------------------------------------------------------ market data
 
@@ -252,12 +255,18 @@ class SimulatedExchange:
         """Process every bar with ts_close <= ts. With `stop_on_change`, return right after the
         bar where the position or a pending order changed (returning that bar's close), so the
         caller can act from that instant; else None."""
-        tc, k = self.tape.ts_close, self._k
-        # bar by bar, the end is a few bars ahead: bisect there before searching the whole tape
-        near = min(k + 64, len(tc))
-        end = bisect.bisect_right(tc, ts, k, near)
-        if end == near < len(tc):
-            end = int(np.searchsorted(tc, ts, side="right"))
+        tc, k = self.tape.py_ts_close, self._k
+        n = len(tc)
+        if k == n or tc[k] > ts:
+            return None  # nothing closed since the last call
+        if k + 1 == n or tc[k + 1] > ts:
+            end = k + 1  # bar by bar (replay): exactly one bar closed
+        else:
+            # the end is usually a few bars ahead: bisect there before searching the whole tape
+            near = min(k + 64, n)
+            end = bisect.bisect_right(tc, ts, k, near)
+            if end == near < n:
+                end = int(np.searchsorted(self.tape.ts_close, ts, side="right"))
         return self._run(end, stop_on_change)
 
     def _run(self, end: int, stop_on_change: bool) -> int | None:
@@ -282,12 +291,10 @@ class SimulatedExchange:
         tape, pos = self.tape, self.position
         if pos is None and not self.pending:
             # flat with nothing resting: no bar can matter (funding is not charged when flat)
-            last_open = int(tape.ts_open[end - 1])
-            while (
-                self._fund_i < len(tape.funding_ts) and tape.funding_ts[self._fund_i] <= last_open
-            ):
+            last_open, fts = tape.py_ts_open[end - 1], tape.py_funding_ts
+            while self._fund_i < len(fts) and fts[self._fund_i] <= last_open:
                 self._fund_i += 1
-            self._last_close = float(tape.c[end - 1])
+            self._last_close = tape.py_c[end - 1]
             return end
         if self.halted:
             return k
@@ -295,14 +302,17 @@ class SimulatedExchange:
             stop = self._quiet_until(k, end)
             if stop <= k:
                 return k
-            j, self.peak = first_trigger(
-                tape.h, tape.lo, tape.dd_price, tape.liq_low, tape.liq_high, k, stop,
-                pos.side == "long", pos.sl, pos.tp, pos.liq_price, pos.qty, pos.entry_price,
-                self.cash, self.peak, self.dd_frac,
-            )  # fmt: skip
+            if self.dd_frac > 0:
+                j, self.peak = first_trigger(
+                    tape.h, tape.lo, tape.dd_price, tape.liq_low, tape.liq_high, k, stop,
+                    pos.side == "long", pos.sl, pos.tp, pos.liq_price, pos.qty, pos.entry_price,
+                    self.cash, self.peak, self.dd_frac,
+                )  # fmt: skip
+            else:
+                j = self._level_trigger(pos, k, stop)
         elif pos is None and len(self.pending) == 1:
             p = self.pending[0]
-            if p.req.kind == "market" or p.req.reduce_only or p.ts > int(tape.ts_open[k]):
+            if p.req.kind == "market" or p.req.reduce_only or p.ts > tape.py_ts_open[k]:
                 return k
             stop = end
             if p.req.expire_ts is not None:
@@ -319,15 +329,58 @@ class SimulatedExchange:
         if j > k:
             if pos is not None:
                 self._excursions(pos, k, j)
-            self._last_close = float(tape.c[j - 1])
+            self._last_close = tape.py_c[j - 1]
         return j
+
+    def _level_trigger(self, pos: Position, k: int, stop: int) -> int:
+        """`first_trigger` without the drawdown limit: the first bar in [k, stop) reaching the
+        position's stop, target or liquidation price (else stop).
+
+        Those levels do not move between bars that need no per-bar code, so the answer holds until
+        they change: the scan runs up to `_AHEAD` bars past `stop` (never past the bars the tape
+        has) and remembers how far it found nothing. Stepping bar by bar then costs one scan per
+        few hundred bars instead of one per bar. Nothing scanned ahead is acted on early: the
+        result is clipped to `stop`.
+        """
+        tape = self.tape
+        memo = self._levels_memo
+        if (
+            memo is None
+            or memo[0] is not pos
+            or not (memo[4] <= k <= memo[5])
+            or not _same(memo[1], pos.sl)
+            or not _same(memo[2], pos.tp)
+            or memo[3] != pos.liq_price
+        ):
+            memo = None
+        while True:
+            if memo is not None:
+                hit, found = memo[5], memo[6]
+                if found or hit >= stop:
+                    return min(hit, stop)
+                k = hit  # nothing up to where it looked; look on from there
+            to = min(tape.n, max(stop, k + _AHEAD))
+            j, _ = first_trigger(
+                tape.h, tape.lo, tape.dd_price, tape.liq_low, tape.liq_high, k, to,
+                pos.side == "long", pos.sl, pos.tp, pos.liq_price, pos.qty, pos.entry_price,
+                self.cash, self.peak, 0.0,
+            )  # fmt: skip
+            lo = k if memo is None else memo[4]
+            memo = self._levels_memo = (pos, pos.sl, pos.tp, pos.liq_price, lo, j, j < to)
 
     def _quiet_until(self, k: int, end: int) -> int:
         """Bars from k the position scan may pass over: up to the bar where the next funding
         settles and, with a trailing stop or break-even, up to the next exec close."""
         tape, stop = self.tape, end
-        if self._fund_i < len(tape.funding_ts):
-            f = int(np.searchsorted(tape.ts_open[:end], tape.funding_ts[self._fund_i], side="left"))
+        fi = self._fund_i
+        if fi < len(tape.py_funding_ts):
+            cached = self._funding_bar
+            if cached[0] == fi:
+                f = cached[1]
+            else:
+                f = int(np.searchsorted(tape.ts_open, tape.py_funding_ts[fi], side="left"))
+                if f < tape.n:  # the bar exists, so later bars cannot move it
+                    self._funding_bar = (fi, f)
             stop = min(stop, f)
         pos = self.position
         if pos is not None and (pos.trailing is not None or pos.break_even is not None):
@@ -635,7 +688,7 @@ class SimulatedExchange:
     def _excursions(self, pos: Position, k0: int, k1: int) -> None:
         """Best and worst prices traded over bars [k0, k1) (MAE/MFE, trailing, break-even)."""
         if k1 == k0 + 1:
-            hi, lo = float(self.tape.h[k0]), float(self.tape.lo[k0])
+            hi, lo = self.tape.py_h[k0], self.tape.py_lo[k0]
         else:
             hi, lo = float(self.tape.h[k0:k1].max()), float(self.tape.lo[k0:k1].min())
         if pos.side == "long":
@@ -742,6 +795,14 @@ class SimulatedExchange:
             self.cancel(p.id, t)
         if self.position is not None:
             self._close(self.position.qty, price, t, reason, self.taker, max(self._k - 1, 0))
+
+
+_AHEAD = 512  # bars a level scan looks past what the caller asked for (see _level_trigger)
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal, NaN (an absent level) equal to NaN."""
+    return a == b or (a != a and b != b)
 
 
 @njit(cache=True)

@@ -165,6 +165,7 @@ class Tape:
         cols = self._cols
         self.mark_ts, self.mark_close = cols["mark_ts"].view, cols["mark_close"].view
         self.funding_ts, self.funding_rate = cols["funding_ts"].view, cols["funding_rate"].view
+        self.py_funding_ts = memoryview(self.funding_ts)
 
     def _bind_bars(self) -> None:
         cols = self._cols
@@ -175,6 +176,11 @@ class Tape:
         self.mark, self.exec_close = cols["mark"].buf[:n], cols["exec_close"].buf[:n]
         self.liq_low, self.liq_high = cols["liq_low"].buf[:n], cols["liq_high"].buf[:n]
         self.dd_price = cols["dd_price"].buf[:n]
+        # the same numbers as Python scalars: memoryviews index in a fraction of an array's time,
+        # which the per-bar code (one bar per evaluation instant in replay) feels
+        self.py_ts_open, self.py_ts_close = memoryview(self.ts_open), memoryview(self.ts_close)
+        self.py_h, self.py_lo = memoryview(self.h), memoryview(self.lo)
+        self.py_c = memoryview(self.c)
 
     # ------------------------------------------------------------------ reading
 

@@ -130,6 +130,25 @@ class IncrementalIndicator:
         return tuple(self._out.tolist())
 
     @property
+    def outputs(self) -> np.ndarray:
+        """The current outputs as a view the run writes in place (NaN before valid)."""
+        return self._out
+
+    @property
+    def kernel(self) -> tuple[Any, np.ndarray, np.ndarray]:
+        """(jitted step, work array, ts cell): `step(work, cell, o, h, lo, c, v, ts)` is `update`
+        without its Python frame, for drivers that update many features per bar."""
+        return self._inc, self._w, self._ts
+
+    def assign(self, other: IncrementalIndicator) -> None:
+        """Take `other`'s state and outputs in place (views and kernels handed out stay valid)."""
+        if other.name != self.name or not np.array_equal(
+            other._w[self._p0 : self._st0], self._w[self._p0 : self._st0]
+        ):
+            raise ValueError(f"{other.name}: state is for another indicator or params")
+        self._w[:] = other._w
+
+    @property
     def state(self) -> np.ndarray:
         """The state array (a view: the run updates it in place)."""
         return self._w[self._st0 :]

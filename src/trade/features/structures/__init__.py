@@ -317,6 +317,32 @@ class IncrementalStructure:
         return tuple(self._w[self._o0 : self._p0].tolist())
 
     @property
+    def outputs(self) -> np.ndarray:
+        """The fields as a view the run writes in place."""
+        return self._w[self._o0 : self._p0]
+
+    @property
+    def dependency_fields(self) -> tuple[tuple[str, str], ...]:
+        """(slot, field) of every dependency value an update takes, in the order it takes them."""
+        return tuple(self._deps)
+
+    @property
+    def kernel(self) -> tuple[Callable[..., None], np.ndarray]:
+        """(jitted step, work array): `step(work, o, h, lo, c, v, *dependency values)` is
+        `update` without its Python frame and mappings, for drivers that update many features."""
+        return self._inc, self._w
+
+    def assign(self, other: IncrementalStructure) -> None:
+        """Take `other`'s state and fields in place (views and kernels handed out stay valid)."""
+        if (
+            other.type_name != self.type_name
+            or len(other._w) != len(self._w)
+            or not np.array_equal(other._w[self._p0 : self._st0], self._w[self._p0 : self._st0])
+        ):
+            raise ValueError(f"{other.type_name}: state is for another detector or params")
+        self._w[:] = other._w
+
+    @property
     def state(self) -> np.ndarray:
         """The state array (a view: the run updates it in place)."""
         return self._w[self._st0 :]
