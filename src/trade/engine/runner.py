@@ -108,7 +108,9 @@ class ArraySource:
                     got = values[a : a + len(self.instants)]
                     got.flags.writeable = False  # a view of the feature's own array
                 else:
-                    index = self.index[tf] if first is None else np.arange(len(self.instants)) + first
+                    index = (
+                        self.index[tf] if first is None else np.arange(len(self.instants)) + first
+                    )
                     got = take_asof(values, index, s.offset)
             self.cache[s] = got
         return got
@@ -240,33 +242,45 @@ def _instant_truths(
     resolve: Callable[[A.Series], Callable[[], float]],
     i_ref: list[int],
     before: Callable[[int], None] | None = None,
-) -> Callable[[int, int], list[list[int]]]:
-    """`truths(i, t)`: every case's truth at instant i (time t), conditions stepped incrementally
-    and bound once to a point source over `resolve` (so a step is one call per condition);
-    `before(t)` runs first (replay feeds the bars closed by t)."""
+) -> Callable[[int, int], list[int]]:
+    """`truths(i, t)`: every case's truth at instant i (time t), blocks one after another in one
+    flat list (`_by_block` splits it), conditions stepped incrementally and bound once to a point
+    source over `resolve` (so a step is one call per condition); `before(t)` runs first (replay
+    feeds the bars closed by t)."""
     point = _PointSource(resolve)
     steps = [
-        [IncrementalCondition(cond).bind(point) for cond, _ in block.cases]
+        IncrementalCondition(cond).bind(point)
         for block in compiled.blocks
+        for cond, _ in block.cases
     ]
     uses_position = compiled.uses_position
 
-    def truths(i: int, t: int) -> list[list[int]]:
+    def truths(i: int, t: int) -> list[int]:
         if before is not None:
             before(t)
         i_ref[0] = i
         if uses_position:
             point.position = ex.position_values(t)
-        return [[step() for step in block] for block in steps]
+        return [step() for step in steps]
 
     return truths
+
+
+def _by_block(blocks: tuple[CompiledBlock, ...], flat: list[int]) -> list[list[int]]:
+    """A flat list of case truths (see `_instant_truths`) as one list per block."""
+    out, a = [], 0
+    for block in blocks:
+        b = a + len(block.cases)
+        out.append(flat[a:b])
+        a = b
+    return out
 
 
 def _loop_every_instant(
     compiled: CompiledPlay,
     ex: SimExecution,
     instants: np.ndarray,
-    truths: Callable[[int, int], list[list[int]]],
+    truths: Callable[[int, int], list[int]],
     progress: ProgressFn | None,
 ) -> None:
     """Evaluate at every instant (replay, and fast mode with position-dependent conditions)."""
@@ -283,12 +297,10 @@ def _loop_every_instant(
             progress(i, n)
         t = instant_list[i]
         advance(t)
-        truth = truths(i, t)
-        if sim.halted:
-            continue
-        if not has_else and not any(true in cases for cases in truth):
-            continue  # no case holds: no intent (the usual instant)
-        intents = intents_at(blocks, truth)
+        flat = truths(i, t)
+        if sim.halted or (not has_else and true not in flat):
+            continue  # halted, or no case holds: no intent (the usual instant)
+        intents = intents_at(blocks, _by_block(blocks, flat))
         if intents:
             decisions = decide(intents, ex.side(), policy, ex.entry_pending())
             if decisions:
