@@ -127,7 +127,7 @@ class IncrementalFeatures:
             (_PRICE_OF[n], self.history[n]) for n in PRICE_BUILTINS if n in self.history
         ]
         self.bars_seen: dict[str, int] = dict.fromkeys(self.timeframes(), 0)
-        self._steps = {tf: self._bind(tf) for tf in self.timeframes()}
+        self._feeders = {tf: self._feeder(tf) for tf in self.timeframes()}
         self._getters: dict[A.Series, Callable[[], float]] = {}
 
     def timeframes(self) -> list[str]:
@@ -159,17 +159,40 @@ class IncrementalFeatures:
         return steps
 
     def on_bar(self, tf: str, ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
-        self.bars_seen[tf] += 1
-        if tf == self.compiled.exec_tf:
-            for price, hist in self.price_sinks:
+        self._feeders[tf](ts, o, h, lo, c, v)
+
+    def feeder(self, tf: str) -> Callable[[int, float, float, float, float, float], None]:
+        """`on_bar` for one timeframe as `feed(ts, o, h, lo, c, v)`: what a driver that knows the
+        bar's timeframe calls, without the look-ups."""
+        return self._feeders[tf]
+
+    def _feeder(self, tf: str) -> Callable[[int, float, float, float, float, float], None]:
+        steps, seen = self._bind(tf), self.bars_seen
+        prices = self.price_sinks if tf == self.compiled.exec_tf else []
+        if not prices and all(cell is not None and not pushes for _, _, cell, _, pushes in steps):
+            # indicators read as of now only (the usual Play): the kernels and nothing else
+            kernels = [(kernel, work, cell) for kernel, work, cell, _, _ in steps]
+
+            def feed_indicators(ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
+                seen[tf] += 1
+                for kernel, work, cell in kernels:
+                    kernel(work, cell, o, h, lo, c, v, ts)
+
+            return feed_indicators
+
+        def feed(ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
+            seen[tf] += 1
+            for price, hist in prices:
                 hist.appendleft(price(o, h, lo, c, v))
-        for kernel, work, cell, deps, pushes in self._steps[tf]:
-            if cell is not None:  # an indicator (the bar's open time matters to vwap's anchor)
-                kernel(work, cell, o, h, lo, c, v, ts)
-            else:
-                kernel(work, o, h, lo, c, v, *[mv[k] for mv, k in deps])
-            for mv, k, hist in pushes:
-                hist.appendleft(mv[k])
+            for kernel, work, cell, deps, pushes in steps:
+                if cell is not None:  # an indicator (the bar's open time matters to vwap's anchor)
+                    kernel(work, cell, o, h, lo, c, v, ts)
+                else:
+                    kernel(work, o, h, lo, c, v, *[mv[k] for mv, k in deps])
+                for mv, k, hist in pushes:
+                    hist.appendleft(mv[k])
+
+        return feed
 
     def value(self, s: A.Series) -> float:
         return self.getter(s)()
@@ -218,4 +241,4 @@ class IncrementalFeatures:
             hist = self.history[k]
             hist.clear()
             hist.extend(math.nan if x is None else x for x in vals)
-        self.bars_seen = dict.fromkeys(self.timeframes(), 0) | dict(state["bars_seen"])
+        self.bars_seen.update(dict.fromkeys(self.timeframes(), 0) | dict(state["bars_seen"]))

@@ -200,7 +200,7 @@ def run_replay(
     closes, feed_of, row_of = (x[order].tolist() for x in (close_all, which, row))
     columns = [
         (
-            tf,
+            feats.feeder(tf),
             b.ts.tolist(),
             b.open.tolist(),
             b.high.tolist(),
@@ -213,14 +213,13 @@ def run_replay(
     total = len(closes)
     cursor = [0]
     i_ref = [0]
-    on_bar = feats.on_bar
 
     def feed_until(t: int) -> None:
         k = cursor[0]
         while k < total and closes[k] <= t:
-            tf, ts, o, h, lo, c, v = columns[feed_of[k]]
+            feed, ts, o, h, lo, c, v = columns[feed_of[k]]
             r = row_of[k]
-            on_bar(tf, ts[r], o[r], h[r], lo[r], c[r], v[r])
+            feed(ts[r], o[r], h[r], lo[r], c[r], v[r])
             k += 1
         cursor[0] = k
 

@@ -110,7 +110,7 @@ class SimulatedExchange:
         self._fund_i = 0  # next funding event to settle
         self._changed = False
         self._last_close = math.nan
-        # (position, sl, tp, liq, from, to, found): no level reached in [from, to); found: at `to`
+        # (position, (sl, tp, liq), from, to, found): no level reached in [from, to); found: at `to`
         self._levels_memo: tuple[Any, ...] | None = None
         self._funding_bar = (-1, 0)  # (funding index, the first bar opening at or after it)
 
@@ -260,7 +260,13 @@ class SimulatedExchange:
         if k == n or tc[k] > ts:
             return None  # nothing closed since the last call
         if k + 1 == n or tc[k + 1] > ts:
-            end = k + 1  # bar by bar (replay): exactly one bar closed
+            # bar by bar (replay): exactly one bar closed, and usually the scan passes it
+            if self.scan:
+                j = self._skip(k, k + 1)
+                if j > k:
+                    self._k = j
+                    return None
+            end = k + 1
         else:
             # the end is usually a few bars ahead: bisect there before searching the whole tape
             near = min(k + 64, n)
@@ -344,18 +350,13 @@ class SimulatedExchange:
         """
         tape = self.tape
         memo = self._levels_memo
-        if (
-            memo is None
-            or memo[0] is not pos
-            or not (memo[4] <= k <= memo[5])
-            or not _same(memo[1], pos.sl)
-            or not _same(memo[2], pos.tp)
-            or memo[3] != pos.liq_price
-        ):
+        levels = (pos.sl, pos.tp, pos.liq_price)
+        # tuples compare items by identity first, so an unchanged NaN level matches itself
+        if memo is None or memo[0] is not pos or memo[1] != levels or not memo[2] <= k <= memo[3]:
             memo = None
         while True:
             if memo is not None:
-                hit, found = memo[5], memo[6]
+                hit, found = memo[3], memo[4]
                 if found or hit >= stop:
                     return min(hit, stop)
                 k = hit  # nothing up to where it looked; look on from there
@@ -365,8 +366,8 @@ class SimulatedExchange:
                 pos.side == "long", pos.sl, pos.tp, pos.liq_price, pos.qty, pos.entry_price,
                 self.cash, self.peak, 0.0,
             )  # fmt: skip
-            lo = k if memo is None else memo[4]
-            memo = self._levels_memo = (pos, pos.sl, pos.tp, pos.liq_price, lo, j, j < to)
+            lo = k if memo is None else memo[2]
+            memo = self._levels_memo = (pos, levels, lo, j, j < to)
 
     def _quiet_until(self, k: int, end: int) -> int:
         """Bars from k the position scan may pass over: up to the bar where the next funding
@@ -798,11 +799,6 @@ class SimulatedExchange:
 
 
 _AHEAD = 512  # bars a level scan looks past what the caller asked for (see _level_trigger)
-
-
-def _same(a: float, b: float) -> bool:
-    """Equal, NaN (an absent level) equal to NaN."""
-    return a == b or (a != a and b != b)
 
 
 @njit(cache=True)
