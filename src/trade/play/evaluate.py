@@ -272,7 +272,8 @@ _UNBOUND: Callable[[], float] = lambda: math.nan  # noqa: E731
 
 
 class _CmpNode(_Node):
-    """Any comparison; the common shapes have faster subclasses with the same truth (see _build)."""
+    """A comparison: operand binding and memory for every shape, the step of `in`; each other
+    shape has a subclass with its own step (see _build)."""
 
     def __init__(self, c: A.Cmp) -> None:
         self.c = c
@@ -283,22 +284,12 @@ class _CmpNode(_Node):
         self.lhs = _operand(self.c.lhs, source)
         self.rhs = [_operand(r, source) for r in self.c.rhs]
 
-    def step(self) -> int:
-        c = self.c
+    def step(self) -> int:  # `in`: equal to one of the operands
         lhs = self.lhs()
         rhs = [f() for f in self.rhs]
-        r0 = rhs[0]
         if math.isnan(lhs) or any(math.isnan(r) for r in rhs):
             return M
-        if c.op == "between":
-            res = r0 <= lhs <= rhs[1]
-        elif c.op == "in":
-            res = any(lhs == r for r in rhs)
-        elif c.op == "near_pct":
-            res = abs(lhs - r0) <= abs(r0) * (c.tol or 0.0) / 100.0
-        else:
-            res = abs(lhs - r0) <= (c.tol or 0.0)
-        return T if res else F
+        return T if any(lhs == r for r in rhs) else F
 
     def dump(self, out: list[object]) -> None:
         out.append([None, None])
@@ -320,6 +311,33 @@ class _BinaryNode(_CmpNode):
         if lhs != lhs or r != r:  # NaN
             return M
         return T if self.op(lhs, r) else F
+
+
+class _BetweenNode(_CmpNode):
+    """`between` its two bounds (inclusive)."""
+
+    def step(self) -> int:
+        x, lo, hi = self.lhs(), self.rhs[0](), self.rhs[1]()
+        if x != x or lo != lo or hi != hi:  # NaN
+            return M
+        return T if lo <= x <= hi else F
+
+
+class _NearNode(_CmpNode):
+    """`near_abs` / `near_pct`: within the tolerance (absolute, or percent of the operand)."""
+
+    def __init__(self, c: A.Cmp) -> None:
+        super().__init__(c)
+        self.pct = c.op == "near_pct"
+        self.tol = c.tol or 0.0
+
+    def step(self) -> int:
+        x, r = self.lhs(), self.rhs[0]()
+        if x != x or r != r:  # NaN
+            return M
+        if self.pct:
+            return T if abs(x - r) <= abs(r) * self.tol / 100.0 else F
+        return T if abs(x - r) <= self.tol else F
 
 
 class _CrossNode(_CmpNode):
@@ -356,8 +374,20 @@ class _LogicNode(_Node):
         self.items = [_build(i) for i in c.items]
 
     def step(self) -> int:
-        values = [i.step() for i in self.items]  # no short-circuit: every node keeps its state
-        return min(values) if self.all else max(values)
+        # no short-circuit: every node keeps its state
+        if self.all:
+            out = T
+            for item in self.items:
+                v = item.step()
+                if v < out:
+                    out = v
+        else:
+            out = F
+            for item in self.items:
+                v = item.step()
+                if v > out:
+                    out = v
+        return out
 
     def children(self) -> list[_Node]:
         return list(self.items)
@@ -408,6 +438,10 @@ def _build(c: A.Cond) -> _Node:
     if isinstance(c, A.Cmp):
         if c.op in ("cross_above", "cross_below"):
             return _CrossNode(c)
+        if c.op == "between":
+            return _BetweenNode(c)
+        if c.op in ("near_abs", "near_pct"):
+            return _NearNode(c)
         return _BinaryNode(c) if c.op in _BINARY else _CmpNode(c)
     if isinstance(c, A.Logic):
         # all/any of one condition is that condition (same truth, same state walk)

@@ -27,7 +27,7 @@ from ..errors import SimulationError
 from ..instruments import InstrumentSpec
 from .orders import AccountConfig, OrderRequest
 from .position import Position
-from .scan import first_touch, first_trigger, first_true
+from .scan import extremes, first_touch, first_trigger, first_true
 from .tape import Tape
 
 
@@ -691,7 +691,7 @@ class SimulatedExchange:
         if k1 == k0 + 1:
             hi, lo = self.tape.py_h[k0], self.tape.py_lo[k0]
         else:
-            hi, lo = float(self.tape.h[k0:k1].max()), float(self.tape.lo[k0:k1].min())
+            hi, lo = extremes(self.tape.h, self.tape.lo, k0, k1)
         if pos.side == "long":
             pos.best_seen, pos.worst_seen = max(pos.best_seen, hi), min(pos.worst_seen, lo)
         else:

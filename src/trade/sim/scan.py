@@ -75,3 +75,15 @@ def first_true(flags: np.ndarray, start: int, stop: int) -> int:
         if flags[k]:
             return k
     return stop
+
+
+@njit(cache=True)
+def extremes(high: np.ndarray, low: np.ndarray, start: int, stop: int) -> tuple[float, float]:
+    """Highest high and lowest low over [start, stop) (a non-empty span) in one pass."""
+    hi, lo = high[start], low[start]
+    for k in range(start + 1, stop):
+        if high[k] > hi:
+            hi = high[k]
+        if low[k] < lo:
+            lo = low[k]
+    return hi, lo

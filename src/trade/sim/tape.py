@@ -213,11 +213,15 @@ def _marks_at(
     mark_close: np.ndarray,
 ) -> np.ndarray:
     """`Tape.marks_at` in one pass without temporaries (it prices every instant of an equity
-    curve): cursors walk forward over sorted instants and are searched again only where the
-    instants go back."""
+    curve): cursors are searched for the first instant, walk forward over sorted instants and are
+    searched again only where the instants go back."""
     out = np.empty(len(instants))
-    km = kb = 0
-    prev = instants[0] if len(instants) else 0
+    if len(instants) == 0:
+        return out
+    # searched for the first instant (one look-up costs a search, not a walk from the start)
+    km = np.searchsorted(mark_ts, instants[0], side="right")
+    kb = np.searchsorted(ts_close, instants[0], side="right")
+    prev = instants[0]
     for i in range(len(instants)):
         t = instants[i]
         if t < prev:
