@@ -225,8 +225,8 @@ def run_replay(
 
     def resolve(s: A.Series) -> Callable[[], float]:
         if s.id in inst_vals:
-            arr = inst_vals[s.id]
-            return lambda: float(arr[i_ref[0]])
+            values = memoryview(np.ascontiguousarray(inst_vals[s.id]))  # reads Python floats
+            return lambda: values[i_ref[0]]
         return feats.getter(s)
 
     truths = _instant_truths(compiled, ex, resolve, i_ref, before=feed_until)

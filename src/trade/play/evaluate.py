@@ -405,22 +405,40 @@ class _NotNode(_Node):
 
 
 class _WindowNode(_Node):
+    """holds_for / occurred_within / count_true over the last `bars` truths.
+
+    The buffer's counts of false, missing and true are kept as truths enter and leave, so a step
+    costs the same for any window length: holds_for is the minimum (false if any is false, else
+    missing if any is missing), occurred_within the maximum, count_true a threshold on the counts.
+    """
+
     def __init__(self, w: A.Window) -> None:
         self.w = w
         self.item = _build(w.expr)
-        self.buf: deque[int] = deque([M] * w.bars, maxlen=w.bars)
+        self.holds, self.within = w.kind == "holds_for", w.kind == "occurred_within"
+        self._fill(deque([M] * w.bars, maxlen=w.bars))
+
+    def _fill(self, buf: deque[int]) -> None:
+        self.buf = buf
+        self.counts = [0, 0, 0]  # indexed by truth: F, M, T
+        for v in buf:
+            self.counts[v] += 1
 
     def step(self) -> int:
-        self.buf.append(self.item.step())
-        if self.w.kind == "holds_for":
-            return min(self.buf)
-        if self.w.kind == "occurred_within":
-            return max(self.buf)
-        trues = sum(1 for v in self.buf if v == T)
-        unknown = sum(1 for v in self.buf if v == M)
-        if trues >= self.w.min_true:
+        v = self.item.step()
+        buf, counts = self.buf, self.counts
+        if len(buf) == buf.maxlen:
+            counts[buf[0]] -= 1
+        buf.append(v)
+        counts[v] += 1
+        if self.holds:
+            return F if counts[F] else (M if counts[M] else T)
+        if self.within:
+            return T if counts[T] else (M if counts[M] else F)
+        trues, need = counts[T], self.w.min_true
+        if trues >= need:
             return T
-        return F if trues + unknown < self.w.min_true else M
+        return F if trues + counts[M] < need else M
 
     def children(self) -> list[_Node]:
         return [self.item]
@@ -430,7 +448,7 @@ class _WindowNode(_Node):
         self.item.dump(out)
 
     def load(self, it: object) -> None:
-        self.buf = deque(next(it), maxlen=self.w.bars)  # type: ignore[call-overload]
+        self._fill(deque(next(it), maxlen=self.w.bars))  # type: ignore[call-overload]
         self.item.load(it)
 
 
