@@ -10,7 +10,9 @@ then opens at the same open); resting limit and stop orders the bar trades throu
 position's liquidation / stop / take-profit levels are checked against the bar (a level the open
 already crossed fills at the open). At the bar's close: excursions, the drawdown limit, and at an
 exec-bar close the trailing stop and break-even move (effective from the next bar).
-The simulator never reads a bar after the one it is processing.
+The simulator never acts on a bar after the one it is processing. On a loaded tape a level scan
+may read past it, only to remember how far no stop, target or liquidation price is reached (see
+`_level_trigger`); what it returns is clipped to the bars asked for, so it changes nothing but speed.
 """
 
 from __future__ import annotations
