@@ -257,8 +257,7 @@ class SimulatedExchange:
         """Process every bar with ts_close <= ts. With `stop_on_change`, return right after the
         bar where the position or a pending order changed (returning that bar's close), so the
         caller can act from that instant; else None."""
-        tc, k = self.tape.py_ts_close, self._k
-        n = len(tc)
+        tc, k, n = self.tape.py_ts_close, self._k, self.tape.n  # tc views past n (see Tape)
         if k == n or tc[k] > ts:
             return None  # nothing closed since the last call
         if k + 1 == n or tc[k + 1] > ts:
@@ -353,23 +352,22 @@ class SimulatedExchange:
         tape = self.tape
         memo = self._levels_memo
         levels = (pos.sl, pos.tp, pos.liq_price)
+        lo = k
         # tuples compare items by identity first, so an unchanged NaN level matches itself
-        if memo is None or memo[0] is not pos or memo[1] != levels or not memo[2] <= k <= memo[3]:
-            memo = None
-        while True:
-            if memo is not None:
-                hit, found = memo[3], memo[4]
-                if found or hit >= stop:
-                    return min(hit, stop)
-                k = hit  # nothing up to where it looked; look on from there
-            to = min(tape.n, max(stop, k + _AHEAD))
-            j, _ = first_trigger(
-                tape.h, tape.lo, tape.dd_price, tape.liq_low, tape.liq_high, k, to,
-                pos.side == "long", pos.sl, pos.tp, pos.liq_price, pos.qty, pos.entry_price,
-                self.cash, self.peak, 0.0,
-            )  # fmt: skip
-            lo = k if memo is None else memo[2]
-            memo = self._levels_memo = (pos, levels, lo, j, j < to)
+        if memo is not None and memo[0] is pos and memo[1] == levels and memo[2] <= k <= memo[3]:
+            hit, found = memo[3], memo[4]
+            if found or hit >= stop:
+                return min(hit, stop)
+            lo, k = memo[2], hit  # nothing up to where it looked; look on from there
+        to = min(tape.n, max(stop, k + _AHEAD))
+        j, _ = first_trigger(
+            tape.h, tape.lo, tape.dd_price, tape.liq_low, tape.liq_high, k, to,
+            pos.side == "long", pos.sl, pos.tp, pos.liq_price, pos.qty, pos.entry_price,
+            self.cash, self.peak, 0.0,
+        )  # fmt: skip
+        if to > stop:  # it looked ahead (a fed tape has nothing to look at): remember
+            self._levels_memo = (pos, levels, lo, j, j < to)
+        return min(j, stop)
 
     def _quiet_until(self, k: int, end: int) -> int:
         """Bars from k the position scan may pass over: up to the bar where the next funding

@@ -61,6 +61,7 @@ class Tape:
         self._cols["exec_close"] = _Column(np.bool_)
         order = ("ts_open", "ts_close", "o", "h", "lo", "c", "mark", "liq_low", "liq_high")
         self._bar_cols = [self._cols[n] for n in (*order, "dd_price")]
+        self._py_of: np.ndarray | None = None  # the ts_open buffer the memoryviews were made for
         self.refresh()
 
     # ------------------------------------------------------------------ filling
@@ -113,6 +114,7 @@ class Tape:
             cols["liq_high"].set(cols["h"].view)
             cols["dd_price"].set(cols["c"].view)
         cols["exec_close"].set(tc % self.exec_tf_ms == 0)
+        self._py_of = None  # every buffer is new, even if ts_open is the array given last time
         self.refresh()
 
     def append_bar(
@@ -176,11 +178,15 @@ class Tape:
         self.mark, self.exec_close = cols["mark"].buf[:n], cols["exec_close"].buf[:n]
         self.liq_low, self.liq_high = cols["liq_low"].buf[:n], cols["liq_high"].buf[:n]
         self.dd_price = cols["dd_price"].buf[:n]
-        # the same numbers as Python scalars: memoryviews index in a fraction of an array's time,
-        # which the per-bar code (one bar per evaluation instant in replay) feels
-        self.py_ts_open, self.py_ts_close = memoryview(self.ts_open), memoryview(self.ts_close)
-        self.py_h, self.py_lo = memoryview(self.h), memoryview(self.lo)
-        self.py_c = memoryview(self.c)
+        # The same numbers as Python scalars: memoryviews index in a fraction of an array's time,
+        # which the per-bar code (one bar per evaluation instant in replay) feels. They view the
+        # whole buffers (valid below `n`), so an append re-creates them only when the buffers grow
+        # (a load replaces, and a growing append reallocates, every bar column at once).
+        if cols["ts_open"].buf is not self._py_of:
+            self._py_of = cols["ts_open"].buf
+            self.py_ts_open, self.py_ts_close, self.py_h, self.py_lo, self.py_c = (
+                memoryview(cols[name].buf) for name in ("ts_open", "ts_close", "h", "lo", "c")
+            )
 
     # ------------------------------------------------------------------ reading
 
