@@ -111,14 +111,18 @@ class IncrementalFeatures:
             for f in compiled.features
             for k, o in enumerate(f.outputs)
         }
-        # histories: series read at an offset, every structure field (a structure's fields before
-        # its first bar are not values) and the price built-ins the Play reads
+        # histories: the series the Play reads at an offset, and the structure fields and price
+        # built-ins it reads at all (a structure's fields before its first bar are not values);
+        # an indicator output read as of now is read from the indicator's own array
+        fields = {
+            f"{f.key}.{o.name}"
+            for f in compiled.features
+            if f.kind == "structure"
+            for o in f.outputs
+        }
         depth: dict[str, int] = {}
-        for f in compiled.features:
-            if f.kind == "structure":
-                depth.update({f"{f.key}.{o.name}": 0 for o in f.outputs})
         for s in compiled.series:
-            if s.offset or s.id in PRICE_BUILTINS or s.id in depth:
+            if s.offset or s.id in PRICE_BUILTINS or s.id in fields:
                 depth[s.id] = max(depth.get(s.id, 0), s.offset)
         self.history: dict[str, deque[float]] = {
             sid: deque(maxlen=d + 1) for sid, d in depth.items()
