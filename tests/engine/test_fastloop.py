@@ -131,6 +131,18 @@ risk:
   take_profit: {type: rr_ratio, value: 1.5}
   sizing: {model: risk_based, value: 2}
 """,
+    "atr_risk_stop_tightened_inside_liquidation": CROSS
+    + """account: {starting_equity: 10000, leverage: 40, mmr: 0.01}
+actions:
+  entry_long: [[fast, cross_above, slow]]
+  exit_all: [[fast, cross_below, slow]]
+position_policy: {mode: long_only}
+risk:
+  stop_loss: {type: atr_multiple, value: 30, atr: atr}
+  take_profit: {type: rr_ratio, value: 1.5}
+  sizing: {model: risk_based, value: 2}
+  stop_beyond_liquidation: tighten
+""",
     "fixed_levels_both_entries_cancel": CROSS
     + """account: {starting_equity: 10000, leverage: 2}
 actions:
@@ -171,3 +183,6 @@ def test_the_variants_reach_what_they_are_named_for(db: Path, tmp_path: Path) ->
     assert got["min_notional_rejections"]["rejected_entries"] > 0
     assert got["drawdown_halt"]["exit_reasons"].get("max_drawdown") == 1
     assert got["atr_risk_rr_stop_beyond_liquidation"]["rejected_entries"] > 0
+    tightened = got["atr_risk_stop_tightened_inside_liquidation"]
+    assert tightened["rejected_entries"] == 0
+    assert tightened["exit_reasons"].get("stop_loss", 0) > 0

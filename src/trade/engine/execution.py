@@ -34,6 +34,7 @@ def account_config(compiled: CompiledPlay) -> AccountConfig:
         max_drawdown_pct=acc.max_drawdown_pct,
         max_position_equity_pct=compiled.play.risk.sizing.max_position_equity_pct,
         min_notional=acc.min_notional,
+        stop_beyond_liquidation=compiled.play.risk.stop_beyond_liquidation,
     )
 
 

@@ -185,6 +185,11 @@ class Risk(_Model):
     trailing: Trailing | None = None
     break_even: BreakEven | None = None
     sizing: Sizing = Sizing()
+    stop_beyond_liquidation: Literal["reject", "tighten"] = Field(
+        "reject",
+        description="an entry whose stop lies at or beyond its liquidation price: reject it, or "
+        "tighten the stop to one tick inside the liquidation price",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> Risk:
