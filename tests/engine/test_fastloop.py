@@ -67,6 +67,20 @@ CROSS = """features:
 """
 #: Plays that reach what the example Plays rarely do: liquidation, ambiguous bars, flips, rejections,
 #: the drawdown halt, stops beyond the liquidation price, else branches and metadata.
+# stops 30 ATRs away at 40x: beyond the liquidation price (the risk block comes last)
+ATR_RISK_BEYOND_LIQUIDATION = (
+    CROSS
+    + """account: {starting_equity: 10000, leverage: 40, mmr: 0.01}
+actions:
+  entry_long: [[fast, cross_above, slow]]
+  exit_all: [[fast, cross_below, slow]]
+position_policy: {mode: long_only}
+risk:
+  stop_loss: {type: atr_multiple, value: 30, atr: atr}
+  take_profit: {type: rr_ratio, value: 1.5}
+  sizing: {model: risk_based, value: 2}
+"""
+)
 VARIANTS = {
     "liquidation": """account: {starting_equity: 10000, leverage: 50}
 features:
@@ -120,29 +134,9 @@ actions:
 position_policy: {mode: long_short}
 risk: {sizing: {model: percent_equity, value: 100}}
 """,
-    "atr_risk_rr_stop_beyond_liquidation": CROSS
-    + """account: {starting_equity: 10000, leverage: 40, mmr: 0.01}
-actions:
-  entry_long: [[fast, cross_above, slow]]
-  exit_all: [[fast, cross_below, slow]]
-position_policy: {mode: long_only}
-risk:
-  stop_loss: {type: atr_multiple, value: 30, atr: atr}
-  take_profit: {type: rr_ratio, value: 1.5}
-  sizing: {model: risk_based, value: 2}
-""",
-    "atr_risk_stop_tightened_inside_liquidation": CROSS
-    + """account: {starting_equity: 10000, leverage: 40, mmr: 0.01}
-actions:
-  entry_long: [[fast, cross_above, slow]]
-  exit_all: [[fast, cross_below, slow]]
-position_policy: {mode: long_only}
-risk:
-  stop_loss: {type: atr_multiple, value: 30, atr: atr}
-  take_profit: {type: rr_ratio, value: 1.5}
-  sizing: {model: risk_based, value: 2}
-  stop_beyond_liquidation: tighten
-""",
+    "atr_risk_rr_stop_beyond_liquidation": ATR_RISK_BEYOND_LIQUIDATION,
+    "atr_risk_stop_tightened_inside_liquidation": ATR_RISK_BEYOND_LIQUIDATION
+    + "  stop_beyond_liquidation: tighten\n",
     "fixed_levels_both_entries_cancel": CROSS
     + """account: {starting_equity: 10000, leverage: 2}
 actions:

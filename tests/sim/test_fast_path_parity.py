@@ -44,7 +44,7 @@ def new_sim(sc: dict[str, Any], scan: bool = True) -> SimulatedExchange:
     )
 
 
-def run_loaded(sc: dict[str, Any], scan: bool, stop_on_change: bool) -> tuple:
+def loaded_sim(sc: dict[str, Any], scan: bool = True) -> SimulatedExchange:
     sim = new_sim(sc, scan)
     bars, n = sc["bars"], len(sc["bars"])
     ts = np.arange(n, dtype=np.int64) * M
@@ -53,6 +53,12 @@ def run_loaded(sc: dict[str, Any], scan: bool, stop_on_change: bool) -> tuple:
         mark_ts_close=sc["mark_ts"], mark_close=sc["mark_close"],
         funding_ts=sc["funding_ts"], funding_rate=sc["funding_rate"],
     )  # fmt: skip
+    return sim
+
+
+def run_loaded(sc: dict[str, Any], scan: bool, stop_on_change: bool) -> tuple:
+    sim = loaded_sim(sc, scan)
+    bars, n = sc["bars"], len(sc["bars"])
     for t, req in sc["orders"]:
         while sim.advance_to(t, stop_on_change) is not None:
             pass  # an engine would look for new entries at each returned instant
@@ -64,14 +70,8 @@ def run_loaded(sc: dict[str, Any], scan: bool, stop_on_change: bool) -> tuple:
 
 def run_stepped(sc: dict[str, Any], ahead: int) -> tuple:
     """Loaded, then advanced to every bar close in turn; level scans look `ahead` bars past it."""
-    sim = new_sim(sc)
+    sim = loaded_sim(sc)
     bars, n = sc["bars"], len(sc["bars"])
-    ts = np.arange(n, dtype=np.int64) * M
-    sim.load(
-        ts, ts + M, bars[:, 0], bars[:, 1], bars[:, 2], bars[:, 3],
-        mark_ts_close=sc["mark_ts"], mark_close=sc["mark_close"],
-        funding_ts=sc["funding_ts"], funding_rate=sc["funding_rate"],
-    )  # fmt: skip
     orders = list(sc["orders"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(exchange, "_AHEAD", ahead)
