@@ -64,7 +64,16 @@ def main() -> None:
         walls = []
         for k in range(a.runs + 1):
             out = Path(tmp) / f"run{k}"
-            args = ["--play", str(play), "--start", WINDOW[0], "--end", WINDOW[1], "--out", str(out)]
+            args = [
+                "--play",
+                str(play),
+                "--start",
+                WINDOW[0],
+                "--end",
+                WINDOW[1],
+                "--out",
+                str(out),
+            ]
             wall, stdout = trade(db, "backtest", "run", *args, "--json")
             walls.append(wall)
             result = json.loads(stdout)

@@ -44,7 +44,15 @@ def run(n: int, mode: str) -> float:
         sim.submit(ENTRY, 0)
         sim.feed((0, M, o[0], h[0], lo[0], c[0]))
         rows = list(
-            zip(ts.tolist(), (ts + M).tolist(), o.tolist(), h.tolist(), lo.tolist(), c.tolist(), strict=False)
+            zip(
+                ts.tolist(),
+                (ts + M).tolist(),
+                o.tolist(),
+                h.tolist(),
+                lo.tolist(),
+                c.tolist(),
+                strict=False,
+            )
         )
         t = time.perf_counter()
         for row in rows[1:]:

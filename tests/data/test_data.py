@@ -137,7 +137,9 @@ def seeded_snapshot(db: Path) -> list[str]:
         if not store.symbols():
             store.write_ohlcv(synthetic_market("range", 600, 1, symbol="XUSDT"))
         tables = ("ohlcv", "funding", "mark", "instruments", "sync_meta")
-        return [repr(store.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()) for t in tables]
+        return [
+            repr(store.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()) for t in tables
+        ]
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))

@@ -12,7 +12,9 @@ from trade.engine.backtest import BacktestResult, Synthetic, run_backtest
 from trade.play import validate_play
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAYS = sorted([*(ROOT / "plays/examples").glob("*.yml"), *(ROOT / "plays/validation").glob("*.yml")])
+PLAYS = sorted(
+    [*(ROOT / "plays/examples").glob("*.yml"), *(ROOT / "plays/validation").glob("*.yml")]
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,9 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run(play: Path, db: Path, **kw: object) -> BacktestResult:
     exp = validate_play(play).play.expected
     syn = exp.data.get("synthetic") if exp is not None else None
-    synthetic = Synthetic(syn["pattern"], int(syn["bars"]), int(syn.get("seed", 1))) if syn else None
+    synthetic = (
+        Synthetic(syn["pattern"], int(syn["bars"]), int(syn.get("seed", 1))) if syn else None
+    )
     return run_backtest(play, db=db, synthetic=synthetic, **kw)  # type: ignore[arg-type]
 
 

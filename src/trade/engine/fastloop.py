@@ -62,7 +62,11 @@ def run(
     cfg = np.zeros(21)
     cfg[K.C_START], cfg[K.C_LEV] = acc_cfg.starting_equity, acc_cfg.leverage
     cfg[K.C_TAKER], cfg[K.C_SLIP], cfg[K.C_MMR] = sim.taker, sim.slip, sim.mmr
-    cfg[K.C_LIQ_FEE], cfg[K.C_MIN_NOTIONAL], cfg[K.C_DD] = sim.liq_fee, sim.min_notional, sim.dd_frac
+    cfg[K.C_LIQ_FEE], cfg[K.C_MIN_NOTIONAL], cfg[K.C_DD] = (
+        sim.liq_fee,
+        sim.min_notional,
+        sim.dd_frac,
+    )
     cfg[K.C_MAX_POS] = acc_cfg.max_position_equity_pct
     cfg[K.C_TICK], cfg[K.C_STEP], cfg[K.C_MIN_QTY] = spec.tick_size, spec.qty_step, spec.min_qty
     cfg[K.C_TIGHTEN] = acc_cfg.stop_beyond_liquidation == "tighten"
@@ -88,8 +92,10 @@ def run(
     sim.trades = Lazy(lambda: _trades(tr))  # type: ignore[assignment]
     with gc_paused():
         sim.ledger = [(int(t), c, q, p) for t, c, q, p in led.tolist()]
-    sim.cash, sim.peak, sim.funding_total = float(acc[K.A_CASH]), float(acc[K.A_PEAK]), float(
-        acc[K.A_FUNDING]
+    sim.cash, sim.peak, sim.funding_total = (
+        float(acc[K.A_CASH]),
+        float(acc[K.A_PEAK]),
+        float(acc[K.A_FUNDING]),
     )
     sim.halted = bool(acc[K.A_HALTED])
     sim.counters["rejected_entries"] = int(acc[K.A_REJECTED])
@@ -177,9 +183,7 @@ def _intent_sources(
     return tags, ex_long, ex_short, en_long, en_short
 
 
-def _level(
-    dist: Distance | None, series: Any, n: int
-) -> tuple[int, np.ndarray, np.ndarray, str]:
+def _level(dist: Distance | None, series: Any, n: int) -> tuple[int, np.ndarray, np.ndarray, str]:
     """A stop / target as (kind, value per instant, ATR missing per instant, ATR key)."""
     # constant levels are one-element arrays (the kernel reads element 0 then)
     none = np.zeros(1, dtype=bool)

@@ -142,8 +142,10 @@ def run_market_play(
             ex_side = ex_long if long else ex_short
             en_same, en_opp = (en_long, en_short) if long else (en_short, en_long)
             i2 = i
-            while i2 < ninst and ex_side[i2] < 0 and not (
-                allow_flip and en_opp[i2] >= 0 and en_same[i2] < 0
+            while (
+                i2 < ninst
+                and ex_side[i2] < 0
+                and not (allow_flip and en_opp[i2] >= 0 and en_same[i2] < 0)
             ):
                 i2 += 1
             t2 = instants[i2] if i2 < ninst else instants[ninst - 1]
@@ -301,7 +303,12 @@ def run_market_play(
                         ev[ne, EV_TP], ev[ne, EV_TAG] = tp, tag
                         ne += 1
                         led = _grow(led, nl)
-                        led[nl, 0], led[nl, 1], led[nl, 2], led[nl, 3] = t_open, cash, qty * sign, price
+                        led[nl, 0], led[nl, 1], led[nl, 2], led[nl, 3] = (
+                            t_open,
+                            cash,
+                            qty * sign,
+                            price,
+                        )
                         nl += 1
                         continue
                     # ---------------------------------------------------- close (signal)

@@ -114,7 +114,9 @@ def test_audits_fail_on_planted_problems(
         out = real_batch(name, params, bars, source)
         return {k: v for k, v in out.items() if k != "signal"} if name == "macd" else out
 
-    monkeypatch.setattr(feature_audits, "compute_batch", missing_output)  # planted: macd.signal gone
+    monkeypatch.setattr(
+        feature_audits, "compute_batch", missing_output
+    )  # planted: macd.signal gone
     assert run(["backtest", "audit-toolkit", "--bars", "600"]) == 1
     assert "macd: outputs" in capsys.readouterr().out
     monkeypatch.undo()
