@@ -173,7 +173,7 @@ class SimExecution:
 
     def _exec_close_at(self, t: int) -> float:
         b = self.window.bars[self.compiled.exec_tf]
-        k = int(np.searchsorted(b.ts + b.tf_ms, t, side="right")) - 1
+        k = int(b.ts.searchsorted(t - b.tf_ms, side="right")) - 1  # the last bar closed by t
         return float(b.close[k])
 
     def _level(self, dist: Distance | None, i: int) -> Level | None:

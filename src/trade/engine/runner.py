@@ -156,11 +156,12 @@ def run_fast(
         i_ref = [0]
 
         def resolve(s: A.Series) -> Callable[[], float]:
-            arr = source.series(s)
-            return lambda: float(arr[i_ref[0]])
+            values = memoryview(np.ascontiguousarray(source.series(s), dtype=np.float64))
+            return lambda: values[i_ref[0]]  # a Python float
 
         truths = _instant_truths(compiled, ex, resolve, i_ref)
-        _loop_every_instant(compiled, ex, instants, truths, progress)
+        with gc_paused():  # see gcpause: events, trades and ledger rows by the thousand
+            _loop_every_instant(compiled, ex, instants, truths, progress)
     else:
         table = [
             [evaluate_vectorised(cond, source, n) for cond, _ in block.cases]
@@ -171,7 +172,8 @@ def run_fast(
             if progress is not None:
                 progress(n, n)
         else:
-            _loop_skipping(compiled, ex, instants, table, progress)
+            with gc_paused():
+                _loop_skipping(compiled, ex, instants, table, progress)
     return ex.finish()
 
 
@@ -340,7 +342,7 @@ def _loop_skipping(
         target = int(instants[j]) if j < n else int(instants[-1])
         changed = ex.advance_to(target, stop_on_change=True)
         if changed is not None and (j >= n or changed < target or ex.side() != side):
-            i = int(np.searchsorted(instants, changed, side="left"))
+            i = int(instants.searchsorted(changed, side="left"))
             if j >= n and i >= n:
                 break
             continue

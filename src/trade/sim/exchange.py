@@ -221,7 +221,7 @@ class SimulatedExchange:
 
     def has_pending_entry(self) -> bool:
         """An entry order is waiting (so the engine does not send another)."""
-        return any(not p.req.reduce_only for p in self.pending)
+        return bool(self.pending) and any(not p.req.reduce_only for p in self.pending)
 
     def side(self) -> str:
         """ "long", "short" or "flat"."""
@@ -273,7 +273,7 @@ class SimulatedExchange:
             near = min(k + 64, n)
             end = bisect.bisect_right(tc, ts, k, near)
             if end == near < n:
-                end = int(np.searchsorted(self.tape.ts_close, ts, side="right"))
+                end = int(self.tape.ts_close.searchsorted(ts, side="right"))
         return self._run(end, stop_on_change)
 
     def _run(self, end: int, stop_on_change: bool) -> int | None:
@@ -323,7 +323,7 @@ class SimulatedExchange:
                 return k
             stop = end
             if p.req.expire_ts is not None:
-                stop = int(np.searchsorted(tape.ts_open[:end], p.req.expire_ts, side="left"))
+                stop = bisect.bisect_left(tape.py_ts_open, p.req.expire_ts, k, end)
             if stop <= k:
                 return k
             buy = p.req.side == "buy"
@@ -379,7 +379,7 @@ class SimulatedExchange:
             if cached[0] == fi:
                 f = cached[1]
             else:
-                f = int(np.searchsorted(tape.ts_open, tape.py_funding_ts[fi], side="left"))
+                f = int(tape.ts_open.searchsorted(tape.py_funding_ts[fi], side="left"))
                 if f < tape.n:  # the bar exists, so later bars cannot move it
                     self._funding_bar = (fi, f)
             stop = min(stop, f)
