@@ -53,10 +53,16 @@ def test_jitted_loop_equals_the_general_loop(
 
 
 def test_which_plays_take_the_jitted_loop() -> None:
-    assert len(ELIGIBLE) == 42
+    assert len(ELIGIBLE) == 61
     general = {p.stem for p in PLAYS} - {p.stem for p in ELIGIBLE}
-    # position-dependent rules, limit entries, trailing / break-even or partial exits
-    assert {"rsi_pullback_trend", "v_limit_entries", "v_flip_blocks", "v_liquidation"} <= general
+    # position-dependent rules, limit entries or partial exits
+    assert general == {
+        "adx_flip", "bb_mean_reversion", "macd_blocks", "rsi_pullback_trend", "v_flip_blocks",
+        "v_funding_hold", "v_limit_entries", "v_liquidation",
+    }  # fmt: skip
+    risks = [validate_play(p).play.risk for p in ELIGIBLE]
+    assert sum(r.trailing is not None for r in risks) == 10
+    assert sum(r.break_even is not None for r in risks) == 9
 
 
 HEAD = """version: "1"
@@ -141,6 +147,30 @@ risk: {sizing: {model: percent_equity, value: 100}}
     "atr_risk_rr_stop_beyond_liquidation": ATR_RISK_BEYOND_LIQUIDATION,
     "atr_risk_stop_tightened_inside_liquidation": ATR_RISK_BEYOND_LIQUIDATION
     + "  stop_beyond_liquidation: tighten\n",
+    "trailing_atr_and_break_even_flips": CROSS
+    + """account: {starting_equity: 10000, leverage: 3}
+actions:
+  entry_long: [[fast, cross_above, slow]]
+  entry_short: [[fast, cross_below, slow]]
+position_policy: {mode: long_short, allow_flip: true}
+risk:
+  stop_loss: {type: percent, value: 1.5}
+  take_profit: {type: rr_ratio, value: 4}
+  trailing: {type: atr_multiple, value: 1.5, atr: atr, activation_pct: 0.4}
+  break_even: {trigger: {type: rr_ratio, value: 0.5}, offset_pct: 0.05}
+  sizing: {model: risk_based, value: 1}
+""",
+    "break_even_only_short": CROSS
+    + """account: {starting_equity: 10000, leverage: 2}
+actions:
+  entry_short: [[fast, cross_below, slow]]
+  exit_short: [[fast, cross_above, slow]]
+position_policy: {mode: short_only}
+risk:
+  stop_loss: {type: fixed, value: 300}
+  break_even: {trigger: {type: percent, value: 0.5}, offset_pct: 0.1}
+  sizing: {model: percent_equity, value: 50}
+""",
     "fixed_levels_both_entries_cancel": CROSS
     + """account: {starting_equity: 10000, leverage: 2}
 actions:
@@ -181,6 +211,9 @@ def test_the_variants_reach_what_they_are_named_for(db: Path, tmp_path: Path) ->
     assert got["min_notional_rejections"]["rejected_entries"] > 0
     assert got["drawdown_halt"]["exit_reasons"].get("max_drawdown") == 1
     assert got["atr_risk_rr_stop_beyond_liquidation"]["rejected_entries"] > 0
+    both = got["trailing_atr_and_break_even_flips"]["exit_reasons"]
+    assert both.get("trailing_stop", 0) > 0 and both.get("stop_loss", 0) > 0
+    assert got["break_even_only_short"]["exit_reasons"].get("stop_loss", 0) > 0
     tightened = got["atr_risk_stop_tightened_inside_liquidation"]
     assert tightened["rejected_entries"] == 0
     assert tightened["exit_reasons"].get("stop_loss", 0) > 0

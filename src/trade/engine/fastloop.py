@@ -2,7 +2,7 @@
 truths, records turned back into the simulator's trades, events, ledger and counters.
 
 A Play qualifies when its decisions cannot depend on the position (no `position.*` operand), its
-entries are market orders, it has no trailing stop or break-even and every exit closes 100 %. The
+entries are market orders and every exit closes 100 % (trailing stops and break-even included). The
 rest run through the general loop (`runner._loop_skipping`); both give the same results, which the
 parity tests check on every example Play.
 """
@@ -36,8 +36,6 @@ def eligible(compiled: CompiledPlay) -> bool:
     return (
         not compiled.uses_position
         and play.entry.order_type == "market"
-        and play.risk.trailing is None
-        and play.risk.break_even is None
         and all(i.percent >= 100.0 for i in exits)
     )
 
@@ -56,10 +54,22 @@ def run(
     tags, ex_long, ex_short, en_long, en_short = _intent_sources(compiled, chosen, n)
     sl_kind, sl_value, sl_bad, sl_atr = _level(play.risk.stop_loss, series, n)
     tp_kind, tp_value, tp_bad, tp_atr = _level(play.risk.take_profit, series, n)
-    atr_bad = np.where(sl_bad, 1, np.where(tp_bad, 2, 0)).astype(np.int8)  # 1 element or n
+    trailing, be = play.risk.trailing, play.risk.break_even
+    tr_kind, tr_value, tr_bad, tr_atr = _level(
+        None
+        if trailing is None
+        else Distance(type=trailing.type, value=trailing.value, atr=trailing.atr),
+        series,
+        n,
+    )
+    be_kind, be_value, be_bad, be_atr = _level(None if be is None else be.trigger, series, n)
+    # the first missing ATR in the order the general loop reads them (1 element or n)
+    atr_bad = np.where(
+        sl_bad, 1, np.where(tp_bad, 2, np.where(tr_bad, 3, np.where(be_bad, 4, 0)))
+    ).astype(np.int8)
     acc_cfg, spec = sim.account, sim.instrument
     sizing = {"percent_equity": K.S_PERCENT, "risk_based": K.S_RISK, "fixed_notional": K.S_FIXED}
-    cfg = np.zeros(21)
+    cfg = np.zeros(K.N_CFG)
     cfg[K.C_START], cfg[K.C_LEV] = acc_cfg.starting_equity, acc_cfg.leverage
     cfg[K.C_TAKER], cfg[K.C_SLIP], cfg[K.C_MMR] = sim.taker, sim.slip, sim.mmr
     cfg[K.C_LIQ_FEE], cfg[K.C_MIN_NOTIONAL], cfg[K.C_DD] = (
@@ -75,19 +85,22 @@ def run(
     cfg[K.C_SL_KIND], cfg[K.C_TP_KIND] = sl_kind, tp_kind
     cfg[K.C_FLIP] = play.position_policy.allow_flip
     cfg[K.C_END_PRICE] = ex._exec_close_at(int(instants[-1]))
+    cfg[K.C_TR_KIND] = tr_kind
+    cfg[K.C_TR_ACTIVATION] = 0.0 if trailing is None else trailing.activation_pct
+    cfg[K.C_BE_KIND], cfg[K.C_BE_OFFSET] = be_kind, 0.0 if be is None else be.offset_pct
     tape = sim.tape
     f_ts = np.ascontiguousarray(tape.funding_ts, dtype=np.int64)
     rejections = np.zeros(len(K.REJECT_REASONS), dtype=np.int64)
     ev, tr, led, acc = K.run_market_play(
         tape.ts_open, tape.ts_close, tape.o, tape.h, tape.lo, tape.c, tape.mark, tape.liq_low,
-        tape.liq_high, tape.dd_price, f_ts, np.ascontiguousarray(tape.funding_rate),
+        tape.liq_high, tape.dd_price, tape.exec_close, f_ts, np.ascontiguousarray(tape.funding_rate),
         tape.marks_at(f_ts), np.ascontiguousarray(instants, dtype=np.int64), ex_long, ex_short,
-        en_long, en_short, sl_value, tp_value, atr_bad, cfg, rejections,
+        en_long, en_short, sl_value, tp_value, tr_value, be_value, atr_bad, cfg, rejections,
     )  # fmt: skip
     block_of = [b for b, _ in tags]
     tag_dicts = [_tag(b, intent.metadata) for b, intent in tags]
     sim.events = Lazy(  # type: ignore[assignment]
-        lambda: _events(ev, tag_dicts, block_of, (sl_atr, tp_atr))
+        lambda: _events(ev, tag_dicts, block_of, (sl_atr, tp_atr, tr_atr, be_atr))
     )
     sim.trades = Lazy(lambda: _trades(tr))  # type: ignore[assignment]
     with gc_paused():
@@ -209,7 +222,7 @@ def _events(
     ev: np.ndarray,
     tags: list[dict[str, Any]],
     block_of: list[str],
-    atr_keys: tuple[str, str],
+    atr_keys: tuple[str, ...],
 ) -> list[dict[str, Any]]:
     """Kernel event records → the simulator's event dicts (same keys, values and order)."""
     out: list[dict[str, Any]] = []
@@ -263,6 +276,11 @@ def _events(
             )  # fmt: skip
         elif kind == K.E_CANCEL:
             out.append({"type": "cancel", "ts": ts, "id": int(row[K.EV_ID])})
+        elif kind == K.E_AMEND:
+            out.append(
+                {"type": "amend_stop", "ts": ts, "sl": row[K.EV_SL],
+                 "kind": K.EXIT_REASONS[int(row[K.EV_REASON])]}
+            )  # fmt: skip
         elif kind == K.E_HALT:
             out.append(
                 {"type": "halt", "ts": ts, "reason": "max_drawdown", "equity": row[K.EV_LIQ],

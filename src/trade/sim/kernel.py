@@ -3,8 +3,9 @@ per-bar code on every intrabar bar, records out.
 
 It is a transcription of `SimulatedExchange`'s per-bar code (funding at the open, due market orders
 exits first, liquidation / stop / take-profit, excursions, the drawdown limit at the close) and of
-`decide` for 100 % exits, for Plays whose decisions do not depend on the position and that use
-market entries without trailing stops or break-even (see `engine.fastloop.eligible`). Every number
+`decide` for 100 % exits, and of the stop moves at exec closes (trailing stop, break-even), for
+Plays whose decisions do not depend on the position and that use market entries (see
+`engine.fastloop.eligible`). Every number
 is computed with the same operations in the same order as the Python code, so its trades, events,
 ledger and counters are identical to the general path (a test runs both on every example Play);
 Python only turns the records it returns into dicts.
@@ -18,17 +19,27 @@ import numpy as np
 from numba import njit
 
 from ..instruments import round_price, round_qty_down
-from .scan import first_trigger
+from .scan import first_trigger, first_true
 
 # event record columns
 EV_TYPE, EV_TS, EV_ID, EV_SIDE, EV_QTY, EV_PRICE, EV_FEE, EV_LIQ, EV_SL, EV_TP = range(10)
 EV_REASON, EV_PNL, EV_RATE, EV_MARK, EV_PAID, EV_TAG, EV_REDUCE = range(10, 17)
 EV_WIDTH = 17
 # event types (EV_LIQ / EV_SL hold equity / peak for a halt)
-E_ORDER, E_OPEN, E_CLOSE, E_REJECT, E_SKIP, E_FUNDING, E_CANCEL, E_HALT, E_ATR = range(1, 10)
+E_ORDER, E_OPEN, E_CLOSE, E_REJECT, E_SKIP, E_FUNDING, E_CANCEL, E_HALT, E_ATR, E_AMEND = range(
+    1, 11
+)
 # exit reasons and reject reasons (EV_REASON)
-EXIT_REASONS = ("signal", "take_profit", "stop_loss", "liquidation", "max_drawdown", "end_of_data")
-R_SIGNAL, R_TP, R_SL, R_LIQ, R_DD, R_END = range(6)
+EXIT_REASONS = (
+    "signal",
+    "take_profit",
+    "stop_loss",
+    "liquidation",
+    "max_drawdown",
+    "end_of_data",
+    "trailing_stop",
+)
+R_SIGNAL, R_TP, R_SL, R_LIQ, R_DD, R_END, R_TRAIL = range(7)
 REJECT_REASONS = (
     "position_open",
     "risk_sizing_needs_stop",
@@ -49,7 +60,8 @@ S_PERCENT, S_RISK, S_FIXED = range(3)
 # scalar inputs (cfg) and outputs (acc)
 (C_START, C_LEV, C_TAKER, C_SLIP, C_MMR, C_LIQ_FEE, C_MIN_NOTIONAL, C_DD, C_MAX_POS, C_TICK, C_STEP,
  C_MIN_QTY, C_TIGHTEN, C_OPTIMISTIC, C_EXEC_MS, C_SIZING, C_SIZE, C_SL_KIND, C_TP_KIND, C_FLIP,
- C_END_PRICE) = range(21)  # fmt: skip
+ C_END_PRICE, C_TR_KIND, C_TR_ACTIVATION, C_BE_KIND, C_BE_OFFSET) = range(25)  # fmt: skip
+N_CFG = 25
 (A_CASH, A_PEAK, A_FUNDING, A_HALTED, A_REJECTED, A_AMBIGUOUS, A_LIQS, A_SIGNALS, A_N_EV, A_N_TR,
  A_N_LEDGER) = range(11)  # fmt: skip
 MAX_PENDING = 8
@@ -66,16 +78,18 @@ def _grow(a: np.ndarray, n: int) -> np.ndarray:
 
 @njit(cache=True)
 def run_market_play(
-    ts_open, ts_close, o, h, lo, c, mark, liq_low, liq_high, dd_price,
+    ts_open, ts_close, o, h, lo, c, mark, liq_low, liq_high, dd_price, exec_close,
     f_ts, f_rate, f_mark, instants, ex_long, ex_short, en_long, en_short, sl_value, tp_value,
-    atr_bad, cfg,
+    tr_value, be_value, atr_bad, cfg,
     rejections,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     """Run the Play; returns (events, trades, ledger, acc). `ex_*`/`en_*`: per instant the tag
     index of the intent that exits a long / short or enters long / short (−1: none; entries
     already filtered by the position mode). `sl_value` / `tp_value`: the stop's / target's level
-    value per instant (an ATR multiple applied), or one element when constant; `atr_bad`: 1/2 when
-    the stop's / target's ATR is missing there (one element: never).
+    value per instant (an ATR multiple applied), or one element when constant; `tr_value` /
+    `be_value` the same for the trailing distance and the break-even trigger; `atr_bad`: 1/2/3/4
+    when the stop's / target's / trailing's / break-even's ATR is missing there (one element:
+    never).
     `rejections` (counts per REJECT_REASONS) is filled in place."""
     start, lev, taker, slip = cfg[C_START], cfg[C_LEV], cfg[C_TAKER], cfg[C_SLIP]
     mmr, liq_fee, min_notional, dd_frac = cfg[C_MMR], cfg[C_LIQ_FEE], cfg[C_MIN_NOTIONAL], cfg[C_DD]
@@ -85,6 +99,9 @@ def run_market_play(
     sizing, size = int(cfg[C_SIZING]), cfg[C_SIZE]
     sl_kind, tp_kind = int(cfg[C_SL_KIND]), int(cfg[C_TP_KIND])
     allow_flip = cfg[C_FLIP] != 0.0
+    tr_kind, tr_activation = int(cfg[C_TR_KIND]), cfg[C_TR_ACTIVATION]
+    be_kind, be_offset = int(cfg[C_BE_KIND]), cfg[C_BE_OFFSET]
+    moves = tr_kind != L_NONE or be_kind != L_NONE  # the stop moves at exec closes
     nbars, ninst, nfund = len(ts_open), len(instants), len(f_ts)
 
     ev = np.empty((1024, EV_WIDTH))
@@ -99,6 +116,8 @@ def run_market_play(
     # the position
     p_open = False
     p_sign = p_qty = p_entry = p_fee = p_liq = p_sl = p_tp = p_fund = p_best = p_worst = 0.0
+    p_trail = p_be = np.nan  # trailing distance, break-even trigger distance
+    p_stop_reason = R_SL  # R_TRAIL once the trailing stop moved it
     p_entry_ts = np.int64(0)
     p_tag = -1
     # pending market orders, in submit order
@@ -110,6 +129,8 @@ def run_market_play(
     q_tag = np.zeros(MAX_PENDING, np.int64)
     q_sl = np.zeros(MAX_PENDING)
     q_tp = np.zeros(MAX_PENDING)
+    q_tr = np.zeros(MAX_PENDING)
+    q_be = np.zeros(MAX_PENDING)
     # the decisions of one instant (at most an exit and an entry)
     d_kind = np.zeros(2, np.int64)  # 1 exit, 2 entry
     d_buy = np.zeros(2, np.bool_)
@@ -157,6 +178,8 @@ def run_market_play(
                 fk = np.searchsorted(ts_open, f_ts[fi])
                 if fk < stop:
                     stop = fk
+            if moves:  # the exec close where the stop may move needs the per-bar code
+                stop = first_true(exec_close, k, stop)
             if stop > k:
                 j, peak = first_trigger(
                     h, lo, dd_price, liq_low, liq_high, k, stop, long, p_sl, p_tp, p_liq, p_qty,
@@ -206,10 +229,11 @@ def run_market_play(
                         j += 1
                         continue
                     oid, buy, tag, o_sl, o_tp = q_id[j], q_buy[j], q_tag[j], q_sl[j], q_tp[j]
+                    o_tr, o_be = q_tr[j], q_be[j]
                     for m in range(j, q_n - 1):  # remove it
                         q_id[m], q_ts[m], q_buy[m] = q_id[m + 1], q_ts[m + 1], q_buy[m + 1]
                         q_reduce[m], q_tag[m], q_sl[m] = q_reduce[m + 1], q_tag[m + 1], q_sl[m + 1]
-                        q_tp[m] = q_tp[m + 1]
+                        q_tp[m], q_tr[m], q_be[m] = q_tp[m + 1], q_tr[m + 1], q_be[m + 1]
                     q_n -= 1
                     price = ok * (1 + slip) if buy else ok * (1 - slip)
                     if want_reduce:
@@ -294,6 +318,9 @@ def run_market_play(
                         cash -= fee
                         p_open, p_sign, p_qty, p_entry, p_entry_ts = True, sign, qty, price, t_open
                         p_fee, p_liq, p_sl, p_tp, p_fund, p_tag = fee, liq, sl, tp, 0.0, tag
+                        p_trail = _distance(tr_kind, o_tr, price, sl_dist)
+                        p_be = _distance(be_kind, o_be, price, sl_dist)
+                        p_stop_reason = R_SL
                         p_best = p_worst = price
                         ev = _grow(ev, ne)
                         ev[ne, :] = np.nan
@@ -329,7 +356,7 @@ def run_market_play(
                 if math.isnan(mark[k]) and (ok - p_liq) * p_sign <= 0:
                     reason, px, rate_ = R_LIQ, p_liq, liq_fee
                 elif p_sl == p_sl and (ok - p_sl) * p_sign <= 0:
-                    reason, px = R_SL, ok * exit_slip
+                    reason, px = p_stop_reason, ok * exit_slip
                 elif p_tp == p_tp and (ok - p_tp) * p_sign >= 0:
                     reason, px = R_TP, ok * exit_slip
                 else:
@@ -342,7 +369,7 @@ def run_market_play(
                         else:
                             hit_tp = False
                     if hit_sl:
-                        reason, px = R_SL, p_sl * exit_slip
+                        reason, px = p_stop_reason, p_sl * exit_slip
                     elif (long and liq_low[k] <= p_liq) or (not long and liq_high[k] >= p_liq):
                         reason, px, rate_ = R_LIQ, p_liq, liq_fee
                     elif hit_tp:
@@ -373,6 +400,26 @@ def run_market_play(
                     halted = True
                 elif eq > peak:
                     peak = eq
+                if p_open and moves and exec_close[k]:
+                    # SimulatedExchange._move_stop: trail / break-even from the best price seen
+                    new, new_reason = p_sl, p_stop_reason
+                    if be_kind != L_NONE and (p_best - p_entry) * p_sign >= p_be:
+                        be = round_price(p_entry * (1 + p_sign * be_offset / 100.0), tick)
+                        if math.isnan(new) or (be - new) * p_sign > 0:
+                            new = be
+                    if tr_kind != L_NONE:
+                        moved = (p_best - p_entry) * p_sign / p_entry * 100.0
+                        if moved >= tr_activation:
+                            trail = round_price(p_best - p_sign * p_trail, tick)
+                            if math.isnan(new) or (trail - new) * p_sign > 0:
+                                new, new_reason = trail, R_TRAIL
+                    if new == new and (math.isnan(p_sl) or new != p_sl):
+                        p_sl, p_stop_reason = new, new_reason
+                        ev = _grow(ev, ne)
+                        ev[ne, :] = np.nan
+                        ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_SL] = E_AMEND, t_close, new
+                        ev[ne, EV_REASON] = new_reason
+                        ne += 1
             elif dd_frac > 0 and not halted and cash <= peak * (1 - dd_frac):
                 ne, ev, q_n = _halt(ev, ne, ts_close[k], cash, peak, q_id, q_n)
                 halted = True
@@ -421,6 +468,8 @@ def run_market_play(
             q_reduce[q_n], q_tag[q_n] = d_kind[d] == 1, d_tag[d]
             q_sl[q_n] = sl_value[i if len(sl_value) > 1 else 0]
             q_tp[q_n] = tp_value[i if len(tp_value) > 1 else 0]
+            q_tr[q_n] = tr_value[i if len(tr_value) > 1 else 0]
+            q_be[q_n] = be_value[i if len(be_value) > 1 else 0]
             q_n += 1
             ev = _grow(ev, ne)
             ev[ne, :] = np.nan
@@ -450,6 +499,18 @@ def run_market_play(
     )  # fmt: skip
     acc[A_N_EV], acc[A_N_TR], acc[A_N_LEDGER] = ne, nt, nl
     return ev[:ne], tr[:nt], led[:nl], acc
+
+
+@njit(cache=True, inline="always")
+def _distance(kind, value, fill, sl_dist):  # type: ignore[no-untyped-def]
+    """orders.Level.distance for a trailing distance / break-even trigger (NaN when absent)."""
+    if kind == L_PERCENT:
+        return fill * value / 100.0
+    if kind == L_DISTANCE:
+        return value
+    if kind == L_RR:
+        return value * sl_dist
+    return np.nan
 
 
 @njit(cache=True, inline="always")
