@@ -53,16 +53,17 @@ def test_jitted_loop_equals_the_general_loop(
 
 
 def test_which_plays_take_the_jitted_loop() -> None:
-    assert len(ELIGIBLE) == 61
+    assert len(ELIGIBLE) == 63
     general = {p.stem for p in PLAYS} - {p.stem for p in ELIGIBLE}
-    # position-dependent rules, limit entries or partial exits
+    # position-dependent rules or limit entries
     assert general == {
-        "adx_flip", "bb_mean_reversion", "macd_blocks", "rsi_pullback_trend", "v_flip_blocks",
-        "v_funding_hold", "v_limit_entries", "v_liquidation",
+        "adx_flip", "bb_mean_reversion", "rsi_pullback_trend", "v_funding_hold",
+        "v_limit_entries", "v_liquidation",
     }  # fmt: skip
+    assert {"macd_blocks", "v_flip_blocks"} <= {p.stem for p in ELIGIBLE}  # partial exits
     risks = [validate_play(p).play.risk for p in ELIGIBLE]
-    assert sum(r.trailing is not None for r in risks) == 10
-    assert sum(r.break_even is not None for r in risks) == 9
+    assert sum(r.trailing is not None for r in risks) == 11
+    assert sum(r.break_even is not None for r in risks) == 10
 
 
 HEAD = """version: "1"
@@ -171,6 +172,28 @@ risk:
   break_even: {trigger: {type: percent, value: 0.5}, offset_pct: 0.1}
   sizing: {model: percent_equity, value: 50}
 """,
+    "partial_exits_largest_wins_and_flips": CROSS
+    + """account: {starting_equity: 10000, leverage: 2}
+actions:
+  - id: trims
+    cases:
+      - when: [[close, "<", fast]]
+        emit: [{action: exit_long, percent: 25}, {action: exit_short, percent: 40}]
+  - id: more
+    cases:
+      - when: [[close, "<", slow]]
+        emit: [{action: exit_long, percent: 50, metadata: {why: deeper}}]
+  - id: entries
+    cases:
+      - when: [[fast, cross_above, slow]]
+        emit: [entry_long]
+      - when: [[fast, cross_below, slow]]
+        emit: [entry_short]
+position_policy: {mode: long_short, allow_flip: true}
+risk:
+  stop_loss: {type: percent, value: 2}
+  sizing: {model: percent_equity, value: 50}
+""",
     "fixed_levels_both_entries_cancel": CROSS
     + """account: {starting_equity: 10000, leverage: 2}
 actions:
@@ -211,9 +234,24 @@ def test_the_variants_reach_what_they_are_named_for(db: Path, tmp_path: Path) ->
     assert got["min_notional_rejections"]["rejected_entries"] > 0
     assert got["drawdown_halt"]["exit_reasons"].get("max_drawdown") == 1
     assert got["atr_risk_rr_stop_beyond_liquidation"]["rejected_entries"] > 0
+    partial = got["partial_exits_largest_wins_and_flips"]
+    assert partial["trades"] > partial["exit_reasons"].get("signal", 0) > 0
     both = got["trailing_atr_and_break_even_flips"]["exit_reasons"]
     assert both.get("trailing_stop", 0) > 0 and both.get("stop_loss", 0) > 0
     assert got["break_even_only_short"]["exit_reasons"].get("stop_loss", 0) > 0
     tightened = got["atr_risk_stop_tightened_inside_liquidation"]
     assert tightened["rejected_entries"] == 0
     assert tightened["exit_reasons"].get("stop_loss", 0) > 0
+
+
+def test_partial_exits_in_the_jitted_loop(db: Path, tmp_path: Path) -> None:
+    play = tmp_path / "partial.yml"
+    play.write_text(HEAD + VARIANTS["partial_exits_largest_wins_and_flips"])
+    assert fastloop.eligible(validate_play(play))
+    out = run(play, db).output
+    entries = [t["entry_time"] for t in out.trades]
+    assert len(entries) > len(set(entries))  # a position closed in parts: one entry, many trades
+    percents = {e["close_percent"] for e in out.events if e["type"] == "order" and e["reduce_only"]}
+    # each trim, and the flips' whole closes (where both trims hold, decide takes the 50 %: the
+    # parity tests above hold the jitted loop to decide on this Play)
+    assert {25.0, 40.0, 50.0, 100.0} <= percents

@@ -1,9 +1,9 @@
 """Fast mode's jitted loop for market-order Plays (`sim.kernel`): inputs built from the vectorised
 truths, records turned back into the simulator's trades, events, ledger and counters.
 
-A Play qualifies when its decisions cannot depend on the position (no `position.*` operand), its
-entries are market orders and every exit closes 100 % (trailing stops and break-even included). The
-rest run through the general loop (`runner._loop_skipping`); both give the same results, which the
+A Play qualifies when its decisions cannot depend on the position (no `position.*` operand) and its
+entries are market orders (trailing stops, break-even and partial exits included). The rest run
+through the general loop (`runner._loop_skipping`); both give the same results, which the
 parity tests check on every example Play.
 """
 
@@ -25,19 +25,7 @@ from .execution import SimExecution
 
 
 def eligible(compiled: CompiledPlay) -> bool:
-    play = compiled.play
-    exits = (
-        i
-        for block in compiled.blocks
-        for emits in [*(e for _, e in block.cases), block.else_ or ()]
-        for i in emits
-        if i.action.startswith("exit")
-    )
-    return (
-        not compiled.uses_position
-        and play.entry.order_type == "market"
-        and all(i.percent >= 100.0 for i in exits)
-    )
+    return not compiled.uses_position and compiled.play.entry.order_type == "market"
 
 
 def run(
@@ -95,7 +83,8 @@ def run(
         tape.ts_open, tape.ts_close, tape.o, tape.h, tape.lo, tape.c, tape.mark, tape.liq_low,
         tape.liq_high, tape.dd_price, tape.exec_close, f_ts, np.ascontiguousarray(tape.funding_rate),
         tape.marks_at(f_ts), np.ascontiguousarray(instants, dtype=np.int64), ex_long, ex_short,
-        en_long, en_short, sl_value, tp_value, tr_value, be_value, atr_bad, cfg, rejections,
+        en_long, en_short, sl_value, tp_value, tr_value, be_value, atr_bad,
+        np.array([intent.percent for _, intent in tags], dtype=np.float64), cfg, rejections,
     )  # fmt: skip
     block_of = [b for b, _ in tags]
     tag_dicts = [_tag(b, intent.metadata) for b, intent in tags]
@@ -164,8 +153,9 @@ def _tag(block: str, metadata: dict[str, Any]) -> dict[str, Any]:
 def _intent_sources(
     compiled: CompiledPlay, chosen: list[np.ndarray], n: int
 ) -> tuple[list[tuple[str, Any]], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per instant, the first intent (blocks in order, emits in order) that exits a long, exits a
-    short, enters long, enters short (index into the returned tag table; −1: none)."""
+    """Per instant, the intent `decide` acts on (index into the returned tag table; −1: none): for
+    exiting a long and exiting a short, the one closing the largest percent (the first of equals,
+    blocks in order, emits in order); for entering long and short, the first."""
     mode = compiled.play.position_policy.mode
     tags: list[tuple[str, Any]] = []
     # int16: a Play has a handful of intents, and a million instants cost 2 MB per array, not 8
@@ -192,7 +182,11 @@ def _intent_sources(
                 if a == "entry_short" and mode != "long_only":
                     targets.append(en_short)
                 for arr in targets:
-                    arr[mask & (arr < 0)] = idx
+                    if arr is ex_long or arr is ex_short:
+                        pct = np.array([t[1].percent for t in tags])  # one per intent so far
+                        arr[mask & ((arr < 0) | (pct[arr] < intent.percent))] = idx
+                    else:
+                        arr[mask & (arr < 0)] = idx
     return tags, ex_long, ex_short, en_long, en_short
 
 
@@ -242,7 +236,7 @@ def _events(
             order_tags[oid] = tag
             out.append(
                 {"type": "order", "ts": ts, "id": oid, "side": side, "kind": "market",
-                 "reduce_only": reduce, "close_percent": 100.0 if reduce else None,
+                 "reduce_only": reduce, "close_percent": row[K.EV_PERCENT] if reduce else None,
                  "limit_price": None, "tag": tag}
             )  # fmt: skip
         elif kind == K.E_OPEN:

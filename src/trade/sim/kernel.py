@@ -3,7 +3,7 @@ per-bar code on every intrabar bar, records out.
 
 It is a transcription of `SimulatedExchange`'s per-bar code (funding at the open, due market orders
 exits first, liquidation / stop / take-profit, excursions, the drawdown limit at the close) and of
-`decide` for 100 % exits, and of the stop moves at exec closes (trailing stop, break-even), for
+`decide` (partial exits included), and of the stop moves at exec closes (trailing stop, break-even), for
 Plays whose decisions do not depend on the position and that use market entries (see
 `engine.fastloop.eligible`). Every number
 is computed with the same operations in the same order as the Python code, so its trades, events,
@@ -23,8 +23,8 @@ from .scan import first_trigger, first_true
 
 # event record columns
 EV_TYPE, EV_TS, EV_ID, EV_SIDE, EV_QTY, EV_PRICE, EV_FEE, EV_LIQ, EV_SL, EV_TP = range(10)
-EV_REASON, EV_PNL, EV_RATE, EV_MARK, EV_PAID, EV_TAG, EV_REDUCE = range(10, 17)
-EV_WIDTH = 17
+EV_REASON, EV_PNL, EV_RATE, EV_MARK, EV_PAID, EV_TAG, EV_REDUCE, EV_PERCENT = range(10, 18)
+EV_WIDTH = 18
 # event types (EV_LIQ / EV_SL hold equity / peak for a halt)
 E_ORDER, E_OPEN, E_CLOSE, E_REJECT, E_SKIP, E_FUNDING, E_CANCEL, E_HALT, E_ATR, E_AMEND = range(
     1, 11
@@ -80,7 +80,7 @@ def _grow(a: np.ndarray, n: int) -> np.ndarray:
 def run_market_play(
     ts_open, ts_close, o, h, lo, c, mark, liq_low, liq_high, dd_price, exec_close,
     f_ts, f_rate, f_mark, instants, ex_long, ex_short, en_long, en_short, sl_value, tp_value,
-    tr_value, be_value, atr_bad, cfg,
+    tr_value, be_value, atr_bad, tag_percent, cfg,
     rejections,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     """Run the Play; returns (events, trades, ledger, acc). `ex_*`/`en_*`: per instant the tag
@@ -89,7 +89,7 @@ def run_market_play(
     value per instant (an ATR multiple applied), or one element when constant; `tr_value` /
     `be_value` the same for the trailing distance and the break-even trigger; `atr_bad`: 1/2/3/4
     when the stop's / target's / trailing's / break-even's ATR is missing there (one element:
-    never).
+    never); `tag_percent`: the close percent of each exit intent (by tag index).
     `rejections` (counts per REJECT_REASONS) is filled in place."""
     start, lev, taker, slip = cfg[C_START], cfg[C_LEV], cfg[C_TAKER], cfg[C_SLIP]
     mmr, liq_fee, min_notional, dd_frac = cfg[C_MMR], cfg[C_LIQ_FEE], cfg[C_MIN_NOTIONAL], cfg[C_DD]
@@ -131,6 +131,7 @@ def run_market_play(
     q_tp = np.zeros(MAX_PENDING)
     q_tr = np.zeros(MAX_PENDING)
     q_be = np.zeros(MAX_PENDING)
+    q_pct = np.zeros(MAX_PENDING)  # close percent of a reduce-only order
     # the decisions of one instant (at most an exit and an entry)
     d_kind = np.zeros(2, np.int64)  # 1 exit, 2 entry
     d_buy = np.zeros(2, np.bool_)
@@ -229,11 +230,12 @@ def run_market_play(
                         j += 1
                         continue
                     oid, buy, tag, o_sl, o_tp = q_id[j], q_buy[j], q_tag[j], q_sl[j], q_tp[j]
-                    o_tr, o_be = q_tr[j], q_be[j]
+                    o_tr, o_be, o_pct = q_tr[j], q_be[j], q_pct[j]
                     for m in range(j, q_n - 1):  # remove it
                         q_id[m], q_ts[m], q_buy[m] = q_id[m + 1], q_ts[m + 1], q_buy[m + 1]
                         q_reduce[m], q_tag[m], q_sl[m] = q_reduce[m + 1], q_tag[m + 1], q_sl[m + 1]
                         q_tp[m], q_tr[m], q_be[m] = q_tp[m + 1], q_tr[m + 1], q_be[m + 1]
+                        q_pct[m] = q_pct[m + 1]
                     q_n -= 1
                     price = ok * (1 + slip) if buy else ok * (1 - slip)
                     if want_reduce:
@@ -241,6 +243,16 @@ def run_market_play(
                             ev = _grow(ev, ne)
                             ev[ne, :] = np.nan
                             ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_SKIP, t_open, oid
+                            ne += 1
+                            continue
+                        share = o_pct / 100.0
+                        exit_qty = p_qty if share >= 1.0 else round_qty_down(p_qty * share, step)
+                        if exit_qty <= 0:  # reduce-only: counted, not a rejected entry
+                            rejections[J_QTY_STEP] += 1
+                            ev = _grow(ev, ne)
+                            ev[ne, :] = np.nan
+                            ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_REJECT, t_open, oid
+                            ev[ne, EV_REASON], ev[ne, EV_SIDE] = J_QTY_STEP, 1.0 if buy else -1.0
                             ne += 1
                             continue
                         exit_px, exit_ts, exit_rate, reason, exit_tag = (
@@ -339,12 +351,12 @@ def run_market_play(
                         nl += 1
                         continue
                     # ---------------------------------------------------- close (signal)
-                    ne, nt, nl, ev, tr, led, cash, peak = _close(
-                        ev, tr, led, ne, nt, nl, cash, peak, p_qty, exit_px, exit_ts, reason,
+                    ne, nt, nl, ev, tr, led, cash, peak, flat, p_qty, p_fee, p_fund = _close(
+                        ev, tr, led, ne, nt, nl, cash, peak, exit_qty, exit_px, exit_ts, reason,
                         exit_rate, exit_tag, p_sign, p_qty, p_entry, p_entry_ts, p_fee, p_fund,
-                        p_best, p_worst, exec_ms,
+                        p_best, p_worst, exec_ms, step,
                     )  # fmt: skip
-                    p_open = False
+                    p_open = not flat
             # liquidation / stop / take-profit against this bar (the fill's own bar included)
             if p_open and not halted:
                 hk, lk = h[k], lo[k]
@@ -380,8 +392,8 @@ def run_market_play(
                     ne, nt, nl, ev, tr, led, cash, peak = _close(
                         ev, tr, led, ne, nt, nl, cash, peak, p_qty, px, t_open, reason, rate_,
                         p_tag, p_sign, p_qty, p_entry, p_entry_ts, p_fee, p_fund, p_best, p_worst,
-                        exec_ms,
-                    )  # fmt: skip
+                        exec_ms, step,
+                    )[:8]  # fmt: skip
                     p_open = False
             if p_open:
                 p_best, p_worst = _excursion(p_sign > 0, h[k], lo[k], p_best, p_worst)
@@ -393,8 +405,8 @@ def run_market_play(
                     ne, nt, nl, ev, tr, led, cash, peak = _close(
                         ev, tr, led, ne, nt, nl, cash, peak, p_qty, px, t_close, R_DD, taker,
                         p_tag, p_sign, p_qty, p_entry, p_entry_ts, p_fee, p_fund, p_best, p_worst,
-                        exec_ms,
-                    )  # fmt: skip
+                        exec_ms, step,
+                    )[:8]  # fmt: skip
                     p_open = False
                     ne, ev, q_n = _halt(ev, ne, t_close, eq, peak, q_id, q_n)
                     halted = True
@@ -440,7 +452,8 @@ def run_market_play(
             if src >= 0:
                 d_kind[0], d_buy[0], d_tag[0] = 1, side < 0, src
                 n_dec = 1
-                side_after = 0.0
+                if tag_percent[src] >= 100.0:
+                    side_after = 0.0
         if not pending_entry and (en_long[i] >= 0) != (en_short[i] >= 0):
             want = 1.0 if en_long[i] >= 0 else -1.0
             src = en_long[i] if want > 0 else en_short[i]
@@ -470,12 +483,15 @@ def run_market_play(
             q_tp[q_n] = tp_value[i if len(tp_value) > 1 else 0]
             q_tr[q_n] = tr_value[i if len(tr_value) > 1 else 0]
             q_be[q_n] = be_value[i if len(be_value) > 1 else 0]
+            # an exit's percent (a flip's exit, tag −2 − src, closes all)
+            q_pct[q_n] = tag_percent[d_tag[d]] if d_tag[d] >= 0 else 100.0
             q_n += 1
             ev = _grow(ev, ne)
             ev[ne, :] = np.nan
             ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_ORDER, t_inst, next_id
             ev[ne, EV_SIDE], ev[ne, EV_TAG] = 1.0 if d_buy[d] else -1.0, d_tag[d]
             ev[ne, EV_REDUCE] = 1.0 if d_kind[d] == 1 else 0.0
+            ev[ne, EV_PERCENT] = q_pct[q_n - 1]
             ne += 1
             next_id += 1
         i += 1
@@ -490,8 +506,8 @@ def run_market_play(
     if p_open:
         ne, nt, nl, ev, tr, led, cash, peak = _close(
             ev, tr, led, ne, nt, nl, cash, peak, p_qty, cfg[C_END_PRICE], t_end, R_END, taker,
-            p_tag, p_sign, p_qty, p_entry, p_entry_ts, p_fee, p_fund, p_best, p_worst, exec_ms,
-        )  # fmt: skip
+            p_tag, p_sign, p_qty, p_entry, p_entry_ts, p_fee, p_fund, p_best, p_worst, exec_ms, step,
+        )[:8]  # fmt: skip
     acc = np.zeros(11)
     acc[A_CASH], acc[A_PEAK], acc[A_FUNDING], acc[A_HALTED] = cash, peak, funding_total, halted
     acc[A_REJECTED], acc[A_AMBIGUOUS], acc[A_LIQS], acc[A_SIGNALS] = (
@@ -524,9 +540,10 @@ def _excursion(long, high, low, best, worst):  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def _close(
     ev, tr, led, ne, nt, nl, cash, peak, qty, price, t, reason, fee_rate, tag, p_sign, p_qty,
-    p_entry, p_entry_ts, p_fee, p_fund, p_best, p_worst, exec_ms,
+    p_entry, p_entry_ts, p_fee, p_fund, p_best, p_worst, exec_ms, step,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
-    """Close the whole position at `price` (SimulatedExchange._close with share 1)."""
+    """Close `qty` of the position at `price` (SimulatedExchange._close); also returns whether
+    that left it flat and the remaining qty, entry fee and funding."""
     share = qty / p_qty
     entry_fee = p_fee * share
     funding = p_fund * share
@@ -560,12 +577,20 @@ def _close(
     ev[ne, EV_QTY], ev[ne, EV_PRICE], ev[ne, EV_FEE] = qty, price, exit_fee
     ev[ne, EV_REASON], ev[ne, EV_PNL], ev[ne, EV_TAG] = reason, pnl, tag
     ne += 1
-    if cash > peak:
-        peak = cash
+    flat = share >= 1.0 - 1e-12
     led = _grow(led, nl)
-    led[nl, 0], led[nl, 1], led[nl, 2], led[nl, 3] = t, cash, 0.0, 0.0
+    if flat:
+        rest_qty = rest_fee = rest_fund = 0.0
+        if cash > peak:
+            peak = cash
+        led[nl, 0], led[nl, 1], led[nl, 2], led[nl, 3] = t, cash, 0.0, 0.0
+    else:
+        rest = p_qty - qty
+        rest_qty = round_qty_down(rest, step) if rest > 0 else 0.0
+        rest_fee, rest_fund = p_fee - entry_fee, p_fund - funding
+        led[nl, 0], led[nl, 1], led[nl, 2], led[nl, 3] = t, cash, rest_qty * p_sign, p_entry
     nl += 1
-    return ne, nt, nl, ev, tr, led, cash, peak
+    return ne, nt, nl, ev, tr, led, cash, peak, flat, rest_qty, rest_fee, rest_fund
 
 
 @njit(cache=True)
