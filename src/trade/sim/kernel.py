@@ -2,13 +2,13 @@
 per-bar code on every intrabar bar, records out.
 
 It is a transcription of `SimulatedExchange`'s per-bar code (funding at the open, due market orders
-exits first, liquidation / stop / take-profit, excursions, the drawdown limit at the close) and of
-`decide` (partial exits included), and of the stop moves at exec closes (trailing stop, break-even), for
-Plays whose decisions do not depend on the position and that use market entries (see
-`engine.fastloop.eligible`). Every number
-is computed with the same operations in the same order as the Python code, so its trades, events,
-ledger and counters are identical to the general path (a test runs both on every example Play);
-Python only turns the records it returns into dicts.
+exits first, liquidation / stop / take-profit, excursions, the drawdown limit and, at an exec close,
+the trailing stop and break-even at the close) and of `decide` (partial exits included), for Plays
+whose decisions do not depend on the position and that use market entries (see
+`engine.fastloop.eligible`). Every number is computed with the same operations in the same order as
+the Python code, so its trades, events, ledger and counters are identical to the general path (a
+test runs both on every eligible example and validation Play); Python only turns the records it
+returns into dicts.
 """
 
 from __future__ import annotations
