@@ -39,7 +39,7 @@ def run(
     exactly as the general loop followed by the end-of-data close would."""
     sim, play = ex.sim, compiled.play
     n = len(instants)
-    tags, ex_long, ex_short, en_long, en_short = _intent_sources(compiled, chosen, n)
+    tags, percents, ex_long, ex_short, en_long, en_short = _intent_sources(compiled, chosen, n)
     sl_kind, sl_value, sl_bad, sl_atr = _level(play.risk.stop_loss, series, n)
     tp_kind, tp_value, tp_bad, tp_atr = _level(play.risk.take_profit, series, n)
     trailing, be = play.risk.trailing, play.risk.break_even
@@ -84,7 +84,7 @@ def run(
         tape.liq_high, tape.dd_price, tape.exec_close, f_ts, np.ascontiguousarray(tape.funding_rate),
         tape.marks_at(f_ts), np.ascontiguousarray(instants, dtype=np.int64), ex_long, ex_short,
         en_long, en_short, sl_value, tp_value, tr_value, be_value, atr_bad,
-        np.array([intent.percent for _, intent in tags], dtype=np.float64), cfg, rejections,
+        percents, cfg, rejections,
     )  # fmt: skip
     block_of = [b for b, _ in tags]
     tag_dicts = [_tag(b, intent.metadata) for b, intent in tags]
@@ -152,12 +152,14 @@ def _tag(block: str, metadata: dict[str, Any]) -> dict[str, Any]:
 
 def _intent_sources(
     compiled: CompiledPlay, chosen: list[np.ndarray], n: int
-) -> tuple[list[tuple[str, Any]], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per instant, the intent `decide` acts on (index into the returned tag table; −1: none): for
-    exiting a long and exiting a short, the one closing the largest percent (the first of equals,
-    blocks in order, emits in order); for entering long and short, the first."""
+) -> tuple[list[tuple[str, Any]], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tag table (block, intent), each intent's close percent, and per instant the intent
+    `decide` acts on (index into the tag table; −1: none): for exiting a long and exiting a short,
+    the one closing the largest percent (the first of equals, blocks in order, emits in order);
+    for entering long and short, the first."""
     mode = compiled.play.position_policy.mode
     tags: list[tuple[str, Any]] = []
+    percents: list[float] = []
     # int16: a Play has a handful of intents, and a million instants cost 2 MB per array, not 8
     ex_long, ex_short, en_long, en_short = (np.full(n, -1, dtype=np.int16) for _ in range(4))
     for block, ch in zip(compiled.blocks, chosen, strict=True):
@@ -171,6 +173,7 @@ def _intent_sources(
                 if idx >= np.iinfo(np.int16).max:
                     raise PlayError(f"{compiled.origin}: actions: more than {idx} intents")
                 tags.append((block.id, intent))
+                percents.append(intent.percent)
                 a = intent.action
                 targets = []
                 if a in ("exit_long", "exit_all"):
@@ -183,11 +186,11 @@ def _intent_sources(
                     targets.append(en_short)
                 for arr in targets:
                     if arr is ex_long or arr is ex_short:
-                        pct = np.array([t[1].percent for t in tags])  # one per intent so far
-                        arr[mask & ((arr < 0) | (pct[arr] < intent.percent))] = idx
+                        larger = np.asarray(percents)[arr] < intent.percent
+                        arr[mask & ((arr < 0) | larger)] = idx
                     else:
                         arr[mask & (arr < 0)] = idx
-    return tags, ex_long, ex_short, en_long, en_short
+    return tags, np.asarray(percents, dtype=np.float64), ex_long, ex_short, en_long, en_short
 
 
 def _level(dist: Distance | None, series: Any, n: int) -> tuple[int, np.ndarray, np.ndarray, str]:

@@ -18,27 +18,28 @@ from ..features import indicators, structures
 from ..play import ast as A
 from ..play.compile import PRICE_BUILTINS, CompiledPlay
 
+# The price built-ins from a bar's open, high, low, close and volume: one formula for Python floats
+# (a bar at a time) and numpy arrays (every bar), so batch and incremental values are the same.
+_PRICE_OF: dict[str, Callable[..., Any]] = {
+    "open": lambda o, h, lo, c, v: o,
+    "high": lambda o, h, lo, c, v: h,
+    "low": lambda o, h, lo, c, v: lo,
+    "close": lambda o, h, lo, c, v: c,
+    "volume": lambda o, h, lo, c, v: v,
+    "hl2": lambda o, h, lo, c, v: (h + lo) / 2.0,
+    "hlc3": lambda o, h, lo, c, v: (h + lo + c) / 3.0,
+    "ohlc4": lambda o, h, lo, c, v: (o + h + lo + c) / 4.0,
+}
+
 
 def builtin_prices(
     bars: Bars, derived: Iterable[str] = ("hl2", "hlc3", "ohlc4")
 ) -> dict[str, np.ndarray]:
     """The exec-timeframe price built-ins (`close`, `hl2`, …) as arrays; of the derived ones only
     those asked for (each costs a pass and an array)."""
-    out = {
-        "open": bars.open,
-        "high": bars.high,
-        "low": bars.low,
-        "close": bars.close,
-        "volume": bars.volume,
-    }
-    derived = set(derived)
-    if "hl2" in derived:
-        out["hl2"] = (bars.high + bars.low) / 2.0
-    if "hlc3" in derived:
-        out["hlc3"] = (bars.high + bars.low + bars.close) / 3.0
-    if "ohlc4" in derived:
-        out["ohlc4"] = (bars.open + bars.high + bars.low + bars.close) / 4.0
-    return out
+    ohlcv = (bars.open, bars.high, bars.low, bars.close, bars.volume)
+    wanted = {"open", "high", "low", "close", "volume"} | set(derived)
+    return {name: _PRICE_OF[name](*ohlcv) for name in _PRICE_OF if name in wanted}
 
 
 def series_tf(compiled: CompiledPlay) -> dict[str, str]:
@@ -71,18 +72,6 @@ def compute_batch_features(
     return values
 
 
-_PRICE_OF: dict[str, Callable[[float, float, float, float, float], float]] = {
-    "open": lambda o, h, lo, c, v: o,
-    "high": lambda o, h, lo, c, v: h,
-    "low": lambda o, h, lo, c, v: lo,
-    "close": lambda o, h, lo, c, v: c,
-    "volume": lambda o, h, lo, c, v: v,
-    "hl2": lambda o, h, lo, c, v: (h + lo) / 2.0,
-    "hlc3": lambda o, h, lo, c, v: (h + lo + c) / 3.0,
-    "ohlc4": lambda o, h, lo, c, v: (o + h + lo + c) / 4.0,
-}
-
-
 class IncrementalFeatures:
     """Feature state updated one closed bar at a time, with the history offsets need.
 
@@ -98,7 +87,6 @@ class IncrementalFeatures:
 
     def __init__(self, compiled: CompiledPlay) -> None:
         self.compiled = compiled
-        self.tf_of = series_tf(compiled)
         self.objects: dict[str, Any] = {}
         for f in compiled.features:
             if f.kind == "indicator":
@@ -137,31 +125,6 @@ class IncrementalFeatures:
     def timeframes(self) -> list[str]:
         return sorted({self.compiled.exec_tf, *(f.tf for f in self.compiled.features)})
 
-    def _bind(self, tf: str) -> list[tuple[Any, ...]]:
-        """The timeframe's updates in dependency order: (kernel, work, ts cell or None,
-        dependency cells, histories to push). The arrays are never replaced (restore refills
-        them), so binding once is enough."""
-        steps = []
-        for f in self.compiled.features:
-            if f.tf != tf:
-                continue
-            obj = self.objects[f.key]
-            pushes = [
-                (*self._cell[f"{f.key}.{o.name}"], self.history[f"{f.key}.{o.name}"])
-                for o in f.outputs
-                if f"{f.key}.{o.name}" in self.history
-            ]
-            if f.kind == "indicator":
-                kernel, work, cell = obj.kernel
-                steps.append((kernel, work, cell, (), pushes))
-            else:
-                kernel, work = obj.kernel
-                dep_cells = tuple(
-                    self._cell[f"{f.deps[slot]}.{field}"] for slot, field in obj.dependency_fields
-                )
-                steps.append((kernel, work, None, dep_cells, pushes))
-        return steps
-
     def on_bar(self, tf: str, ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
         self._feeders[tf](ts, o, h, lo, c, v)
 
@@ -171,30 +134,39 @@ class IncrementalFeatures:
         return self._feeders[tf]
 
     def _feeder(self, tf: str) -> Callable[[int, float, float, float, float, float], None]:
-        steps, seen = self._bind(tf), self.bars_seen
+        """The timeframe's bar step, bound once (restore refills the arrays it holds, never
+        replaces them): the price built-ins, then the indicators, then the structures in
+        dependency order (indicators never depend on structures), then the histories of their
+        outputs, which no later update of this bar changes."""
         prices = self.price_sinks if tf == self.compiled.exec_tf else []
-        if not prices and all(cell is not None and not pushes for _, _, cell, _, pushes in steps):
-            # indicators read as of now only (the usual Play): the kernels and nothing else
-            kernels = [(kernel, work, cell) for kernel, work, cell, _, _ in steps]
-
-            def feed_indicators(ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
-                seen[tf] += 1
-                for kernel, work, cell in kernels:
-                    kernel(work, cell, o, h, lo, c, v, ts)
-
-            return feed_indicators
+        feats = [f for f in self.compiled.features if f.tf == tf]
+        indicators = [self.objects[f.key].kernel for f in feats if f.kind == "indicator"]
+        structures = []
+        for f in feats:
+            if f.kind == "structure":
+                obj = self.objects[f.key]
+                deps = [
+                    self._cell[f"{f.deps[slot]}.{name}"] for slot, name in obj.dependency_fields
+                ]
+                structures.append((*obj.kernel, deps))
+        pushes = [
+            (*self._cell[f"{f.key}.{o.name}"], self.history[f"{f.key}.{o.name}"])
+            for f in feats
+            for o in f.outputs
+            if f"{f.key}.{o.name}" in self.history
+        ]
+        seen = self.bars_seen
 
         def feed(ts: int, o: float, h: float, lo: float, c: float, v: float) -> None:
             seen[tf] += 1
             for price, hist in prices:
                 hist.appendleft(price(o, h, lo, c, v))
-            for kernel, work, cell, deps, pushes in steps:
-                if cell is not None:  # an indicator (the bar's open time matters to vwap's anchor)
-                    kernel(work, cell, o, h, lo, c, v, ts)
-                else:
-                    kernel(work, o, h, lo, c, v, *[mv[k] for mv, k in deps])
-                for mv, k, hist in pushes:
-                    hist.appendleft(mv[k])
+            for kernel, work, cell in indicators:  # the bar's open time matters to vwap's anchor
+                kernel(work, cell, o, h, lo, c, v, ts)
+            for kernel, work, deps in structures:
+                kernel(work, o, h, lo, c, v, *[mv[k] for mv, k in deps])
+            for mv, k, hist in pushes:
+                hist.appendleft(mv[k])
 
         return feed
 

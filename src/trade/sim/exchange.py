@@ -221,7 +221,7 @@ class SimulatedExchange:
 
     def has_pending_entry(self) -> bool:
         """An entry order is waiting (so the engine does not send another)."""
-        return bool(self.pending) and any(not p.req.reduce_only for p in self.pending)
+        return any(not p.req.reduce_only for p in self.pending)
 
     def side(self) -> str:
         """ "long", "short" or "flat"."""
@@ -261,7 +261,8 @@ class SimulatedExchange:
         if k == n or tc[k] > ts:
             return None  # nothing closed since the last call
         if k + 1 == n or tc[k + 1] > ts:
-            # bar by bar (replay): exactly one bar closed, and usually the scan passes it
+            # bar by bar (replay, one call per instant): exactly one bar closed, and usually the
+            # scan passes it; asking it here spares `_run`'s frame and loop (≈7% of replay)
             if self.scan:
                 j = self._skip(k, k + 1)
                 if j > k:

@@ -249,11 +249,7 @@ def run_market_play(
                         exit_qty = p_qty if share >= 1.0 else round_qty_down(p_qty * share, step)
                         if exit_qty <= 0:  # reduce-only: counted, not a rejected entry
                             rejections[J_QTY_STEP] += 1
-                            ev = _grow(ev, ne)
-                            ev[ne, :] = np.nan
-                            ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_REJECT, t_open, oid
-                            ev[ne, EV_REASON], ev[ne, EV_SIDE] = J_QTY_STEP, 1.0 if buy else -1.0
-                            ne += 1
+                            ev, ne = _reject_event(ev, ne, t_open, oid, J_QTY_STEP, buy)
                             continue
                         exit_px, exit_ts, exit_rate, reason, exit_tag = (
                             price, t_open, taker, R_SIGNAL, tag
@@ -314,11 +310,7 @@ def run_market_play(
                         if reject >= 0:
                             rejected += 1
                             rejections[reject] += 1
-                            ev = _grow(ev, ne)
-                            ev[ne, :] = np.nan
-                            ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_REJECT, t_open, oid
-                            ev[ne, EV_REASON], ev[ne, EV_SIDE] = reject, 1.0 if buy else -1.0
-                            ne += 1
+                            ev, ne = _reject_event(ev, ne, t_open, oid, reject, buy)
                             continue
                         if tp_kind == L_PERCENT:
                             tp = round_price(price + sign * (price * o_tp / 100.0), tick)
@@ -515,6 +507,16 @@ def run_market_play(
     )  # fmt: skip
     acc[A_N_EV], acc[A_N_TR], acc[A_N_LEDGER] = ne, nt, nl
     return ev[:ne], tr[:nt], led[:nl], acc
+
+
+@njit(cache=True, inline="always")
+def _reject_event(ev, ne, t, oid, reason, buy):  # type: ignore[no-untyped-def]
+    """Append a refused order's event (SimulatedExchange._reject)."""
+    ev = _grow(ev, ne)
+    ev[ne, :] = np.nan
+    ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_REJECT, t, oid
+    ev[ne, EV_REASON], ev[ne, EV_SIDE] = reason, 1.0 if buy else -1.0
+    return ev, ne + 1
 
 
 @njit(cache=True, inline="always")

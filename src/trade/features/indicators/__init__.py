@@ -14,6 +14,7 @@ import numpy as np
 
 from ...data.bars import Bars
 from ..catalog import FeatureCatalog, FeatureSpec
+from ..work import WorkArrayDriver
 from . import steps
 from .library import CONVERGENCE, DEFS, NAN_SLOTS, SOURCES, IndicatorDef
 
@@ -85,12 +86,14 @@ def compute_batch(
 _HEAD = 7  # open, high, low, close, volume, n_out, n_params (see steps._views)
 
 
-class IncrementalIndicator:
+class IncrementalIndicator(WorkArrayDriver):
     """One indicator updated bar by bar through the same jitted run as the batch driver.
 
     Everything it owns lives in one float64 work array (bar, outputs, params, state) so an update
     is a single cheap call into numba.
     """
+
+    _kind = "indicator"
 
     def __init__(
         self,
@@ -100,13 +103,13 @@ class IncrementalIndicator:
         state: np.ndarray | None = None,
     ) -> None:
         self.d = _lookup(name)
-        self.name = name
+        self.name = self._label = name
         self.params = dict(params)
         self.source = source
         p = self.d.encode(params, source)
         st = _initial_state(self.d, params) if state is None else state
         k = len(self.d.outputs)
-        self._k, self._p0 = k, _HEAD + k
+        self._k, self._o0, self._p0 = k, _HEAD, _HEAD + k
         self._st0 = self._p0 + len(p)
         w = np.empty(self._st0 + len(st))
         w[:5] = 0.0
@@ -115,7 +118,6 @@ class IncrementalIndicator:
         w[self._p0 : self._st0] = p
         w[self._st0 :] = st
         self._w = w
-        self._out = w[_HEAD : self._p0]  # a view: the run writes the outputs there
         self._ts = np.zeros(1, dtype=np.int64)
         self._inc = getattr(steps, f"{name}_inc")
 
@@ -125,33 +127,11 @@ class IncrementalIndicator:
         """Consume one closed bar; `ts` (bar open time, ms UTC) matters only to vwap's anchor."""
         self._inc(self._w, self._ts, open, high, low, close, volume, ts)
 
-    def values(self) -> tuple[float, ...]:
-        """The current outputs, in declared order (NaN before valid)."""
-        return tuple(self._out.tolist())
-
-    @property
-    def outputs(self) -> np.ndarray:
-        """The current outputs as a view the run writes in place (NaN before valid)."""
-        return self._out
-
     @property
     def kernel(self) -> tuple[Any, np.ndarray, np.ndarray]:
         """(jitted step, work array, ts cell): `step(work, cell, o, h, lo, c, v, ts)` is `update`
         without its Python frame, for drivers that update many features per bar."""
         return self._inc, self._w, self._ts
-
-    def assign(self, other: IncrementalIndicator) -> None:
-        """Take `other`'s state and outputs in place (views and kernels handed out stay valid)."""
-        if other.name != self.name or not np.array_equal(
-            other._w[self._p0 : self._st0], self._w[self._p0 : self._st0]
-        ):
-            raise ValueError(f"{other.name}: state is for another indicator or params")
-        self._w[:] = other._w
-
-    @property
-    def state(self) -> np.ndarray:
-        """The state array (a view: the run updates it in place)."""
-        return self._w[self._st0 :]
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able: name, params, source, the state array and the last outputs (NaN as None)."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...data.bars import Bars
 from ..catalog import FeatureCatalog, FeatureSpec, OutputSpec, ParamSpec, ValueKind
+from ..work import WorkArrayDriver
 from . import detectors as D
 
 __all__ = [
@@ -263,12 +264,14 @@ def compute_structure_batch(
     return {name: out[k] for k, name in enumerate(names)}
 
 
-class IncrementalStructure:
+class IncrementalStructure(WorkArrayDriver):
     """One detector updated bar by bar through the same jitted run as the batch driver.
 
     Everything it owns lives in one float64 work array (bar, dependency fields, outputs, params,
     state) so an update is a single cheap call into numba.
     """
+
+    _kind = "detector"
 
     def __init__(
         self,
@@ -278,7 +281,7 @@ class IncrementalStructure:
         out: list[float] | None = None,
     ) -> None:
         self.d = _lookup(type_)
-        self.type_name = type_
+        self.type_name = self._label = type_
         self.params = dict(params)
         self.fields = tuple(o.name for o in self.d.spec.outputs_for(self.params))
         self._deps = self.d.deps(self.params)
@@ -312,15 +315,6 @@ class IncrementalStructure:
         """Consume one closed bar and the dependencies' fields at that bar."""
         self._inc(self._w, o, h, lo, c, v, *[deps[slot][f] for slot, f in self._deps])
 
-    def values(self) -> tuple[float, ...]:
-        """The fields after the last update, in declared order."""
-        return tuple(self._w[self._o0 : self._p0].tolist())
-
-    @property
-    def outputs(self) -> np.ndarray:
-        """The fields as a view the run writes in place."""
-        return self._w[self._o0 : self._p0]
-
     @property
     def dependency_fields(self) -> tuple[tuple[str, str], ...]:
         """(slot, field) of every dependency value an update takes, in the order it takes them."""
@@ -331,21 +325,6 @@ class IncrementalStructure:
         """(jitted step, work array): `step(work, o, h, lo, c, v, *dependency values)` is
         `update` without its Python frame and mappings, for drivers that update many features."""
         return self._inc, self._w
-
-    def assign(self, other: IncrementalStructure) -> None:
-        """Take `other`'s state and fields in place (views and kernels handed out stay valid)."""
-        if (
-            other.type_name != self.type_name
-            or len(other._w) != len(self._w)
-            or not np.array_equal(other._w[self._p0 : self._st0], self._w[self._p0 : self._st0])
-        ):
-            raise ValueError(f"{other.type_name}: state is for another detector or params")
-        self._w[:] = other._w
-
-    @property
-    def state(self) -> np.ndarray:
-        """The state array (a view: the run updates it in place)."""
-        return self._w[self._st0 :]
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able: type, params, the state array and the last outputs (NaN as None)."""
