@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,11 @@ def main() -> None:
     ap.add_argument(
         "--market-dir",
         type=Path,
-        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "market",
+        default=Path(
+            os.environ.get("TRADE_MARKET_DATA")
+            or Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "market"
+        ),
+        help="real data files (default: $TRADE_MARKET_DATA, else the test fixtures)",
     )
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()

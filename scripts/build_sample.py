@@ -1,12 +1,13 @@
-"""Rebuild the bundled sample (src/trade/sample/) from the shared Bybit data set.
+"""Rebuild the bundled sample (src/trade/sample/) from the full Bybit market data set.
 
-Usage: python scripts/build_sample.py [MARKET_DIR]
+Usage: python scripts/build_sample.py MARKET_DIR   (or set TRADE_MARKET_DATA)
 The sample keeps the 1m month, enough 15m/1h/4h/D history before it for long warmups, funding,
 1h mark prices and instrument specs, as zstd Parquet (well under 10 MB).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -56,8 +57,7 @@ def _cut(src: Path, dst: Path, first: int) -> None:
 
 
 if __name__ == "__main__":
-    main(
-        Path(sys.argv[1])
-        if len(sys.argv) > 1
-        else Path(__file__).resolve().parents[2] / "shared" / "data" / "market"
-    )
+    arg = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("TRADE_MARKET_DATA")
+    if not arg:
+        sys.exit("usage: python scripts/build_sample.py MARKET_DIR (or set TRADE_MARKET_DATA)")
+    main(Path(arg))

@@ -1,33 +1,15 @@
-"""Shared fixtures: where the real market data lives."""
+"""Shared fixtures: the real market data the tests read, committed under tests/fixtures/market."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _market_dir() -> Path | None:
-    candidates = [
-        os.environ.get("TRADE_MARKET_DATA"),
-        ROOT.parent / "shared" / "data" / "market",
-        "/work/shared/data/market",
-    ]
-    for c in candidates:
-        if c and (Path(c) / "MANIFEST.tsv").exists():
-            return Path(c)
-    return None
-
-
-MARKET_DIR = _market_dir()
+MARKET_DIR = Path(__file__).resolve().parent / "fixtures" / "market"
 
 
 @pytest.fixture(scope="session")
 def market_dir() -> Path:
-    """The real Bybit/Binance data set (set TRADE_MARKET_DATA to point elsewhere)."""
-    if MARKET_DIR is None:
-        pytest.fail("real market data not found; set TRADE_MARKET_DATA to its directory")
+    """Trimmed real Bybit files (see the README beside them); never a directory outside the tree."""
     return MARKET_DIR

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -132,7 +133,11 @@ def main() -> int:
     ap.add_argument(
         "--market-dir",
         type=Path,
-        default=Path(__file__).resolve().parents[3] / "shared" / "data" / "market",
+        default=Path(
+            os.environ.get("TRADE_MARKET_DATA")
+            or Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "market"
+        ),
+        help="real data files (default: $TRADE_MARKET_DATA, else the test fixtures)",
     )
     ap.add_argument("--bars", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3, help="runs per engine; the best is reported")

@@ -1,4 +1,4 @@
-"""Real bars for engine tests, read straight from the shared data set."""
+"""Real bars for engine tests, read from the committed market data fixtures."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared helpers: three parameter sets per indicator and bars from the real data set."""
+"""Shared helpers: three parameter sets per indicator and bars from the real data fixtures."""
 
 from __future__ import annotations
 
