@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gzip
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fakes.bybit_server import FakeBybit, read_rows
+from fakes.bybit import FakeBybit
 from trade.cli.main import run
 from trade.data import MarketStore
 from trade.data.sync import heal, sync_ohlcv
@@ -25,6 +26,19 @@ from trade.exchange.bybit import BybitRest
 from trade.instruments import InstrumentSpec
 
 TESTS = Path(__file__).resolve().parents[1]
+
+
+def read_rows(path: Path) -> np.ndarray:
+    """A market CSV(.gz) as a float array (header skipped)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        return np.loadtxt(fh, delimiter=",", skiprows=1, ndmin=2)
+
+
+def inject(fake: FakeBybit, faults: list[str]) -> None:
+    """Queue REST faults, one per request in this order ("ok" answers normally)."""
+    for fault in faults:
+        fake.inject(fault)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +55,16 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fake(market_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    with FakeBybit().add_market_files(market_dir, tfs=("1m", "1h")) as server:
-        monkeypatch.setenv("TRADE_BYBIT_REST_URL", server.url)
+    """The fake serving the real BTCUSDT files: 1m and 1h klines, 1h mark klines, funding."""
+    with FakeBybit() as server:
+        for tf, interval in (("1m", "1"), ("1h", "60")):
+            rows = read_rows(market_dir / f"bybit_BTCUSDT_{tf}.csv.gz")
+            server.load_klines("BTCUSDT", interval, rows)
+        server.load_mark_klines(
+            "BTCUSDT", "60", read_rows(market_dir / "bybit_BTCUSDT_mark_1h.csv.gz")
+        )
+        server.load_funding("BTCUSDT", read_rows(market_dir / "bybit_BTCUSDT_funding.csv.gz"))
+        monkeypatch.setenv("TRADE_BYBIT_REST_URL", server.rest_url)
         yield server
 
 
@@ -65,8 +87,9 @@ def test_sync_a_month_of_1m_with_faults_stores_exactly_the_real_bars(
     fake: FakeBybit,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    fake.faults.extend(
-        ["ratelimit", "ok", "http500", "ok", "partial", "http429", "ok", "drop", "ok", "http502"]
+    inject(
+        fake,
+        ["ratelimit", "ok", "http500", "ok", "partial", "http429", "ok", "drop", "ok", "http502"],
     )
     start, end = int(real_1m[0, 0]), int(real_1m[-1, 0]) + 60_000
     args = ["data", "sync", "--symbol", "BTCUSDT", "--tf", "1m"]
@@ -114,7 +137,7 @@ def test_the_still_open_bar_is_never_stored(real_1m: np.ndarray, db: Path, fake:
     now = int(real_1m[100, 0]) + 30_000  # halfway through bar 100
 
     async def go() -> int:
-        async with BybitRest(fake.url) as client:
+        async with BybitRest(fake.rest_url) as client:
             with MarketStore(db) as store:
                 lo, hi = int(real_1m[0, 0]), int(real_1m[200, 0])
                 return await sync_ohlcv(store, client, "BTCUSDT", "1m", lo, hi, now_ms=now)
@@ -124,11 +147,11 @@ def test_the_still_open_bar_is_never_stored(real_1m: np.ndarray, db: Path, fake:
 
 
 def test_a_timeout_is_retried(real_1m: np.ndarray, fake: FakeBybit) -> None:
-    fake.faults.append("slow")
+    fake.inject("slow")
     fake.slow_seconds = 1.0
 
     async def go() -> tuple[list[list[str]], int]:
-        async with BybitRest(fake.url, timeout=0.3) as client:
+        async with BybitRest(fake.rest_url, timeout=0.3) as client:
             rows = await client.klines("BTCUSDT", "1m", int(real_1m[0, 0]), int(real_1m[9, 0]))
             return rows, client.retried
 
@@ -137,11 +160,11 @@ def test_a_timeout_is_retried(real_1m: np.ndarray, fake: FakeBybit) -> None:
 
 
 def test_rate_limit_waits_for_the_reset_timestamp(real_1m: np.ndarray, fake: FakeBybit) -> None:
-    fake.faults.append("ratelimit")
+    fake.inject("ratelimit")
     fake.rate_limit_reset_ms = 400
 
     async def go() -> None:
-        async with BybitRest(fake.url, backoff=0.01) as client:
+        async with BybitRest(fake.rest_url, backoff=0.01) as client:
             await client.klines("BTCUSDT", "1m", int(real_1m[0, 0]), int(real_1m[9, 0]))
 
     asyncio.run(go())
@@ -150,10 +173,10 @@ def test_rate_limit_waits_for_the_reset_timestamp(real_1m: np.ndarray, fake: Fak
 
 
 def test_persistent_5xx_gives_up_with_a_clear_error(real_1m: np.ndarray, fake: FakeBybit) -> None:
-    fake.faults.extend(["http500"] * 3)
+    fake.inject("http500", times=3)
 
     async def go() -> None:
-        async with BybitRest(fake.url, retries=2, backoff=0.01) as client:
+        async with BybitRest(fake.rest_url, retries=2, backoff=0.01) as client:
             await client.klines("BTCUSDT", "1m", int(real_1m[0, 0]), int(real_1m[9, 0]))
 
     with pytest.raises(
@@ -171,7 +194,7 @@ def test_heal_fills_exactly_the_missing_bars(
 ) -> None:
     gapped = market_dir / "bybit_BTCUSDT_1m_gaps.csv.gz"
     assert run(["data", "import", str(gapped), "--symbol", "BTCUSDT", "--tf", "1m"]) == 0
-    fake.faults.extend(["http500", "ratelimit"])
+    inject(fake, ["http500", "ratelimit"])
     assert run(["data", "heal", "--symbol", "BTCUSDT", "--tf", "1m"]) == 0
     assert "42 missing bars fetched" in capsys.readouterr().out
     klines = {(int(r.query["start"]), int(r.query["end"])) for r in fake.requests}
@@ -192,7 +215,7 @@ def test_heal_with_a_window_also_fetches_a_missing_head_and_tail(
         store.write_ohlcv(Bars.from_arrays("BTCUSDT", "1m", *mid[:, :6].T))
 
         async def go() -> int:
-            async with BybitRest(fake.url) as client:
+            async with BybitRest(fake.rest_url) as client:
                 lo, hi = int(real_1m[0, 0]), int(real_1m[3000, 0])
                 return await heal(store, client, "BTCUSDT", "1m", lo, hi)
 
@@ -221,7 +244,7 @@ def test_killed_sync_leaves_a_consistent_store_and_a_rerun_completes(
     args += ["--end", iso(real_1m[-1, 0] + 60_000), "--no-funding", "--no-instruments"]
     victim = subprocess.Popen(
         [sys.executable, "-m", "trade.cli.main", *args],
-        env={**os.environ, "TRADE_DB": str(db), "TRADE_BYBIT_REST_URL": fake.url},
+        env={**os.environ, "TRADE_DB": str(db), "TRADE_BYBIT_REST_URL": fake.rest_url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -57,18 +57,7 @@ def load_sample(store: MarketStore) -> None:
             )
             f = _read(f"funding_{sym}.parquet")
             store._insert_funding(sym, f["ts_ms"], f["funding_rate"], "sample", replace=False)
-        ins = _read("instruments.parquet")
-        for i in range(len(ins["symbol"])):
-            spec = InstrumentSpec(
-                symbol=str(ins["symbol"][i]),
-                tick_size=float(ins["tick_size"][i]),
-                qty_step=float(ins["qty_step"][i]),
-                min_qty=float(ins["min_qty"][i]),
-                min_notional=float(ins["min_notional"][i]),
-                max_leverage=float(ins["max_leverage"][i]),
-                maintenance_margin_rate=float(ins["maintenance_margin_rate"][i]),
-                funding_interval_hours=float(ins["funding_interval_hours"][i]),
-            )
+        for spec in sample_instruments():
             store._insert_instrument(spec, replace=False)
         store.con.execute(
             "INSERT OR REPLACE INTO sync_meta VALUES ('*', ?, '', 'sample', epoch_ms(now()), 0)",
@@ -78,3 +67,21 @@ def load_sample(store: MarketStore) -> None:
     except BaseException:
         store.con.execute("ROLLBACK")
         raise
+
+
+def sample_instruments() -> list[InstrumentSpec]:
+    """The specs of the sample's symbols (Bybit's filters for BTCUSDT and ETHUSDT)."""
+    ins = _read("instruments.parquet")
+    return [
+        InstrumentSpec(
+            symbol=str(ins["symbol"][i]),
+            tick_size=float(ins["tick_size"][i]),
+            qty_step=float(ins["qty_step"][i]),
+            min_qty=float(ins["min_qty"][i]),
+            min_notional=float(ins["min_notional"][i]),
+            max_leverage=float(ins["max_leverage"][i]),
+            maintenance_margin_rate=float(ins["maintenance_margin_rate"][i]),
+            funding_interval_hours=float(ins["funding_interval_hours"][i]),
+        )
+        for i in range(len(ins["symbol"]))
+    ]
