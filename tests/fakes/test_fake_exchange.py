@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -169,6 +170,18 @@ def test_clock_skew_moves_server_time(fake: FakeBybit, api: Api) -> None:
     assert api.get("/v5/account/info", {}, ts=T0 - 10_000).json()["retCode"] == 0
     fake.advance(60_000)
     assert fake.server_ms() == T0 + 50_000
+
+
+def test_a_running_clock_moves_at_its_speed(fake: FakeBybit) -> None:
+    fake.set_time(T0, speed=1000.0)  # a session replayed 1000 times faster than real time
+    time.sleep(0.05)
+    fake.advance(3_600_000)
+    elapsed = fake.server_ms() - T0 - 3_600_000
+    assert 50_000 <= elapsed < 3_600_000  # at least 0.05 s × 1000, and still running
+    with FakeBybit() as real:
+        assert abs(real.server_ms() - time.time() * 1000) < 1000
+        with pytest.raises(RuntimeError, match="call set_time"):
+            real.advance(1)
 
 
 def test_demo_has_no_query_api(fake: FakeBybit, api: Api) -> None:
@@ -390,6 +403,12 @@ def test_order_filters_and_rejections(fake: FakeBybit, api: Api) -> None:
     assert api.code("POST", "/v5/order/create", **place, qty="2000", price="50000") == 10001
     assert api.code("POST", "/v5/order/create", **place, qty="0.001", price="1000") == 110094
     assert api.code("POST", "/v5/order/create", **place, qty="3", price="50000") == 110007
+    assert api.code("POST", "/v5/order/create", **place, qty="0.01", price="50000",
+                    triggerPrice="51000", triggerDirection="up") == 10001  # fmt: skip
+    fake.reject_next_order(110007)
+    body = api.call("POST", "/v5/order/create",
+                    {"category": "linear", **place, "qty": "0.01", "price": "50000"})  # fmt: skip
+    assert (body["retCode"], body["retMsg"]) == (110007, "ab not enough for new order")
     fake.reject_next_order(110090)
     body = api.call("POST", "/v5/order/create",
                     {"category": "linear", **place, "qty": "0.01", "price": "50000"})  # fmt: skip

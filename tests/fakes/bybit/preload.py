@@ -6,7 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .matching import ZERO, Exchange, Order, fake_uuid, num
+from .matching import Exchange
+from .models import ZERO, Order, fake_uuid
 
 
 def _d(x: Any) -> Decimal:
@@ -60,41 +61,7 @@ def order(ex: Exchange, d: dict[str, Any]) -> None:
 
 
 def execution(ex: Exchange, d: dict[str, Any]) -> None:
-    """Any execution fields; `symbol` is required, the rest default to a one-lot Buy trade."""
+    """Any execution fields; `symbol` is required, the rest default to a Buy trade."""
     sym = ex.instrument(d["symbol"]).symbol
-    price, qty = _d(d.get("execPrice") or 0), _d(d.get("execQty") or 0)
-    item = {
-        "category": "linear",
-        "symbol": sym,
-        "execId": fake_uuid(2, next(ex._exec_n)),
-        "execPrice": num(price),
-        "execQty": num(qty),
-        "execValue": num(price * qty),
-        "execFee": "0",
-        "feeRate": num(ex.taker_fee),
-        "feeCurrency": "USDT",
-        "execType": "Trade",
-        "execTime": str(ex.now()),
-        "isMaker": False,
-        "orderId": "",
-        "orderLinkId": "",
-        "side": "Buy",
-        "orderPrice": "0",
-        "orderQty": num(qty),
-        "leavesQty": "0",
-        "orderType": "Market",
-        "stopOrderType": "",
-        "createType": "CreateByUser",
-        "markPrice": num(price),
-        "indexPrice": num(price),
-        "closedSize": "0",
-        "execPnl": "0",
-        "seq": next(ex._seq),
-        "blockTradeId": "",
-        "tradeIv": "",
-        "markIv": "",
-        "underlyingPrice": "",
-        "isLeverage": "",
-    }
-    item.update({k: v for k, v in d.items() if k != "symbol"})
-    ex.executions.append(item)
+    fields = {k: v for k, v in d.items() if k != "symbol"}
+    ex.book_execution(sym, _d(d.get("execPrice")), _d(d.get("execQty")), **fields)

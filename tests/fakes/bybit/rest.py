@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Reject
 from .market import check_interval, int_param, limit_param
-from .matching import ZERO, Batch, Order, dec, num
+from .models import ZERO, Batch, Order, dec, num
 
 if TYPE_CHECKING:
     from .server import FakeBybit

@@ -4,99 +4,61 @@ on a daemon thread, and the synchronous control methods tests drive it with."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import hmac
 import inspect
 import itertools
-import json
 import socket
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from trade.data.sample import sample_instruments
 from trade.instruments import InstrumentSpec
 
 from . import preload as preloading
 from .errors import Reject
-from .faults import HTTP_STATUS, Faults
-from .market import INTERVAL_MS, Instrument, Series, bar_end, check_interval, text
-from .matching import Batch, Exchange, fake_uuid, num
-from .rest import ROUTES, is_private
+from .faults import Faults
+from .gateway import Gateway, Request
+from .market import Instrument, Series, bar_end, check_interval, text
+from .matching import Exchange
+from .models import fake_uuid, num
+from .ws import PRIVATE_TOPICS, Conn
 
 DEFAULT_KEY, DEFAULT_SECRET = "FAKEBYBITKEY0001", "FAKEBYBITSECRET0000000000000000001"
-PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
-REORDERED = ("position", "order", "execution", "wallet")  # `reorder_private`'s order
-#: Demo answers these with HTTP 404 and retCode 10017 (route not found), as Bybit's demo does for
-#: endpoints it does not support.
-DEMO_UNSUPPORTED = frozenset({"/v5/user/query-api", "/v5/position/switch-isolated"})
-WRITE_LIMITED = frozenset(
-    {
-        "/v5/order/create",
-        "/v5/order/amend",
-        "/v5/order/cancel",
-        "/v5/order/cancel-all",
-        "/v5/position/set-leverage",
-        "/v5/position/trading-stop",
-        "/v5/position/switch-mode",
-    }
-)
 
 
 class Clock:
-    """Real time unless frozen by `set`; a frozen clock moves only by `advance`."""
+    """Real time unless set: `set(ms)` freezes it at ms, `set(ms, speed)` runs it from ms at
+    `speed` times real time (a session that starts in the past and runs fast); `advance` moves it."""
 
     def __init__(self) -> None:
-        self.frozen: int | None = None
+        self._state: tuple[int, float, float] | None = None  # (ms, monotonic then, speed)
 
     def now_ms(self) -> int:
-        frozen = self.frozen
-        return int(time.time() * 1000) if frozen is None else frozen
+        state = self._state
+        if state is None:
+            return int(time.time() * 1000)
+        ms, then, speed = state
+        return ms + int((time.monotonic() - then) * 1000 * speed)
 
-    def set(self, ms: int) -> None:
-        self.frozen = int(ms)
+    def set(self, ms: int, speed: float = 0.0) -> None:
+        if speed < 0:
+            raise ValueError(f"clock speed must be >= 0, got {speed}")
+        self._state = (int(ms), time.monotonic(), float(speed))
 
     def advance(self, ms: int) -> None:
-        if self.frozen is None:
-            raise RuntimeError("advance() moves a frozen clock: call set_time() first")
-        self.frozen += int(ms)
+        state = self._state
+        if state is None:
+            raise RuntimeError("advance() moves a set clock: call set_time() first")
+        self.set(self.now_ms() + int(ms), state[2])
 
 
-@dataclass
-class Request:
-    """One REST request as received (`signed_ok`: None for public endpoints)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    raw_query: str
-    headers: dict[str, str]
-    body: bytes
-    at: float = field(default_factory=time.monotonic)
-    signed_ok: bool | None = None
-
-    def json(self) -> Any:
-        return json.loads(self.body or b"{}")
-
-
-@dataclass
-class Conn:
-    id: str
-    stream: str  # "public" or "private"
-    ws: web.WebSocketResponse
-    transport: Any
-    authed: bool = False
-    topics: set[str] = field(default_factory=set)
-
-
-class FakeBybit:
+class FakeBybit(Gateway):
     """A Bybit v5 exchange on 127.0.0.1 for tests: `with FakeBybit() as fake: ...`."""
 
     def __init__(
@@ -149,7 +111,7 @@ class FakeBybit:
         self.double_filled_on_cancel = False
         self.delay_topic: dict[str, float] = {}
         self._drop_next: Counter[str] = Counter()
-        self._rejects: deque[int] = deque()
+        self._rejects: deque[Reject] = deque()
         self._faults = Faults()
         self._maintenance_until = 0  # server ms
         self._stall_until = 0.0  # monotonic
@@ -240,8 +202,9 @@ class FakeBybit:
         """Server time: the clock plus `clock_skew_ms`."""
         return self.clock.now_ms() + self.clock_skew_ms
 
-    def set_time(self, ms: int) -> None:
-        self.clock.set(ms)
+    def set_time(self, ms: int, speed: float = 0.0) -> None:
+        """Freeze the clock at `ms` (or run it from there at `speed` times real time)."""
+        self.clock.set(ms, speed)
 
     def advance(self, ms: int) -> None:
         self.clock.advance(ms)
@@ -443,8 +406,7 @@ class FakeBybit:
 
     def reject_next_order(self, code: int, message: str | None = None) -> None:
         """The next order/create answers `code` with Bybit's message, nothing applied."""
-        Reject(code, message)  # an unknown code still gets a message; fails on nothing
-        self._rejects.append(code)
+        self._rejects.append(Reject(code, message))
 
     def maintenance(self, seconds: float) -> None:
         """Every REST call answers 10016 and WS connects are refused until the clock passes."""
@@ -507,284 +469,3 @@ class FakeBybit:
     @property
     def connects(self) -> dict[str, int]:
         return {"public": self._connects["public"], "private": self._connects["private"]}
-
-    # ------------------------------------------------------------------ REST
-
-    async def _serve(self, request: web.Request) -> web.StreamResponse:
-        if request.path == "/v5/public/linear":
-            return await self._ws(request, "public")
-        if request.path == "/v5/private":
-            return await self._ws(request, "private")
-        req = Request(
-            request.method,
-            request.path,
-            dict(request.query),
-            request.rel_url.raw_query_string,
-            dict(request.headers),
-            await request.read(),
-        )
-        self._requests.append(req)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        fault = self._faults.take(req.path)
-        private = is_private(req.path)
-        headers = self._limit_headers(req) if private else {}
-        if fault == "drop":
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()
-        if fault in HTTP_STATUS:
-            status = HTTP_STATUS[fault]
-            return web.Response(status=status, text=f"HTTP {status} (injected)", headers=headers)
-        if fault == "ratelimit":
-            reset = self.server_ms() + self.rate_limit_reset_ms
-            headers |= {"X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": str(reset)}
-            return self._answer(Reject(10006, "Too many visits!"), headers)
-        if fault == "maintenance" or self.server_ms() < self._maintenance_until:
-            return self._answer(Reject(10016, "Service is under maintenance."), headers)
-        if fault == "clock":
-            return self._answer(self._clock_error(self.server_ms() + 5000, 5000), headers)
-        if fault == "unknown":
-            return self._answer(Reject(10016), headers)
-        if fault == "timeout":
-            await asyncio.sleep(self.timeout_seconds)
-            return self._answer(Reject(10016, "Server Timeout"), headers)
-        if fault == "slow":
-            await asyncio.sleep(self.slow_seconds)
-        handler = ROUTES.get((req.method, req.path))
-        if handler is None or (self.demo and req.path in DEMO_UNSUPPORTED):
-            body = {"retCode": 10017, "retMsg": "Route not found", "result": {},
-                    "retExtInfo": {}, "time": self.server_ms()}  # fmt: skip
-            return web.json_response(body, status=404, headers=headers)
-        try:
-            key = self._authenticate(req) if private else ""
-            params = req.query if req.method == "GET" else self._body(req)
-            if req.path == "/v5/order/create" and self._rejects:
-                raise Reject(self._rejects.popleft())
-            result, batches = ROUTES[(req.method, req.path)](self, params, key)
-        except Reject as err:
-            await self._publish(err.batches)
-            return self._answer(err, headers)
-        await self._publish(batches)
-        if fault == "partial" and len(result.get("list", ())) > 1:
-            result = result | {"list": result["list"][: len(result["list"]) // 2]}
-        if fault == "unknown_after_apply":
-            return self._answer(Reject(10016), headers)
-        if fault == "timeout_after_apply":
-            await asyncio.sleep(self.timeout_seconds)
-        return self._answer(result, headers)
-
-    def _answer(self, result: dict[str, Any] | Reject, headers: dict[str, str]) -> web.Response:
-        if isinstance(result, Reject):
-            code, msg, result = result.code, result.message, {}
-        else:
-            code, msg = 0, "OK"
-        body = {"retCode": code, "retMsg": msg, "result": result, "retExtInfo": {},
-                "time": self.server_ms()}  # fmt: skip
-        return web.json_response(body, headers=headers, dumps=_dumps)
-
-    @staticmethod
-    def _body(req: Request) -> dict[str, Any]:
-        try:
-            body = json.loads(req.body or b"{}")
-        except ValueError:
-            raise Reject(10001, "params error: the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise Reject(10001, "params error: the body must be a JSON object")
-        return body
-
-    def _limit_headers(self, req: Request) -> dict[str, str]:
-        """Bybit's per-key, per-endpoint rolling 1 s window (reported, never enforced)."""
-        limit = 10 if req.path in WRITE_LIMITED else 50
-        hits = self._hits.setdefault((req.headers.get("X-BAPI-API-KEY", ""), req.path), deque())
-        while hits and req.at - hits[0] > 1.0:
-            hits.popleft()
-        hits.append(req.at)
-        return {
-            "X-Bapi-Limit": str(limit),
-            "X-Bapi-Limit-Status": str(max(0, limit - len(hits))),
-            "X-Bapi-Limit-Reset-Timestamp": str(self.server_ms()),
-        }
-
-    def _clock_error(self, ts: int, recv_window: int) -> Reject:
-        return Reject(
-            10002,
-            "invalid request, please check your server timestamp or recv_window param. "
-            f"req_timestamp[{ts}],server_timestamp[{self.server_ms()}],recv_window[{recv_window}]",
-        )
-
-    def _authenticate(self, req: Request) -> str:
-        """Check Bybit's HMAC headers over the raw query (GET) or body (POST); the key if good."""
-        h = {k.lower(): v for k, v in req.headers.items()}
-        key, ts, sign = (
-            h.get("x-bapi-api-key", ""),
-            h.get("x-bapi-timestamp", ""),
-            h.get("x-bapi-sign", ""),
-        )
-        rw = h.get("x-bapi-recv-window", "5000")
-        payload = req.raw_query if req.method == "GET" else req.body.decode("utf-8", "replace")
-        origin = f"{ts}{key}{rw}{payload}"
-        secret = self.keys.get(key)
-        req.signed_ok = secret is not None and hmac.compare_digest(
-            sign.lower(), hmac.new(secret.encode(), origin.encode(), hashlib.sha256).hexdigest()
-        )
-        if secret is None:
-            raise Reject(10003, "API key is invalid.")
-        if not ts.isdigit() or not rw.isdigit():
-            raise Reject(
-                10002, "invalid request, X-BAPI-TIMESTAMP and X-BAPI-RECV-WINDOW must be ms"
-            )
-        now = self.server_ms()
-        if not now - int(rw) <= int(ts) < now + 1000:
-            raise self._clock_error(int(ts), int(rw))
-        if not req.signed_ok:
-            raise Reject(10004, f"error sign! origin_string[{origin}]")
-        return key
-
-    # ------------------------------------------------------------------ WebSocket
-
-    async def _ws(self, request: web.Request, stream: str) -> web.StreamResponse:
-        if self.server_ms() < self._maintenance_until:
-            return web.Response(status=503, text="Service is under maintenance.")
-        ws = web.WebSocketResponse(autoping=False, timeout=0.5)
-        await ws.prepare(request)
-        conn = Conn(f"fake-{next(self._ids)}", stream, ws, request.transport)
-        self._conns[conn.id] = conn
-        self._connects[stream] += 1
-        try:
-            async for msg in ws:
-                if self._stalled():
-                    continue
-                if msg.type == WSMsgType.PING:
-                    await ws.pong(msg.data)
-                elif msg.type == WSMsgType.TEXT:
-                    await self._ws_message(conn, msg.data)
-        except ConnectionError:
-            pass
-        finally:
-            self._conns.pop(conn.id, None)
-        return ws
-
-    def _stalled(self) -> bool:
-        return time.monotonic() < self._stall_until
-
-    async def _ws_message(self, conn: Conn, data: str) -> None:
-        try:
-            req = json.loads(data)
-            op = req.get("op")
-        except (ValueError, AttributeError):
-            await self._send(
-                conn, {"success": False, "ret_msg": "invalid JSON", "conn_id": conn.id}
-            )
-            return
-        req_id = req.get("req_id", "")
-        base = {"conn_id": conn.id, "req_id": req_id, "op": op}
-        if op == "ping":
-            if conn.stream == "public":
-                await self._send(conn, base | {"success": True, "ret_msg": "pong"})
-            else:
-                await self._send(conn, base | {"op": "pong", "args": [str(self.server_ms())]})
-        elif op == "auth" and conn.stream == "private":
-            error = self._ws_auth_error(req.get("args"))
-            conn.authed = error == ""
-            await self._send(conn, base | {"success": conn.authed, "ret_msg": error})
-        elif op in ("subscribe", "unsubscribe"):
-            await self._subscribe(conn, op, req.get("args"), base)
-        else:
-            await self._send(conn, base | {"success": False, "ret_msg": f"unknown op {op!r}"})
-
-    def _ws_auth_error(self, args: Any) -> str:
-        """'' when `["KEY", expires, sign]` signs "GET/realtime{expires}" and expires is ahead."""
-        if not isinstance(args, list) or len(args) != 3:
-            return "Params Error"
-        key, expires, sign = args
-        secret = self.keys.get(str(key))
-        if secret is None:
-            return "API key is invalid."
-        if not str(expires).isdigit() or int(expires) <= self.server_ms():
-            return "Params Error: expires is in the past"
-        want = hmac.new(secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256)
-        if not hmac.compare_digest(str(sign).lower(), want.hexdigest()):
-            return "Request not authorized"
-        return ""
-
-    async def _subscribe(self, conn: Conn, op: str, args: Any, base: dict[str, Any]) -> None:
-        if conn.stream == "private" and not conn.authed:
-            await self._send(conn, base | {"success": False, "ret_msg": "Request not authorized"})
-            return
-        topics = [str(t) for t in args] if isinstance(args, list) else []
-        bad = [t for t in topics if not self._topic_ok(conn.stream, t)] or ([] if topics else ["?"])
-        new = [t for t in topics if t not in bad and t not in conn.topics]
-        for t in topics:
-            if t not in bad:
-                (conn.topics.add if op == "subscribe" else conn.topics.discard)(t)
-        ret = f"error:handler not found,topic:{','.join(bad)}" if bad else ""
-        await self._send(conn, base | {"success": not bad, "ret_msg": ret})
-        if op == "subscribe":
-            for t in new:
-                if t.startswith("tickers."):
-                    sym, now = t.split(".", 1)[1], self.server_ms()
-                    snap = {"topic": t, "type": "snapshot", "data": self.ticker(sym),
-                            "cs": next(self._ids), "ts": now}  # fmt: skip
-                    await self._send(conn, snap)
-
-    def _topic_ok(self, stream: str, topic: str) -> bool:
-        if stream == "private":
-            return topic in PRIVATE_TOPICS
-        parts = topic.split(".")
-        if parts[0] == "kline" and len(parts) == 3:
-            return parts[1] in INTERVAL_MS and parts[2] in self.ex.instruments
-        return (
-            parts[0] in ("tickers", "publicTrade")
-            and len(parts) == 2
-            and (parts[1] in self.ex.instruments)
-        )
-
-    async def _send(self, conn: Conn, msg: dict[str, Any] | str) -> None:
-        if self._stalled() or conn.ws.closed:
-            return
-        with contextlib.suppress(ConnectionError):
-            await conn.ws.send_str(msg if isinstance(msg, str) else _dumps(msg))
-
-    async def _send_public(self, topic: str, msg: dict[str, Any]) -> None:
-        text_ = _dumps({"topic": topic} | msg)
-        for conn in list(self._conns.values()):
-            if conn.stream == "public" and topic in conn.topics:
-                await self._send(conn, text_)
-
-    async def _send_private(self, topic: str, text_: str) -> None:
-        for conn in list(self._conns.values()):
-            if conn.stream == "private" and conn.authed and topic in conn.topics:
-                await self._send(conn, text_)
-
-    async def _publish(self, batches: list[Batch]) -> None:
-        """Push private messages per the delivery knobs: drop_next, reorder, dup, delay."""
-        for batch in batches:
-            if self.reorder_private:
-                batch = sorted(batch, key=lambda e: REORDERED.index(e[0]))
-            for topic, item in batch:
-                if self._drop_next[topic] > 0:
-                    self._drop_next[topic] -= 1
-                    continue
-                msg = _dumps({"id": f"{next(self._ids)}-fake", "topic": topic,
-                              "creationTime": self.server_ms(), "data": [item]})  # fmt: skip
-                copies = 2 if topic == "execution" and self.dup_exec else 1
-                delay = self.delay_topic.get(topic, 0.0)
-                for _ in range(copies):
-                    if delay > 0:
-                        self._later(delay, self._send_private(topic, msg))
-                    else:
-                        await self._send_private(topic, msg)
-
-    def _later(self, delay: float, coro: Any) -> None:
-        async def run() -> None:
-            await asyncio.sleep(delay)
-            await coro
-
-        task = self._loop.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
