@@ -79,6 +79,22 @@ def test_time_in_market_and_exposure():
     assert m.exposure_pct(TRADES, 0, 10 * H, 10_000.0) == pytest.approx(7.0)
 
 
+def test_time_in_market_counts_from_the_window_start():
+    """The equity curve's first point is the first exec close (01:00 for a 1h Play starting at
+    00:00); a position held from 01:00 to the end of a 4h window is in the market 3h of 4."""
+    held = [{**TRADES[0], "entry_time": H, "exit_time": 4 * H}]
+    out = m.compute_metrics(
+        held,
+        np.arange(1, 5) * H,
+        np.array([10_000.0, 10_010.0, 10_020.0, 10_030.0]),
+        starting_equity=10_000.0,
+        bars_per_year=8760,
+        window=(0, 4 * H),
+    )
+    assert out["time_in_market_pct"] == 75.0
+    assert out["exposure_pct"] == 1000 * 3 / 4 / 10_000 * 100
+
+
 def test_liquidation_count():
     assert m.liquidation_count(TRADES) == 0
     assert m.liquidation_count([*TRADES, {**TRADES[0], "exit_reason": "liquidation"}]) == 1
@@ -92,6 +108,7 @@ def test_compute_metrics_summary():
         eq,
         starting_equity=10_000.0,
         bars_per_year=8760,
+        window=(0, 3 * H),
         counters={"rejected_entries": 2, "ambiguous_exits": 1, "liquidations": 9},
     )
     assert out["trades"] == 3

@@ -138,6 +138,7 @@ def _assemble(
         out.equity,
         starting_equity=play.account.starting_equity,
         bars_per_year=bars_per_year(compiled.exec_tf),
+        window=(window.start_ms, window.end_ms),
     )
     metrics.update(out.counters)
     result = {

@@ -153,13 +153,16 @@ def compute_metrics(
     *,
     starting_equity: float,
     bars_per_year: float,
+    window: tuple[int, int],
     counters: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Every DESIGN §8 metric, rounded for reading (raw trades and equity are in the CSVs).
 
     `trades` carry the trades.csv fields (times in ms); `equity` is the curve at `equity_ts` (one
     point per exec bar, the last after any end-of-data close); returns and drawdowns start from
-    `starting_equity`. `counters` (rejected_entries, ambiguous_exits, fallback_bars_1m) come from
+    `starting_equity`. `window` is the run's [start, end) in ms: time in market and exposure are
+    shares of all of it, so a position held from the first exec close on is not counted as the
+    whole window. `counters` (rejected_entries, ambiguous_exits, fallback_bars_1m) come from
     the simulator and the data layer.
     """
     equity = np.asarray(equity, dtype=float)
@@ -167,8 +170,7 @@ def compute_metrics(
     pnls = [float(t["pnl"]) for t in trades]
     mdd_abs, mdd_pct = max_drawdown(np.concatenate([[starting_equity], equity]))
     rets = bar_returns(np.concatenate([[starting_equity], equity]))
-    start_ms = int(equity_ts[0]) if len(equity_ts) else 0
-    end_ms = int(equity_ts[-1]) if len(equity_ts) else 0
+    start_ms, end_ms = window
     durations = [(int(t["exit_time"]) - int(t["entry_time"])) / 3_600_000 for t in trades]
     longs = [t for t in trades if t["side"] == "long"]
     shorts = [t for t in trades if t["side"] == "short"]
