@@ -100,6 +100,8 @@ def run(
             progress=progress,
         )
     result = res.result
+    for w in result["warnings"]:
+        err.print(f"warning: {w}", markup=False, soft_wrap=True)
     if out is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         out = Path("runs") / result["play"] / f"{stamp}-{result['input_hash'][:8]}"

@@ -16,6 +16,7 @@ from .options import parse_sets
 
 app = typer.Typer(help="Validate and inspect Plays.", no_args_is_help=True)
 console = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a variable: name=value.")]
 
@@ -33,8 +34,10 @@ def validate(
     problems: list[str] = []
     for f in files:
         try:
-            validate_play(f, overrides)
+            compiled = validate_play(f, overrides)
             console.print(f"ok  {f}", markup=False)
+            for w in compiled.warnings:
+                err.print(f"warning: {w}", markup=False)
         except PlayError as exc:
             problems += exc.problems
     if problems:

@@ -162,6 +162,7 @@ def _assemble(
         "signals": out.signals,
         "evaluated_instants": len(out.instants),
         "metrics": metrics,
+        "warnings": list(compiled.warnings),
     }
     if not out.trades:
         result["note"] = "the Play produced zero trades in this window"

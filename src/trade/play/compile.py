@@ -71,6 +71,9 @@ class CompiledPlay:
     setups: Mapping[str, A.Cond]
     exec_tf: str
     series: frozenset[A.Series] = field(default=frozenset())
+    warnings: tuple[
+        str, ...
+    ] = ()  # `file:line: key.path: message`, e.g. a condition that is constant
 
     def feature(self, key: str) -> FeatureNode:
         return next(f for f in self.features if f.key == key)
@@ -121,6 +124,7 @@ class _Compiler:
         self.origin = origin
         self.catalog = catalog
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         self.nodes: dict[str, FeatureNode] = {}
         self.setups: dict[str, A.Cond | None] = {}
         self.setup_stack: list[str] = []
@@ -129,8 +133,14 @@ class _Compiler:
         self.exec_ms = TIMEFRAMES[play.timeframes.exec_tf]
 
     def report(self, path: str, message: str) -> None:
+        self.problems.append(self._located(path, message))
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(self._located(path, message))
+
+    def _located(self, path: str, message: str) -> str:
         line = self.located.line(path) or 1
-        self.problems.append(f"{self.origin}:{line}: {path}: {message}")
+        return f"{self.origin}:{line}: {path}: {message}"
 
     # ------------------------------------------------------------------ features and structures
 
@@ -155,6 +165,7 @@ class _Compiler:
             setups={k: v for k, v in self.setups.items() if v is not None},
             exec_tf=self.play.timeframes.exec_tf,
             series=frozenset(self.series),
+            warnings=tuple(dict.fromkeys(self.warnings)),  # a setup used twice warns once
         )
 
     def _features(self) -> None:
@@ -524,7 +535,18 @@ class _Compiler:
                     )
             if op == "in" and any(not isinstance(r, A.Const) for r in operands):
                 raise ConditionError(where, "'in' takes a list of literal values")
-        return A.Cmp(op, lhs, tuple(operands), node.tol)
+        if op == "between" and all(isinstance(r, A.Const) for r in operands):
+            lo, hi = (r.value for r in operands)  # type: ignore[union-attr]
+            if lo > hi:
+                raise ConditionError(
+                    f"{where}[2]",
+                    f"'between' bounds [{lo:g}, {hi:g}] are reversed (low > high), so it is never true; write [{hi:g}, {lo:g}]",
+                )
+        cmp = A.Cmp(op, lhs, tuple(operands), node.tol)
+        constant = _constant_truth(cmp)
+        if constant is not None:
+            self.warn(where, constant)
+        return cmp
 
     def _pair(self, lhs_s: A.ExprSyntax, rhs_s: A.ExprSyntax) -> tuple[A.Expr, A.Expr]:
         """Resolve both operands; a bare name is an enum literal when the other side is an enum."""
@@ -647,6 +669,31 @@ def _normalise_brackets(text: str) -> str:
             return m.group(0)
 
     return re.sub(r"\[([^\[\]]+)\]", fix, text)
+
+
+def _constant_truth(c: A.Cmp) -> str | None:
+    """Why a comparison has the same truth at every instant (None when it can vary).
+
+    Provable cases: every operand a literal, or one series compared with itself (same offset)."""
+    operands = (c.lhs, *c.rhs)
+    if all(isinstance(e, A.Const) for e in operands):
+        return f"'{c.op}' compares only literals, so it has the same truth at every bar"
+    if any(e != c.lhs for e in c.rhs) or c.op == "in":
+        return None
+    truth = {
+        ">": "false",
+        "<": "false",
+        "!=": "false",
+        "cross_above": "false",
+        "cross_below": "false",
+        ">=": "true",
+        "<=": "true",
+        "==": "true",
+        "between": "true",
+        "near_abs": "true",
+        "near_pct": "true",
+    }[c.op]
+    return f"'{c.op}' compares {_describe(c.lhs)} with itself, so it is always {truth} once the value exists"
 
 
 def _describe(e: A.Expr) -> str:
