@@ -33,6 +33,17 @@ from .kernels import (
 
 DAY_MS = 86_400_000
 WEEK_OFFSET_MS = 4 * DAY_MS
+TIE_EPS = 1e-14  # TA-Lib's relative dead-zone (TA_EPSILON), about 90 ulp of the operands
+
+
+@njit(cache=True, inline="always")
+def tie(d, scale):  # type: ignore[no-untyped-def]
+    """True when a difference `d` of two computed prices is zero up to float rounding.
+
+    Two typical prices (or window extremes) equal in exact arithmetic can differ in their last
+    bits once summed and divided; TA-Lib treats |d| <= 1e-14 × (|a| + |b|) as zero, and so do we,
+    so a tie never counts as a move in either direction."""
+    return abs(d) <= TIE_EPS * scale
 
 
 @njit(cache=True, inline="always")
@@ -156,7 +167,7 @@ def kama_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
         vol = 0.0
         for k in range(n):
             vol += abs(ago(st, 1, k, n + 1) - ago(st, 1, k + 1, n + 1))
-        er = change / vol if vol != 0.0 else 0.0
+        er = change / vol if vol != 0.0 else 1.0  # a flat window: TA-Lib's ratio of 0/0
         fast, slow = 2.0 / 3.0, 2.0 / 31.0
         sc = (er * (fast - slow) + slow) ** 2
         prev = st[0] if st[0] == st[0] else ago(st, 1, 1, n + 1)
@@ -309,7 +320,8 @@ def cci_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
         for j in range(n):
             md += abs(st[2 + j] - mean)
         md /= n
-        out[0, i] = (tp - mean) / (0.015 * md) if md != 0 else 0.0
+        flat = tie(tp - mean, abs(mean)) or tie(md, abs(mean))  # TA-Lib's flatness test
+        out[0, i] = 0.0 if flat else (tp - mean) / (0.015 * md)
 
 
 @njit(cache=True)
@@ -322,7 +334,8 @@ def willr_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
             out[0, i] = NAN
             continue
         hh, ll = wmax(st, 0, n), wmin(st, 2 + n, n)
-        out[0, i] = (hh - c[i]) / (hh - ll) * -100.0 if hh != ll else 0.0
+        flat = tie(hh - ll, abs(hh) + abs(ll))
+        out[0, i] = 0.0 if flat else (hh - c[i]) / (hh - ll) * -100.0
 
 
 @njit(cache=True)
@@ -335,7 +348,7 @@ def mfi_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
         if prev != prev:
             out[0, i] = NAN
             continue
-        mf = tp * v[i]
+        mf = 0.0 if tie(tp - prev, abs(tp) + abs(prev)) else tp * v[i]
         push(st, 1, mf if tp > prev else 0.0, n)
         push(st, 3 + n, mf if tp < prev else 0.0, n)
         if not full(st, 1, n):
@@ -382,7 +395,7 @@ def stoch_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def]
             out[1, i] = NAN
             continue
         hh, ll = wmax(st, 0, k), wmin(st, 2 + k, k)
-        fk = (c[i] - ll) / (hh - ll) * 100.0 if hh != ll else 0.0
+        fk = 0.0 if tie(hh - ll, abs(hh) + abs(ll)) else (c[i] - ll) / (hh - ll) * 100.0
         slow_k = sma(st, b, fk, sk)
         out[0, i] = slow_k
         out[1, i] = sma(st, b + 2 + sk, slow_k, d)
@@ -406,7 +419,7 @@ def stochrsi_run(st, p, o, h, lo, c, v, ts, out):  # type: ignore[no-untyped-def
             out[1, i] = NAN
             continue
         hh, ll = wmax(st, b, n), wmin(st, b, n)
-        fk = (r - ll) / (hh - ll) * 100.0 if hh != ll else 0.0
+        fk = 0.0 if tie(hh - ll, abs(hh) + abs(ll)) else (r - ll) / (hh - ll) * 100.0
         kk = sma(st, b + 2 + n, fk, k)
         out[0, i] = kk
         out[1, i] = sma(st, b + 4 + n + k, kk, d)
