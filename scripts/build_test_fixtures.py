@@ -40,10 +40,33 @@ WHOLE = {
     "bybit_ETHUSDT_mark_1h.csv.gz": "import of mark prices",
     "bybit_instruments.csv": "fake exchange instruments",
 }
-CUT: dict[str, tuple[str, str | int]] = {
+CUT: dict[str, tuple[str, str | int | tuple[int, int]]] = {
     "bybit_BTCUSDT_5m.csv.gz": ("resampling 1m to 5m (the 1m month only)", ONE_MINUTE),
     "bybit_ETHUSDT_5m.csv.gz": ("a valid file beside a bad one (the 1m month only)", ONE_MINUTE),
     "bybit_ETHUSDT_15m.csv.gz": ("TA-Lib oracle on ETHUSDT (first 20,000 bars)", 20_000),
+    "bybit_ETHUSDT_1m_ties.csv.gz": (
+        "indicator ties as TA-Lib: typical prices equal up to rounding",
+        (1749828360000, 1750038300000),
+    ),
+    "bybit_BTCUSDT_1m_ties_a.csv.gz": (
+        "indicator ties as TA-Lib: a typical-price tie (MFI)",
+        (1750860300000, 1750902240000),
+    ),
+    "bybit_BTCUSDT_1m_ties_b.csv.gz": (
+        "indicator ties as TA-Lib: an RSI window flat to the last bit (STOCHRSI)",
+        (1751136300000, 1751178240000),
+    ),
+    "binance_BTCUSDT_5m_flat.csv.gz": (
+        "indicator ties as TA-Lib: a run of identical bars (KAMA, STOCHRSI)",
+        (1729990800000, 1730230500000),
+    ),
+}
+# cut files whose rows come from a differently named file of the data set
+SOURCE = {
+    "bybit_ETHUSDT_1m_ties.csv.gz": "bybit_ETHUSDT_1m.csv.gz",
+    "bybit_BTCUSDT_1m_ties_a.csv.gz": "bybit_BTCUSDT_1m.csv.gz",
+    "bybit_BTCUSDT_1m_ties_b.csv.gz": "bybit_BTCUSDT_1m.csv.gz",
+    "binance_BTCUSDT_5m_flat.csv.gz": "binance_BTCUSDT_5m.csv.gz",
 }
 SPEC_SOURCE = "tick/qty step as the data shows; min notional, leverage, MMR as Bybit publishes"
 
@@ -60,7 +83,8 @@ def main(market: Path) -> None:
         rows.append((name, why, "whole file"))
     _, first, last = _span(market / "bybit_BTCUSDT_1m.csv.gz", iso=False)
     for name, (why, keep) in CUT.items():
-        _cut(market / name, OUT / name, (int(first), int(last)) if keep == ONE_MINUTE else keep)
+        span = (int(first), int(last)) if keep == ONE_MINUTE else keep
+        _cut(market / SOURCE.get(name, name), OUT / name, span)  # type: ignore[arg-type]
         rows.append((name, why, "cut"))
     _write_readme(rows, manifest)
     total = sum(f.stat().st_size for f in OUT.iterdir())
@@ -96,18 +120,20 @@ def _write_readme(rows: list[tuple[str, str, str]], manifest: dict[str, dict[str
     lines = [
         "# Real market data fixtures",
         "",
-        "Real Bybit USDT-perpetual klines, funding and mark prices for the tests and benchmarks, so a",
-        "clone anywhere runs them. Built by `scripts/build_test_fixtures.py` from the project's full",
-        "market data set (format: gzip CSV with a header, UTC, `ts_ms` = bar open in epoch ms; see",
-        "`docs/data.md`). Whole files are byte-identical to the data set; cut files keep a contiguous",
-        "run of the original lines, values untouched. `sha256sum -c SHA256SUMS` verifies them.",
+        "Real Bybit (and one Binance) USDT-perpetual klines, funding and mark prices for the tests and",
+        "benchmarks, so a clone anywhere runs them. Built by `scripts/build_test_fixtures.py` from the",
+        "project's full market data set (format: gzip CSV with a header, UTC, `ts_ms` = bar open in",
+        "epoch ms; see `docs/data.md`). Whole files are byte-identical to the data set; cut files keep",
+        "a contiguous run of the original lines, values untouched. `sha256sum -c SHA256SUMS` verifies",
+        "them.",
         "",
         "| file | rows | first | last | kept | original source | used by |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, why, how in sorted(rows):
         n, first, last = _span(OUT / name)
-        source = manifest.get(name, {}).get("source", SPEC_SOURCE).split(" (blob")[0]
+        source = manifest.get(SOURCE.get(name, name), {}).get("source", SPEC_SOURCE)
+        source = source.split(" (blob")[0]
         lines.append(f"| `{name}` | {n} | {first} | {last} | {how} | {source} | {why} |")
     sums = [f"{hashlib.sha256((OUT / n).read_bytes()).hexdigest()}  {n}" for n, _, _ in rows]
     (OUT / "SHA256SUMS").write_text("\n".join(sorted(sums, key=lambda s: s[66:])) + "\n")
