@@ -401,6 +401,8 @@ def test_order_filters_and_rejections(fake: FakeBybit, api: Api) -> None:
     assert api.code("POST", "/v5/order/create", **place, qty="0.0015", price="50000") == 10001
     assert api.code("POST", "/v5/order/create", **place, qty="0.001", price="50000.05") == 10001
     assert api.code("POST", "/v5/order/create", **place, qty="2000", price="50000") == 10001
+    assert api.code("POST", "/v5/order/create", **place, qty="0.01", price="50000",
+                    positionIdx=1) == 10001  # fmt: skip
     assert api.code("POST", "/v5/order/create", **place, qty="0.001", price="1000") == 110094
     assert api.code("POST", "/v5/order/create", **place, qty="3", price="50000") == 110007
     assert api.code("POST", "/v5/order/create", **place, qty="0.01", price="50000",

@@ -120,9 +120,9 @@ class Gateway(Streams):
                 raise self._rejects.popleft()
             result, batches = ROUTES[(req.method, req.path)](self, params, key)
         except Reject as err:
-            await self._publish(err.batches)
+            self._publish(err.batches)
             return self._answer(err, headers)
-        await self._publish(batches)
+        self._publish(batches)
         if fault == "partial" and len(result.get("list", ())) > 1:
             result = result | {"list": result["list"][: len(result["list"]) // 2]}
         if fault == "unknown_after_apply":

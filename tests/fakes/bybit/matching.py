@@ -134,6 +134,8 @@ class Exchange:
             raise Reject(10001, f"params error: side invalid: {side!r}")
         if otype not in ("Market", "Limit"):
             raise Reject(10001, f"params error: orderType invalid: {otype!r}")
+        if p.get("positionIdx") not in (None, 0, "0"):
+            raise Reject(10001, "position idx not match position mode")  # one-way only
         qty = dec(p, "qty", required=True)
         assert qty is not None
         price = dec(p, "price") or ZERO

@@ -120,7 +120,6 @@ class FakeBybit(Gateway):
         self._conns: dict[str, Conn] = {}
         self._connects: Counter[str] = Counter()
         self._ids = itertools.count(1)
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -181,8 +180,6 @@ class FakeBybit(Gateway):
     async def _stop(self) -> None:
         for conn in list(self._conns.values()):
             conn.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
         await self._runner.cleanup()
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -285,7 +282,7 @@ class FakeBybit(Gateway):
             self._trade, symbol, Decimal(repr(float(price))), Decimal(repr(float(qty))), side
         )
 
-    async def _trade(self, symbol: str, price: Decimal, qty: Decimal, side: str) -> None:
+    def _trade(self, symbol: str, price: Decimal, qty: Decimal, side: str) -> None:
         self.ex.instrument(symbol)
         prev = self.ex.last.get(symbol)
         now, n = self.server_ms(), next(self._ids)
@@ -295,16 +292,12 @@ class FakeBybit(Gateway):
             tick = "MinusTick"
         trade = {"T": now, "s": symbol, "S": side, "v": num(qty), "p": num(price), "L": tick,
                  "i": fake_uuid(3, n), "BT": False, "seq": n}  # fmt: skip
-        await self._send_public(
-            f"publicTrade.{symbol}", {"type": "snapshot", "ts": now, "data": [trade]}
-        )
+        self._send_public(f"publicTrade.{symbol}", {"type": "snapshot", "ts": now, "data": [trade]})
         t = self.ticker(symbol)
         delta = {k: t[k] for k in ("symbol", "lastPrice", "markPrice", "indexPrice", "bid1Price",
                                    "ask1Price")} | {"tickDirection": tick}  # fmt: skip
-        await self._send_public(
-            f"tickers.{symbol}", {"type": "delta", "data": delta, "cs": n, "ts": now}
-        )
-        await self._publish(batches)
+        self._send_public(f"tickers.{symbol}", {"type": "delta", "data": delta, "cs": n, "ts": now})
+        self._publish(batches)
 
     def kline(
         self,
@@ -325,7 +318,7 @@ class FakeBybit(Gateway):
         row = [start, *ohlcv, ohlcv[4] * ohlcv[3] if turnover is None else float(turnover)]
         self._call(self._kline, symbol, interval, row, confirm)
 
-    async def _kline(self, symbol: str, interval: str, row: list[Any], confirm: bool) -> None:
+    def _kline(self, symbol: str, interval: str, row: list[Any], confirm: bool) -> None:
         item = self.klines.setdefault((symbol, interval), Series(7)).upsert(row)
         start, now = int(row[0]), self.server_ms()
         bar = {"start": start, "end": bar_end(start, interval), "interval": interval,
@@ -333,24 +326,24 @@ class FakeBybit(Gateway):
                "volume": item[5], "turnover": item[6], "confirm": bool(confirm),
                "timestamp": now}  # fmt: skip
         msg = {"type": "snapshot", "ts": now, "data": [bar]}
-        await self._send_public(f"kline.{interval}.{symbol}", msg)
+        self._send_public(f"kline.{interval}.{symbol}", msg)
 
     def fill(self, order_id_or_link_id: str, price: float, qty: float | None = None) -> None:
         """Fill an open order explicitly (all that is left when `qty` is None)."""
 
-        async def go() -> None:
+        def go() -> None:
             o = self.ex.ref(order_id_or_link_id)
             q = None if qty is None else Decimal(repr(float(qty)))
-            await self._publish(self.ex.fill(o, Decimal(repr(float(price))), q))
+            self._publish(self.ex.fill(o, Decimal(repr(float(price))), q))
 
         self._call(go)
 
     def funding(self, symbol: str, rate: float) -> None:
         """Settle funding on the open position at the mark price (no-op when flat)."""
 
-        async def go() -> None:
+        def go() -> None:
             self.funding_rates[symbol] = text(rate)
-            await self._publish(self.ex.funding(symbol, Decimal(repr(float(rate)))))
+            self._publish(self.ex.funding(symbol, Decimal(repr(float(rate)))))
 
         self._call(go)
 
@@ -360,8 +353,8 @@ class FakeBybit(Gateway):
     def adl(self, symbol: str, price: float) -> None:
         self._call(self._close_out, symbol, price, "AdlTrade")
 
-    async def _close_out(self, symbol: str, price: float, kind: str) -> None:
-        await self._publish(self.ex.close_out(symbol, Decimal(repr(float(price))), kind))
+    def _close_out(self, symbol: str, price: float, kind: str) -> None:
+        self._publish(self.ex.close_out(symbol, Decimal(repr(float(price))), kind))
 
     def ticker(self, symbol: str) -> dict[str, Any]:
         ins = self.ex.instrument(symbol)

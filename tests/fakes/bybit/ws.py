@@ -4,7 +4,6 @@ delivery knobs for private messages (stall, drop, duplicate, reorder, delay)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -35,6 +34,7 @@ class Conn:
     transport: Any
     authed: bool = False
     topics: set[str] = field(default_factory=set)
+    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)  # written by its own task
 
 
 class Streams:
@@ -49,7 +49,6 @@ class Streams:
     _conns: dict[str, Conn]
     _connects: Counter[str]
     _ids: itertools.count[int]
-    _tasks: set[asyncio.Task[Any]]
     _loop: asyncio.AbstractEventLoop
     _stall_until: float
     _maintenance_until: int
@@ -68,6 +67,7 @@ class Streams:
         conn = Conn(f"fake-{next(self._ids)}", stream, ws, request.transport)
         self._conns[conn.id] = conn
         self._connects[stream] += 1
+        writer = asyncio.get_running_loop().create_task(self._write(conn))
         try:
             async for msg in ws:
                 if self._stalled():
@@ -75,40 +75,49 @@ class Streams:
                 if msg.type == WSMsgType.PING:
                     await ws.pong(msg.data)
                 elif msg.type == WSMsgType.TEXT:
-                    await self._ws_message(conn, msg.data)
+                    self._ws_message(conn, msg.data)
         except ConnectionError:
             pass
         finally:
             self._conns.pop(conn.id, None)
+            writer.cancel()
         return ws
+
+    @staticmethod
+    async def _write(conn: Conn) -> None:
+        """Send the socket's queued messages in order (so no control call waits on a socket)."""
+        while not conn.ws.closed:
+            text_ = await conn.outbox.get()
+            try:
+                await conn.ws.send_str(text_)
+            except ConnectionError:
+                return
 
     def _stalled(self) -> bool:
         return time.monotonic() < self._stall_until
 
-    async def _ws_message(self, conn: Conn, data: str) -> None:
+    def _ws_message(self, conn: Conn, data: str) -> None:
         try:
             req = json.loads(data)
             op = req.get("op")
         except (ValueError, AttributeError):
-            await self._send(
-                conn, {"success": False, "ret_msg": "invalid JSON", "conn_id": conn.id}
-            )
+            self._send(conn, {"success": False, "ret_msg": "invalid JSON", "conn_id": conn.id})
             return
         req_id = req.get("req_id", "")
         base = {"conn_id": conn.id, "req_id": req_id, "op": op}
         if op == "ping":
             if conn.stream == "public":
-                await self._send(conn, base | {"success": True, "ret_msg": "pong"})
+                self._send(conn, base | {"success": True, "ret_msg": "pong"})
             else:
-                await self._send(conn, base | {"op": "pong", "args": [str(self.server_ms())]})
+                self._send(conn, base | {"op": "pong", "args": [str(self.server_ms())]})
         elif op == "auth" and conn.stream == "private":
             error = self._ws_auth_error(req.get("args"))
             conn.authed = error == ""
-            await self._send(conn, base | {"success": conn.authed, "ret_msg": error})
+            self._send(conn, base | {"success": conn.authed, "ret_msg": error})
         elif op in ("subscribe", "unsubscribe"):
-            await self._subscribe(conn, op, req.get("args"), base)
+            self._subscribe(conn, op, req.get("args"), base)
         else:
-            await self._send(conn, base | {"success": False, "ret_msg": f"unknown op {op!r}"})
+            self._send(conn, base | {"success": False, "ret_msg": f"unknown op {op!r}"})
 
     def _ws_auth_error(self, args: Any) -> str:
         """'' when `["KEY", expires, sign]` signs "GET/realtime{expires}" and expires is ahead."""
@@ -125,9 +134,9 @@ class Streams:
             return "Request not authorized"
         return ""
 
-    async def _subscribe(self, conn: Conn, op: str, args: Any, base: dict[str, Any]) -> None:
+    def _subscribe(self, conn: Conn, op: str, args: Any, base: dict[str, Any]) -> None:
         if conn.stream == "private" and not conn.authed:
-            await self._send(conn, base | {"success": False, "ret_msg": "Request not authorized"})
+            self._send(conn, base | {"success": False, "ret_msg": "Request not authorized"})
             return
         topics = [str(t) for t in args] if isinstance(args, list) else []
         bad = [t for t in topics if not self._topic_ok(conn.stream, t)] or ([] if topics else ["?"])
@@ -136,14 +145,14 @@ class Streams:
             if t not in bad:
                 (conn.topics.add if op == "subscribe" else conn.topics.discard)(t)
         ret = f"error:handler not found,topic:{','.join(bad)}" if bad else ""
-        await self._send(conn, base | {"success": not bad, "ret_msg": ret})
+        self._send(conn, base | {"success": not bad, "ret_msg": ret})
         if op == "subscribe":
             for t in new:
                 if t.startswith("tickers."):
                     sym, now = t.split(".", 1)[1], self.server_ms()
                     snap = {"topic": t, "type": "snapshot", "data": self.ticker(sym),
                             "cs": next(self._ids), "ts": now}  # fmt: skip
-                    await self._send(conn, snap)
+                    self._send(conn, snap)
 
     def _topic_ok(self, stream: str, topic: str) -> bool:
         if stream == "private":
@@ -157,24 +166,23 @@ class Streams:
             and (parts[1] in self.ex.instruments)
         )
 
-    async def _send(self, conn: Conn, msg: dict[str, Any] | str) -> None:
-        if self._stalled() or conn.ws.closed:
-            return
-        with contextlib.suppress(ConnectionError):
-            await conn.ws.send_str(msg if isinstance(msg, str) else dumps(msg))
+    def _send(self, conn: Conn, msg: dict[str, Any] | str) -> None:
+        """Queue one message (lost while the sockets are stalled, as on a half-open link)."""
+        if not self._stalled() and not conn.ws.closed:
+            conn.outbox.put_nowait(msg if isinstance(msg, str) else dumps(msg))
 
-    async def _send_public(self, topic: str, msg: dict[str, Any]) -> None:
+    def _send_public(self, topic: str, msg: dict[str, Any]) -> None:
         text_ = dumps({"topic": topic} | msg)
         for conn in list(self._conns.values()):
             if conn.stream == "public" and topic in conn.topics:
-                await self._send(conn, text_)
+                self._send(conn, text_)
 
-    async def _send_private(self, topic: str, text_: str) -> None:
+    def _send_private(self, topic: str, text_: str) -> None:
         for conn in list(self._conns.values()):
             if conn.stream == "private" and conn.authed and topic in conn.topics:
-                await self._send(conn, text_)
+                self._send(conn, text_)
 
-    async def _publish(self, batches: list[Batch]) -> None:
+    def _publish(self, batches: list[Batch]) -> None:
         """Push private messages per the delivery knobs: drop_next, reorder, dup, delay."""
         for batch in batches:
             if self.reorder_private:
@@ -189,18 +197,9 @@ class Streams:
                 delay = self.delay_topic.get(topic, 0.0)
                 for _ in range(copies):
                     if delay > 0:
-                        self._later(delay, self._send_private(topic, msg))
+                        self._loop.call_later(delay, self._send_private, topic, msg)
                     else:
-                        await self._send_private(topic, msg)
-
-    def _later(self, delay: float, coro: Any) -> None:
-        async def run() -> None:
-            await asyncio.sleep(delay)
-            await coro
-
-        task = self._loop.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+                        self._send_private(topic, msg)
 
 
 def dumps(obj: Any) -> str:
