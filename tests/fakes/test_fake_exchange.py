@@ -532,6 +532,10 @@ def test_ws_ping_pong_in_both_formats(fake: FakeBybit) -> None:
     assert pub == {"success": True, "ret_msg": "pong", "conn_id": pub["conn_id"], "req_id": "p1",
                    "op": "ping"}  # fmt: skip
     assert priv == {"req_id": "p2", "op": "pong", "args": [str(T0)], "conn_id": priv["conn_id"]}
+    assert sorted(fake.ws_received, key=lambda m: m["stream"]) == [
+        {"stream": "private", "op": "ping", "req_id": "p2"},
+        {"stream": "public", "op": "ping", "req_id": "p1"},
+    ]
 
 
 def test_private_topics_need_auth_first(fake: FakeBybit) -> None:

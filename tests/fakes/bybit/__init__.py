@@ -9,7 +9,7 @@ port of 127.0.0.1, deterministic and driven by the test.
 
 Every control method is synchronous and thread-safe (it runs on the fake's loop and waits), so it
 may be called from sync tests or from inside a test's own event loop; `orders`, `positions`,
-`executions`, `wallet`, `requests` and `connections` return copies.
+`executions`, `wallet`, `requests`, `ws_received` and `connections` return copies.
 
 What it models (facts from the reference's sections 2, 3, 5, 6 and 8):
 - Auth: HMAC-SHA256 over the raw query string (GET) or body bytes (POST); unknown key 10003, bad

@@ -116,6 +116,7 @@ class FakeBybit(Gateway):
         self._maintenance_until = 0  # server ms
         self._stall_until = 0.0  # monotonic
         self._requests: list[Request] = []
+        self._ws_received: list[dict[str, Any]] = []  # every JSON message a socket sent us
         self._hits: dict[tuple[str, str], deque[float]] = {}
         self._conns: dict[str, Conn] = {}
         self._connects: Counter[str] = Counter()
@@ -449,6 +450,11 @@ class FakeBybit(Gateway):
     @property
     def requests(self) -> list[Request]:
         return [replace(r) for r in list(self._requests)]
+
+    @property
+    def ws_received(self) -> list[dict[str, Any]]:
+        """Every JSON message clients sent (with its `stream`), stalled sockets excepted."""
+        return [dict(m) for m in list(self._ws_received)]
 
     @property
     def connections(self) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ class Streams:
     delay_topic: dict[str, float]
     _drop_next: Counter[str]
     _conns: dict[str, Conn]
+    _ws_received: list[dict[str, Any]]
     _connects: Counter[str]
     _ids: itertools.count[int]
     _loop: asyncio.AbstractEventLoop
@@ -100,6 +101,7 @@ class Streams:
         try:
             req = json.loads(data)
             op = req.get("op")
+            self._ws_received.append({"stream": conn.stream} | req)
         except (ValueError, AttributeError):
             self._send(conn, {"success": False, "ret_msg": "invalid JSON", "conn_id": conn.id})
             return
