@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import InputError
+
 _db_override: Path | None = None
 
 
@@ -22,6 +24,18 @@ def db_path() -> Path:
     if env:
         return Path(env)
     return Path.home() / ".trade" / "market.duckdb"
+
+
+def db_wait_seconds() -> float:
+    """How long to wait for a market store another process holds: `$TRADE_DB_WAIT`, else 60 s."""
+    raw = os.environ.get("TRADE_DB_WAIT", "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400:
+        raise InputError(f"TRADE_DB_WAIT={raw!r}: expected seconds between 0 and 86400")
+    return value
 
 
 def bybit_rest_url() -> str:

@@ -154,14 +154,13 @@ def _window_for(
     db: Path | None,
     history_factor: float = 1.0,
 ):  # type: ignore[no-untyped-def]
-    from ..data import MarketStore
+    from ..data import open_reader
     from ..engine.backtest import parse_time
     from ..engine.market import load_from_store
     from ..play import find_play, validate_play
 
     compiled = validate_play(find_play(play), parse_sets(set_))
-    with MarketStore(db or config.db_path()) as store:
-        store.ensure_sample()
+    with open_reader(db) as store:
         window = load_from_store(
             compiled,
             store,

@@ -95,10 +95,9 @@ def import_(
 @app.command("status")
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Per symbol and series: span, rows, gaps and missing bars."""
-    from ..data import MarketStore
+    from ..data import open_reader
 
-    with MarketStore(config.db_path()) as store:
-        store.ensure_sample()
+    with open_reader() as store:
         rows = store.status()
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -133,13 +132,13 @@ def gaps(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Missing intervals of a stored series (first missing open → last missing open)."""
-    from ..data import MarketStore, missing_ranges
+    from ..data import missing_ranges, open_reader
     from ..data.gaps import count_missing
     from ..timeframes import canonical, tf_ms
 
     tf = canonical(tf)
     s, e = _window(start, end)
-    with MarketStore(config.db_path()) as store:
+    with open_reader(sample=False) as store:
         ts = store.stored_times("ohlcv", symbol, tf, s, e)
     if len(ts) == 0 and (s is None or e is None):
         raise InputError(f"no {symbol} {tf} bars in the store; import or sync them first")

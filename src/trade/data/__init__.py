@@ -5,6 +5,7 @@ The backtest engine reads everything through `MarketStore`; the rest are pure fu
 
 from .bars import Bars
 from .gaps import find_gaps, missing_ranges
+from .opening import open_reader
 from .resample import resample
 from .store import MarketStore
 from .sync import heal_for_window
@@ -17,6 +18,7 @@ __all__ = [
     "find_gaps",
     "heal_for_window",
     "missing_ranges",
+    "open_reader",
     "resample",
     "synthetic_market",
 ]

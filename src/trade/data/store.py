@@ -16,10 +16,10 @@ import duckdb
 import numpy as np
 
 from .. import config
-from ..errors import DataError
 from ..instruments import InstrumentSpec
 from ..timeframes import TIMEFRAMES, bucket_start, canonical
 from .bars import Bars
+from .opening import connect
 from .resample import resample
 
 SCHEMA = """
@@ -47,10 +47,7 @@ class MarketStore:
         self.path = Path(path) if path is not None else config.db_path()
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise DataError(f"cannot open market store {self.path}: {exc}") from None
+        self.con = connect(self.path, read_only)
         if not read_only:
             self.con.execute(SCHEMA)
 
@@ -345,15 +342,21 @@ class MarketStore:
     def ensure_sample(self) -> bool:
         """Load the bundled sample into this store once; rows already stored are kept. Returns
         True when it loaded now."""
-        from .sample import SAMPLE_MARKER, load_sample
+        from .sample import load_sample
+
+        if self.has_sample():
+            return False
+        load_sample(self)
+        return True
+
+    def has_sample(self) -> bool:
+        """Whether the bundled sample was loaded into this store."""
+        from .sample import SAMPLE_MARKER
 
         marker = self.con.execute(
             "SELECT count(*) FROM sync_meta WHERE kind = ?", [SAMPLE_MARKER]
         ).fetchone()
-        if marker and marker[0]:
-            return False
-        load_sample(self)
-        return True
+        return bool(marker and marker[0])
 
 
 def _by_ts(res: dict[str, Any]) -> dict[str, Any]:

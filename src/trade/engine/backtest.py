@@ -89,14 +89,15 @@ def run_backtest(
             raise InputError("--synthetic generates its own window; drop --start/--end")
         window = synthetic_window(compiled, synthetic.pattern, synthetic.bars, synthetic.seed, sym)
     else:
-        from ..data import MarketStore
+        from ..data import MarketStore, open_reader
 
-        with MarketStore(db) as store:
-            store.ensure_sample()
-            if fix_gaps:
-                from ..data import heal_for_window
+        if fix_gaps:  # the one backtest that writes: it waits for the store like any writer
+            from ..data import heal_for_window
 
+            with MarketStore(db) as store:
+                store.ensure_sample()
                 heal_for_window(store, sym, ["1m", compiled.exec_tf], start_ms, end_ms)
+        with open_reader(db) as store:
             window = load_from_store(compiled, store, sym, start_ms, end_ms)
     driver = run_fast if mode == "fast" else run_replay
     out = driver(compiled, window, intrabar_policy=intrabar, progress=progress)
