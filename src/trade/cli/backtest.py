@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from .. import config
 from ..errors import InputError
-from ..report.artifacts import write_run
+from ..report.artifacts import check_out_dir, write_run
 from . import feature_audits
 from .options import parse_sets
 
@@ -70,8 +71,7 @@ def run(
     if bars <= 0:
         raise InputError(f"--bars {bars}: expected a positive number of 1m bars")
     syn = Synthetic(pattern, bars, seed) if synthetic else None
-    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"--out {out}: exists and is not an empty directory")
+    check_out_dir(out)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -103,8 +103,7 @@ def run(
     for w in result["warnings"]:
         err.print(f"warning: {w}", markup=False, soft_wrap=True)
     if out is None:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        out = Path("runs") / result["play"] / f"{stamp}-{result['input_hash'][:8]}"
+        out = Path("runs") / result["play"] / run_id(result)
     extra = {}
     if not no_report:
         from ..report import html
@@ -116,6 +115,14 @@ def run(
         print(result_path.read_text(), end="")
         return
     _summary(result, out)
+
+
+def run_id(result: dict) -> str:
+    """Unique per run: start second, mode, intrabar policy, input hash and a random suffix, so runs
+    started together with any options never share a directory."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    parts = (stamp, result["mode"], result["intrabar"], result["input_hash"][:8])
+    return "-".join((*parts, secrets.token_hex(3)))
 
 
 def _summary(result: dict, out: Path) -> None:

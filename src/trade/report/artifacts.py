@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -107,6 +108,28 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
+def check_out_dir(out_dir: Path | None) -> None:
+    """Refuse, before any work starts, an output directory the run could not be written to:
+    `--out` existing and not empty, below a file, or on a filesystem that takes no new directory
+    (None: the default `runs/` tree, which must only be writable). The probe is a directory created
+    and removed in the nearest existing ancestor, so nothing stays behind."""
+    from ..errors import InputError
+
+    if out_dir is None:
+        label, out_dir = "runs/ (the default output directory)", Path("runs")
+    else:
+        label = f"--out {out_dir}"
+        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+            raise InputError(f"{label}: exists and is not an empty directory")
+    where = next(p for p in (out_dir.absolute(), *out_dir.absolute().parents) if p.exists())
+    if not where.is_dir():
+        raise InputError(f"{label}: {where} is a file, not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".trade-probe-", dir=where))
+    except OSError as exc:
+        raise InputError(f"{label}: cannot write in {where} ({exc.strerror})") from None
+
+
 def write_run(
     out_dir: Path,
     result: Mapping[str, Any],
@@ -130,9 +153,16 @@ def write_run(
         (tmp / "events.jsonl").write_text(events_text)
         for _name, writer in (extra or {}).items():
             writer(tmp)
-        if out_dir.exists():
-            out_dir.rmdir()
-        tmp.rename(out_dir)
+        try:
+            if out_dir.exists():
+                out_dir.rmdir()
+            tmp.rename(out_dir)
+        except OSError:  # another run filled it since the check: keep its files, drop ours
+            from ..errors import InputError
+
+            raise InputError(
+                f"--out {out_dir}: another run wrote there meanwhile; this run's files were discarded"
+            ) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
