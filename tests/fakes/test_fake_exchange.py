@@ -379,6 +379,18 @@ def test_funding_is_booked_at_the_mark_price(fake: FakeBybit, api: Api) -> None:
     assert fake.wallet["totalWalletBalance"] == "9999.775"  # 10000 - 0.275 - 0.05 + 0.1
 
 
+def test_a_reduce_only_order_never_exceeds_the_position(fake: FakeBybit, api: Api) -> None:
+    long_position(fake, api)
+    ack = api.order(side="Sell", orderType="Market", qty="0.05", reduceOnly=True)
+    fake.trade("BTCUSDT", 50_100.0)
+    order = fake.orders[ack["orderId"]]
+    assert (order["orderStatus"], order["qty"], order["cumExecQty"]) == ("Filled", "0.01", "0.01")
+    assert fake.positions["BTCUSDT"]["size"] == "0"
+    body = api.call("POST", "/v5/order/create", {"category": "linear", "symbol": "BTCUSDT",
+                    "side": "Sell", "orderType": "Market", "qty": "0.01", "reduceOnly": True})  # fmt: skip
+    assert body["retCode"] == 110017  # nothing left to reduce
+
+
 @pytest.mark.parametrize(("kind", "fee"), [("BustTrade", "0.22"), ("AdlTrade", "0")])
 def test_liquidation_and_adl_close_the_position(
     fake: FakeBybit, api: Api, kind: str, fee: str

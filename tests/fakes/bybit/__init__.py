@@ -11,6 +11,10 @@ Every control method is synchronous and thread-safe (it runs on the fake's loop 
 may be called from sync tests or from inside a test's own event loop; `orders`, `positions`,
 `executions`, `wallet`, `requests`, `ws_received` and `connections` return copies.
 
+Time is `fake.clock`: real time by default; `set_time(ms)` freezes it, `set_time(ms, speed)` runs it
+from ms at `speed` times real time, `advance(ms)` moves it; server time adds `clock_skew_ms`. Server
+time stamps everything (`/v5/market/time`, the signature window, envelopes, orders, executions).
+
 What it models (facts from the reference's sections 2, 3, 5, 6 and 8):
 - Auth: HMAC-SHA256 over the raw query string (GET) or body bytes (POST); unknown key 10003, bad
   signature 10004 (with Bybit's `origin_string[...]` text, which holds the API key but never the
@@ -27,9 +31,10 @@ What it models (facts from the reference's sections 2, 3, 5, 6 and 8):
   answers the benign 110026; 110024 with a position, 110028 with open orders), position mode (110025
   unchanged), switch-isolated refused (100028, UTA 2.0), trading-stop (34040 unchanged), closed PnL.
 - Orders: create (filters, 110094 min notional, 110007 margin, 110072 duplicate orderLinkId,
-  110017 reduce-only with nothing to reduce), amend, cancel (110001 unless open), cancel-all,
-  realtime (open orders; by orderId/orderLinkId it finds closed ones too; openOnly=1 closed ones),
-  history and execution list (7-day windows, cursors, newest first).
+  110017 reduce-only with nothing to reduce; a larger reduce-only order shrinks to the position;
+  positionIdx 0 only), amend, cancel (110001 unless open), cancel-all, realtime (open orders; by
+  orderId/orderLinkId it finds closed ones too; openOnly=1 closed ones), history and execution list
+  (7-day windows, cursors, newest first).
 - Matching, driven by `trade(symbol, price)`: last and mark move; publicTrade and a tickers delta go
   out; pending Market orders fill at that price (`fill_mode="immediate"`: at the last price on
   create); Limit orders fill at their price when the trade crosses it strictly (a buy limit when the

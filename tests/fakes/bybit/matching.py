@@ -394,11 +394,14 @@ class Exchange:
         """Book one fill: execution, order, position, wallet (one batch, in that order)."""
         now = self.now()
         pos = self.position(o.symbol)
-        if o.reduce_only:
-            qty = min(qty, pos.size if pos.side not in ("", o.side) else ZERO)
-            if qty <= 0:
+        if o.reduce_only:  # never more than the position: Bybit shrinks the order to fit
+            room = pos.size if pos.side not in ("", o.side) else ZERO
+            if room <= 0:
                 o.status, o.cancel_type, o.updated = "Deactivated", "CancelByReduceOnly", now
                 return [[("order", o.view())]]
+            if room < o.leaves:
+                o.qty = o.cum_qty + room
+            qty = min(qty, room)
         rate = fee_rate if fee_rate is not None else self.maker_fee if maker else self.taker_fee
         value = qty * price
         fee = q8(value * rate)
