@@ -142,9 +142,11 @@ def test_signatures_are_checked_over_exactly_what_was_sent(fake: FakeBybit, api:
     r = api.post("/v5/position/set-leverage", {"category": "linear", "symbol": "BTCUSDT",
                  "buyLeverage": "5", "sellLeverage": "5"})  # fmt: skip
     assert r.json()["retCode"] == 0 and r.headers["X-Bapi-Limit"] == "10"
+    lower = {k.lower(): v for k, v in api.headers("", None).items()}  # header names in any case
+    assert api.http.get("/v5/account/info", headers=lower).json()["retCode"] == 0
     assert Api(fake, key="NOSUCHKEY").get("/v5/account/info", {}).json()["retCode"] == 10003
     assert Api(fake, secret="wrong").get("/v5/account/info", {}).json()["retCode"] == 10004
-    assert [r.signed_ok for r in fake.requests] == [True, False, True, False, False]
+    assert [r.signed_ok for r in fake.requests] == [True, False, True, True, False, False]
 
 
 @pytest.mark.parametrize(
@@ -558,6 +560,7 @@ def test_private_topics_need_auth_first(fake: FakeBybit) -> None:
                 {"op": "subscribe", "args": ["order"]},
                 {"op": "auth", "args": auth_args(fake, secret="wrong")},
                 {"op": "auth", "args": auth_args(fake, expires=T0)},  # expired
+                {"op": "auth", "args": [*auth_args(fake)[:2], "é" * 64]},
                 {"op": "auth", "args": auth_args(fake)},
                 {"op": "subscribe", "args": ["order", "orderbook.1.BTCUSDT"]},
                 {"op": "subscribe", "args": PRIVATE},
@@ -572,11 +575,11 @@ def test_private_topics_need_auth_first(fake: FakeBybit) -> None:
 
     replies = asyncio.run(go())
     assert [(r["op"], r["success"]) for r in replies] == [
-        ("subscribe", False), ("auth", False), ("auth", False), ("auth", True),
+        ("subscribe", False), ("auth", False), ("auth", False), ("auth", False), ("auth", True),
         ("subscribe", False), ("subscribe", True),
     ]  # fmt: skip
     assert replies[0]["ret_msg"] == "Request not authorized"
-    assert replies[4]["ret_msg"] == "error:handler not found,topic:orderbook.1.BTCUSDT"
+    assert replies[5]["ret_msg"] == "error:handler not found,topic:orderbook.1.BTCUSDT"
     assert fake.connects == {"public": 0, "private": 1}
 
 

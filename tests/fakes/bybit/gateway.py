@@ -51,6 +51,11 @@ class Request:
     def json(self) -> Any:
         return json.loads(self.body or b"{}")
 
+    def header(self, name: str, default: str = "") -> str:
+        """A header by its name in any case (clients differ in how they spell them)."""
+        name = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == name), default)
+
 
 class Gateway(Streams):
     """REST dispatch for FakeBybit (a base of it: the state lives on the fake)."""
@@ -153,7 +158,7 @@ class Gateway(Streams):
     def _limit_headers(self, req: Request) -> dict[str, str]:
         """Bybit's per-key, per-endpoint rolling 1 s window (reported, never enforced)."""
         limit = 10 if req.path in WRITE_LIMITED else 50
-        hits = self._hits.setdefault((req.headers.get("X-BAPI-API-KEY", ""), req.path), deque())
+        hits = self._hits.setdefault((req.header("X-BAPI-API-KEY"), req.path), deque())
         while hits and req.at - hits[0] > 1.0:
             hits.popleft()
         hits.append(req.at)
@@ -172,18 +177,14 @@ class Gateway(Streams):
 
     def _authenticate(self, req: Request) -> str:
         """Check Bybit's HMAC headers over the raw query (GET) or body (POST); the key if good."""
-        h = {k.lower(): v for k, v in req.headers.items()}
-        key, ts, sign = (
-            h.get("x-bapi-api-key", ""),
-            h.get("x-bapi-timestamp", ""),
-            h.get("x-bapi-sign", ""),
-        )
-        rw = h.get("x-bapi-recv-window", "5000")
+        key, ts, sign = (req.header(f"X-BAPI-{h}") for h in ("API-KEY", "TIMESTAMP", "SIGN"))
+        rw = req.header("X-BAPI-RECV-WINDOW", "5000")
         payload = req.raw_query if req.method == "GET" else req.body.decode("utf-8", "replace")
         origin = f"{ts}{key}{rw}{payload}"
         secret = self.keys.get(key)
+        digest = hmac.new((secret or "").encode(), origin.encode(), hashlib.sha256).hexdigest()
         req.signed_ok = secret is not None and hmac.compare_digest(
-            sign.lower(), hmac.new(secret.encode(), origin.encode(), hashlib.sha256).hexdigest()
+            sign.lower().encode(), digest.encode()
         )
         if secret is None:
             raise Reject(10003, "API key is invalid.")

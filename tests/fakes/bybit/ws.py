@@ -132,7 +132,7 @@ class Streams:
         if not str(expires).isdigit() or int(expires) <= self.server_ms():
             return "Params Error: expires is in the past"
         want = hmac.new(secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256)
-        if not hmac.compare_digest(str(sign).lower(), want.hexdigest()):
+        if not hmac.compare_digest(str(sign).lower().encode(), want.hexdigest().encode()):
             return "Request not authorized"
         return ""
 
