@@ -68,8 +68,11 @@ def main(
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (used by the console script and `trade_cli.py`)."""
+    from ..jitnotice import compile_notice
+
     try:
-        code = app(args=argv, prog_name="trade", standalone_mode=False)
+        with compile_notice(lambda msg: err_console.print(msg, markup=False)):
+            code = app(args=argv, prog_name="trade", standalone_mode=False)
     except TradeError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err_console.print(f"error: {line}", markup=False, soft_wrap=True)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from ..instruments import round_price, round_qty_down
-from .scan import first_trigger, first_true
+from .scan import bisect, first_trigger, first_true
 
 # event record columns
 EV_TYPE, EV_TS, EV_ID, EV_SIDE, EV_QTY, EV_PRICE, EV_FEE, EV_LIQ, EV_SL, EV_TP = range(10)
@@ -66,14 +66,33 @@ N_CFG = 25
  A_N_LEDGER) = range(11)  # fmt: skip
 MAX_PENDING = 8
 
+# The helpers carry their argument types: called from the kernel with constants (a reason, a
+# first row 0), numba would otherwise compile one copy per literal value met during inference.
+_ROWS, _I, _F = types.float64[:, ::1], types.int64, types.float64
+_CLOSE_ARGS = (_ROWS, _ROWS, _ROWS, _I, _I, _I, _F, _F, _F, _F, _I, _I, _F, _I, _F, _F, _F, _I, _F,
+               _F, _F, _F, _I, _F)  # fmt: skip
 
-@njit(cache=True)
+
+@njit((_ROWS, _I), cache=True)
 def _grow(a: np.ndarray, n: int) -> np.ndarray:
+    """`a` with room for row `n` (doubled when full). Copied element by element: a slice
+    assignment would pull numba's shape-mismatch error formatting into the first compile."""
     if n < a.shape[0]:
         return a
     b = np.empty((2 * a.shape[0], a.shape[1]))
-    b[:n] = a[:n]
+    for i in range(n):
+        for j in range(a.shape[1]):
+            b[i, j] = a[i, j]
     return b
+
+
+@njit((_ROWS, _I), cache=True)
+def _event_row(ev: np.ndarray, ne: int) -> np.ndarray:
+    """`ev` with row `ne` ready to fill: every column NaN until set."""
+    ev = _grow(ev, ne)
+    for j in range(ev.shape[1]):
+        ev[ne, j] = np.nan
+    return ev
 
 
 @njit(cache=True)
@@ -176,7 +195,7 @@ def run_market_play(
                 end += 1
             stop = end
             if fi < nfund:
-                fk = np.searchsorted(ts_open, f_ts[fi])
+                fk = bisect(ts_open, f_ts[fi], False)
                 if fk < stop:
                     stop = fk
             if moves:  # the exec close where the stop may move needs the per-bar code
@@ -192,7 +211,7 @@ def run_market_play(
                     last_close = c[j - 1]
                     k = j
             if k < end:  # that bar is processed at the instant it closes by
-                i3 = np.searchsorted(instants, ts_close[k])
+                i3 = bisect(instants, ts_close[k], False)
                 i = i3 if i3 < i2 else i2
             else:
                 i = i2
@@ -214,8 +233,7 @@ def run_market_play(
                 p_fund += amount
                 cash -= amount
                 funding_total += amount
-                ev = _grow(ev, ne)
-                ev[ne, :] = np.nan
+                ev = _event_row(ev, ne)
                 ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_RATE] = E_FUNDING, ft, rate
                 ev[ne, EV_MARK], ev[ne, EV_QTY], ev[ne, EV_PAID] = fm, p_qty, amount
                 ne += 1
@@ -240,8 +258,7 @@ def run_market_play(
                     price = ok * (1 + slip) if buy else ok * (1 - slip)
                     if want_reduce:
                         if not p_open or (p_sign > 0) == buy:
-                            ev = _grow(ev, ne)
-                            ev[ne, :] = np.nan
+                            ev = _event_row(ev, ne)
                             ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_SKIP, t_open, oid
                             ne += 1
                             continue
@@ -326,8 +343,7 @@ def run_market_play(
                         p_be = _distance(be_kind, o_be, price, sl_dist)
                         p_stop_reason = R_SL
                         p_best = p_worst = price
-                        ev = _grow(ev, ne)
-                        ev[ne, :] = np.nan
+                        ev = _event_row(ev, ne)
                         ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_OPEN, t_open, oid
                         ev[ne, EV_SIDE], ev[ne, EV_QTY], ev[ne, EV_PRICE] = sign, qty, price
                         ev[ne, EV_FEE], ev[ne, EV_LIQ], ev[ne, EV_SL] = fee, liq, sl
@@ -419,8 +435,7 @@ def run_market_play(
                                 new, new_reason = trail, R_TRAIL
                     if new == new and (math.isnan(p_sl) or new != p_sl):
                         p_sl, p_stop_reason = new, new_reason
-                        ev = _grow(ev, ne)
-                        ev[ne, :] = np.nan
+                        ev = _event_row(ev, ne)
                         ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_SL] = E_AMEND, t_close, new
                         ev[ne, EV_REASON] = new_reason
                         ne += 1
@@ -462,8 +477,7 @@ def run_market_play(
             bad = atr_bad[i if len(atr_bad) > 1 else 0]
             if d_kind[d] == 2 and bad != 0:
                 rejected += 1
-                ev = _grow(ev, ne)
-                ev[ne, :] = np.nan
+                ev = _event_row(ev, ne)
                 ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_REASON] = E_ATR, t_inst, bad
                 ne += 1
                 continue
@@ -478,8 +492,7 @@ def run_market_play(
             # an exit's percent (a flip's exit, tag −2 − src, closes all)
             q_pct[q_n] = tag_percent[d_tag[d]] if d_tag[d] >= 0 else 100.0
             q_n += 1
-            ev = _grow(ev, ne)
-            ev[ne, :] = np.nan
+            ev = _event_row(ev, ne)
             ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_ORDER, t_inst, next_id
             ev[ne, EV_SIDE], ev[ne, EV_TAG] = 1.0 if d_buy[d] else -1.0, d_tag[d]
             ev[ne, EV_REDUCE] = 1.0 if d_kind[d] == 1 else 0.0
@@ -491,8 +504,7 @@ def run_market_play(
     # ---------------------------------------------------------------- end of data
     t_end = instants[ninst - 1]
     for j in range(q_n):
-        ev = _grow(ev, ne)
-        ev[ne, :] = np.nan
+        ev = _event_row(ev, ne)
         ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_CANCEL, t_end, q_id[j]
         ne += 1
     if p_open:
@@ -512,8 +524,7 @@ def run_market_play(
 @njit(cache=True, inline="always")
 def _reject_event(ev, ne, t, oid, reason, buy):  # type: ignore[no-untyped-def]
     """Append a refused order's event (SimulatedExchange._reject)."""
-    ev = _grow(ev, ne)
-    ev[ne, :] = np.nan
+    ev = _event_row(ev, ne)
     ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_REJECT, t, oid
     ev[ne, EV_REASON], ev[ne, EV_SIDE] = reason, 1.0 if buy else -1.0
     return ev, ne + 1
@@ -539,7 +550,7 @@ def _excursion(long, high, low, best, worst):  # type: ignore[no-untyped-def]
     return (low if low < best else best), (high if high > worst else worst)
 
 
-@njit(cache=True)
+@njit(_CLOSE_ARGS, cache=True)
 def _close(
     ev, tr, led, ne, nt, nl, cash, peak, qty, price, t, reason, fee_rate, tag, p_sign, p_qty,
     p_entry, p_entry_ts, p_fee, p_fund, p_best, p_worst, exec_ms, step,
@@ -573,8 +584,7 @@ def _close(
     tr[nt, TR_MAE], tr[nt, TR_MFE], tr[nt, TR_SIDE] = mae, mfe, p_sign
     tr[nt, TR_BARS] = (t - p_entry_ts) // exec_ms
     nt += 1
-    ev = _grow(ev, ne)
-    ev[ne, :] = np.nan
+    ev = _event_row(ev, ne)
     ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_SIDE] = E_CLOSE, t, -p_sign
     ev[ne, EV_QTY], ev[ne, EV_PRICE], ev[ne, EV_FEE] = qty, price, exit_fee
     ev[ne, EV_REASON], ev[ne, EV_PNL], ev[ne, EV_TAG] = reason, pnl, tag
@@ -595,16 +605,14 @@ def _close(
     return ne, nt, nl, ev, tr, led, cash, peak, flat, rest_qty, rest_fee, rest_fund
 
 
-@njit(cache=True)
+@njit((_ROWS, _I, _I, _F, _F, types.int64[::1], _I), cache=True)
 def _halt(ev, ne, t, equity, peak, q_id, q_n):  # type: ignore[no-untyped-def]
     """The drawdown limit was breached: cancel what is pending, record the halt."""
     for j in range(q_n):
-        ev = _grow(ev, ne)
-        ev[ne, :] = np.nan
+        ev = _event_row(ev, ne)
         ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_ID] = E_CANCEL, t, q_id[j]
         ne += 1
-    ev = _grow(ev, ne)
-    ev[ne, :] = np.nan
+    ev = _event_row(ev, ne)
     ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_LIQ], ev[ne, EV_SL] = E_HALT, t, equity, peak
     ne += 1
     return ne, ev, 0

@@ -78,6 +78,20 @@ def first_true(flags: np.ndarray, start: int, stop: int) -> int:
 
 
 @njit(cache=True)
+def bisect(a: np.ndarray, x: float, right: bool) -> int:
+    """`np.searchsorted(a, x, side)` over a sorted array, in a few lines: numba's own version
+    compiles for seconds (a comparison for every dtype, complex ones included) on a first run."""
+    lo, hi = 0, len(a)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < x or (right and a[mid] == x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
 def extremes(high: np.ndarray, low: np.ndarray, start: int, stop: int) -> tuple[float, float]:
     """Highest high and lowest low over [start, stop) (a non-empty span) in one pass."""
     hi, lo = high[start], low[start]

@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import SimulationError
+from .scan import bisect
 
 
 class _Column:
@@ -225,14 +226,14 @@ def _marks_at(
     if len(instants) == 0:
         return out
     # searched for the first instant (one look-up costs a search, not a walk from the start)
-    km = np.searchsorted(mark_ts, instants[0], side="right")
-    kb = np.searchsorted(ts_close, instants[0], side="right")
+    km = bisect(mark_ts, instants[0], True)
+    kb = bisect(ts_close, instants[0], True)
     prev = instants[0]
     for i in range(len(instants)):
         t = instants[i]
         if t < prev:
-            km = np.searchsorted(mark_ts, t, side="right")
-            kb = np.searchsorted(ts_close, t, side="right")
+            km = bisect(mark_ts, t, True)
+            kb = bisect(ts_close, t, True)
         prev = t
         while km < len(mark_ts) and mark_ts[km] <= t:
             km += 1
