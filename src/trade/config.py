@@ -8,12 +8,23 @@ from pathlib import Path
 from .errors import InputError
 
 _db_override: Path | None = None
+_command: list[str] | None = None
 
 
 def set_db_path(path: Path | None) -> None:
     """Set by the CLI's global `--db` option; wins over `TRADE_DB`."""
     global _db_override
     _db_override = path
+
+
+def set_command_line(argv: list[str] | None) -> None:
+    """Set by the CLI: the command as typed, recorded in each run's result.json."""
+    global _command
+    _command = argv
+
+
+def command_line() -> list[str] | None:
+    return _command
 
 
 def db_path() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -66,11 +67,111 @@ def run(
     db: Annotated[Path | None, typer.Option("--db", help="Market store path.")] = None,
 ) -> None:
     """Backtest a Play and write result.json, trades.csv, equity.csv, events.jsonl (and report.html)."""
-    from ..engine.backtest import Synthetic, run_backtest
+    from ..engine.backtest import Synthetic
 
     if bars <= 0:
         raise InputError(f"--bars {bars}: expected a positive number of 1m bars")
-    syn = Synthetic(pattern, bars, seed) if synthetic else None
+    _execute(
+        dict(
+            play=play,
+            symbol=symbol,
+            start=start,
+            end=end,
+            synthetic=Synthetic(pattern, bars, seed) if synthetic else None,
+            fix_gaps=fix_gaps,
+            intrabar=intrabar,
+            mode=mode,
+            overrides=parse_sets(set_),
+            db=db or config.db_path(),
+        ),
+        out,
+        as_json,
+        no_report,
+    )
+
+
+@app.command("rerun")
+def rerun(
+    run_dir: Annotated[Path, typer.Argument(help="A run's directory (holds result.json).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output directory (default runs/<play>/<run_id>/).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print result.json to stdout.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html.")] = False,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Market store path (default: the recorded one).")
+    ] = None,
+) -> None:
+    """Run a recorded backtest again (its play.yml, --set values, window, data source, intrabar
+    policy and mode); exit 1 unless the trades fingerprint matches the recorded one."""
+    from ..engine.backtest import Synthetic
+    from ..engine.provenance import PLAY_COPY, sha256_text
+
+    recorded = _read_result(run_dir)
+    prov = recorded.get("provenance")
+    if not isinstance(prov, dict):
+        raise InputError(
+            f"{run_dir / 'result.json'}: no provenance block (written by an older trade); run it again with backtest run"
+        )
+    play_copy = run_dir / PLAY_COPY
+    if not play_copy.is_file():
+        raise InputError(f"{play_copy}: missing; a run directory keeps the Play it ran")
+    if sha256_text(play_copy.read_text(encoding="utf-8")) != prov["play_sha256"]:
+        raise InputError(
+            f"{play_copy}: changed since the run (its sha256 differs from result.json)"
+        )
+    data, req = prov["data"], prov["request"]
+    syn = data.get("synthetic")
+    result = _execute(
+        dict(
+            play=play_copy,
+            symbol=req["symbol"],
+            start=None if syn else recorded["window"]["start"],
+            end=None if syn else recorded["window"]["end"],
+            synthetic=Synthetic(**syn) if syn else None,
+            fix_gaps=False,
+            intrabar=req["intrabar"],
+            mode=req["mode"],
+            overrides=prov["overrides"],
+            db=db or (Path(data["store"]) if data.get("store") else config.db_path()),
+        ),
+        out,
+        as_json,
+        no_report,
+    )
+    same = result["trades_fingerprint"] == recorded["trades_fingerprint"]
+    say = err if as_json else console
+    say.print(
+        f"{'ok: same' if same else 'MISMATCH:'} trades fingerprint: recorded "
+        f"{recorded['trades_fingerprint'][:16]} ({recorded['trades']} trades), "
+        f"rerun {result['trades_fingerprint'][:16]} ({result['trades']} trades)",
+        markup=False,
+        soft_wrap=True,
+    )
+    if not same:
+        if result["input_hash"] != recorded["input_hash"]:
+            say.print("the inputs differ too (Play, data or engine version)", markup=False)
+        raise typer.Exit(1)
+
+
+def _read_result(run_dir: Path) -> dict:
+    path = run_dir / "result.json"
+    if not path.is_file():
+        raise InputError(f"{path}: not found; expected a run directory written by backtest run")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or "trades_fingerprint" not in data:
+        raise InputError(f"{path}: not a backtest result (no trades_fingerprint)")
+    return data
+
+
+def _execute(kwargs: dict, out: Path | None, as_json: bool, no_report: bool) -> dict:
+    """Run one backtest with a progress bar, write its artifacts, print the summary or the JSON."""
+    from ..engine.backtest import run_backtest
+    from ..engine.provenance import PLAY_COPY
+
     check_out_dir(out)
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -81,40 +182,28 @@ def run(
         transient=True,
         disable=as_json or not err.is_terminal,
     ) as bar:
-        task = bar.add_task(f"{mode} backtest", total=1)
+        task = bar.add_task(f"{kwargs['mode']} backtest", total=1)
 
         def progress(i: int, n: int) -> None:
             bar.update(task, total=max(n, 1), completed=i)
 
-        res = run_backtest(
-            play,
-            symbol=symbol,
-            start=start,
-            end=end,
-            synthetic=syn,
-            fix_gaps=fix_gaps,
-            intrabar=intrabar,
-            mode=mode,
-            overrides=parse_sets(set_),
-            db=db or config.db_path(),
-            progress=progress,
-        )
+        res = run_backtest(**kwargs, progress=progress)
     result = res.result
     for w in result["warnings"]:
         err.print(f"warning: {w}", markup=False, soft_wrap=True)
     if out is None:
         out = Path("runs") / result["play"] / run_id(result)
-    extra = {}
+    extra = {PLAY_COPY: lambda d: (d / PLAY_COPY).write_text(res.play_text, encoding="utf-8")}
     if not no_report:
         from ..report import html
 
         extra["report.html"] = lambda d: html.write_report(d / "report.html", res)
     write_run(out, result, res.trades_text, res.equity_text, res.events_text, extra)
-    result_path = out / "result.json"
     if as_json:
-        print(result_path.read_text(), end="")
-        return
-    _summary(result, out)
+        print((out / "result.json").read_text(), end="")
+    else:
+        _summary(result, out)
+    return result
 
 
 def run_id(result: dict) -> str:

@@ -70,6 +70,7 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (used by the console script and `trade_cli.py`)."""
     from ..jitnotice import compile_notice
 
+    config.set_command_line(["trade", *(sys.argv[1:] if argv is None else argv)])
     try:
         with compile_notice(lambda msg: err_console.print(msg, markup=False)):
             code = app(args=argv, prog_name="trade", standalone_mode=False)

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, config
 from ..errors import InputError
 from ..play import CompiledPlay, find_play, validate_play
 from ..report.artifacts import equity_csv, events_jsonl, fingerprint, iso, trades_csv
 from ..timeframes import TIMEFRAMES
 from .market import MarketWindow, load_from_store, synthetic_window
+from .provenance import data_summary, provenance
 from .runner import ProgressFn, RunOutput, bars_per_year, run_fast, run_replay
 
 MODES = ("fast", "replay")
@@ -44,6 +45,7 @@ class BacktestResult:
     output: RunOutput
     window: MarketWindow
     compiled: CompiledPlay
+    play_text: str = ""  # the Play file as read (kept beside the result for `backtest rerun`)
 
 
 def parse_time(text: str, flag: str) -> int:
@@ -79,6 +81,7 @@ def run_backtest(
         raise InputError(f"--intrabar {intrabar!r}: expected one of {', '.join(INTRABAR)}")
     path = find_play(str(play))
     compiled = validate_play(path, overrides)
+    play_text = Path(path).read_text(encoding="utf-8")
     sym = (symbol or compiled.play.symbol).upper()
     start_ms = parse_time(start, "--start") if start else None
     end_ms = parse_time(end, "--end") if end else None
@@ -101,7 +104,7 @@ def run_backtest(
             window = load_from_store(compiled, store, sym, start_ms, end_ms)
     driver = run_fast if mode == "fast" else run_replay
     out = driver(compiled, window, intrabar_policy=intrabar, progress=progress)
-    return _assemble(
+    res = _assemble(
         compiled,
         window,
         out,
@@ -110,6 +113,30 @@ def run_backtest(
         synthetic=synthetic,
         overrides=overrides,
     )
+    res.play_text = play_text
+    res.result["provenance"] = provenance(
+        command=config.command_line(),
+        play_text=play_text,
+        play_file=str(path),
+        overrides=overrides,
+        variables=compiled.play.variables,
+        resolved_play=compiled.play.model_dump(mode="json"),
+        request={
+            "symbol": sym,
+            "start": start,
+            "end": end,
+            "intrabar": intrabar,
+            "mode": mode,
+            "fix_gaps": fix_gaps,
+        },
+        data=data_summary(
+            window,
+            "synthetic" if synthetic else "store",
+            None if synthetic else str(db or config.db_path()),
+            synthetic.__dict__ if synthetic else None,
+        ),
+    )
+    return res
 
 
 def _assemble(
