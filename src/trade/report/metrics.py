@@ -217,3 +217,35 @@ def _count(items: Any) -> dict[str, int]:
 
 def _round(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 10)
+
+
+def buy_and_hold_curve(
+    equity_ts: np.ndarray, bar_close_ts: np.ndarray, close: np.ndarray, starting_equity: float
+) -> np.ndarray:
+    """Equity of holding the asset unlevered over the same window, fees aside:
+    starting_equity × close(t) / close(t₀), where close(t) is the last exec close at or before t
+    and t₀ the first equity instant."""
+    if len(equity_ts) == 0 or len(close) == 0:
+        return np.empty(0)
+    idx = np.searchsorted(bar_close_ts, equity_ts, side="right") - 1
+    px = np.where(idx >= 0, close[np.maximum(idx, 0)], np.nan)
+    base = px[0] if px[0] == px[0] else close[0]
+    return starting_equity * px / base
+
+
+def monthly_returns_pct(
+    equity_ts: np.ndarray, equity: np.ndarray, starting_equity: float
+) -> dict[str, float]:
+    """Per calendar month (UTC, `YYYY-MM`): (last equity of the month / last equity before it − 1) × 100;
+    the first month starts from the starting equity."""
+    out: dict[str, float] = {}
+    if len(equity_ts) == 0:
+        return out
+    months = np.asarray(equity_ts, dtype="datetime64[ms]").astype("datetime64[M]")
+    last = np.flatnonzero(np.append(months[1:] != months[:-1], True))
+    prev = starting_equity
+    for i in last:
+        end = float(equity[i])
+        out[str(months[i])] = _round((end / prev - 1.0) * 100.0)  # type: ignore[assignment]
+        prev = end
+    return out
