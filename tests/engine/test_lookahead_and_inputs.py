@@ -163,6 +163,7 @@ def test_backtest_run_writes_every_artifact(
     assert sorted(p.name for p in out.iterdir()) == [
         "equity.csv",
         "events.jsonl",
+        "play.yml",
         "report.html",
         "result.json",
         "trades.csv",
