@@ -123,7 +123,7 @@ class Gateway(Streams):
             params = req.query if req.method == "GET" else self._body(req)
             if req.path == "/v5/order/create" and self._rejects:
                 raise self._rejects.popleft()
-            result, batches = ROUTES[(req.method, req.path)](self, params, key)
+            result, batches = handler(self, params, key)
         except Reject as err:
             self._publish(err.batches)
             return self._answer(err, headers)
