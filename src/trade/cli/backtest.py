@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -215,30 +216,69 @@ def run_id(result: dict) -> str:
 
 
 def _summary(result: dict, out: Path) -> None:
+    """The run at a glance in at most 80 columns (paths aside): three metrics a line, the long and
+    short split, exit reasons, the 1m fallback, and where the artifacts and the report are (the
+    Play's and the data's warnings are printed on stderr before it)."""
     m = result["metrics"]
-    table = Table(
-        title=f"{result['play']} · {result['symbol']} · {result['window']['start']} → {result['window']['end']} · {result['mode']}"
-    )
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    rows = [
-        ("trades", result["trades"]),
-        ("final equity", m.get("final_equity")),
-        ("return %", m.get("total_return_pct")),
-        ("max drawdown %", m.get("max_drawdown_pct")),
-        ("sharpe", m.get("sharpe")),
-        ("profit factor", m.get("profit_factor")),
-        ("win rate %", m.get("win_rate_pct")),
-        ("fees", m.get("total_fees")),
-        ("funding", m.get("total_funding")),
-        ("fingerprint", result["trades_fingerprint"][:16]),
+    w = result["window"]
+    say = [
+        f"{result['play']} · {result['symbol']} · {result['timeframes']['exec']} · {result['mode']}",
+        f"{w['start']} → {w['end']}",
+        "",
     ]
-    for k, v in rows:
-        table.add_row(k, f"{v:,.4f}" if isinstance(v, float) else str(v))
-    console.print(table)
+    cells = [
+        ("return", _pct(m.get("total_return_pct"))),
+        ("buy & hold", _pct(m.get("buy_and_hold_return_pct"))),
+        ("CAGR", _pct(m.get("cagr_pct"))),
+        ("max drawdown", _share(m.get("max_drawdown_pct"))),
+        ("sharpe", _dec(m.get("sharpe"))),
+        ("sortino", _dec(m.get("sortino"))),
+        ("trades", str(m.get("trades"))),
+        ("win rate", _share(m.get("win_rate_pct"))),
+        ("profit factor", _dec(m.get("profit_factor"))),
+        ("expectancy", _dec(m.get("expectancy"))),
+        ("exposure", _share(m.get("exposure_pct"))),
+        ("in market", _share(m.get("time_in_market_pct"))),
+        ("final equity", _dec(m.get("final_equity"))),
+        ("fees", _dec(m.get("total_fees"))),
+        ("funding", _dec(m.get("total_funding"))),
+    ]
+    for i in range(0, len(cells), 3):
+        say.append("  ".join(f"{k:<13}{v:>12}" for k, v in cells[i : i + 3]).rstrip())
+    for side in ("long", "short"):
+        say.append(
+            f"{side:<6}{m.get(f'{side}_trades', 0):>5} trades   pnl {_dec(m.get(f'{side}_pnl')):>12}"
+            f"   win rate {_share(m.get(f'{side}_win_rate_pct')):>9}"
+        )
+    reasons = " · ".join(f"{k} {v}" for k, v in (m.get("exit_reasons") or {}).items())
+    say += textwrap.wrap(f"exit reasons: {reasons or 'none'}", 80, subsequent_indent="  ")
+    if m.get("fallback_bars_1m"):
+        say += textwrap.wrap(
+            f"warning: {m['fallback_bars_1m']} exec bars had no 1m data; their fills and stops "
+            "were judged on the exec bar itself",
+            80,
+            subsequent_indent="  ",
+        )
     if result.get("note"):
-        console.print(f"note: {result['note']}")
-    console.print(f"artifacts: {out}", markup=False)
+        say.append(f"note: {result['note']}")
+    say.append(f"fingerprint {result['trades_fingerprint'][:16]}")
+    say.append(f"artifacts: {out}")
+    if (out / "report.html").exists():
+        say.append(f"report: {out / 'report.html'}")
+    for line in say:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:+,.2f} %"
+
+
+def _share(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.2f} %"
+
+
+def _dec(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.2f}"
 
 
 def _window_for(

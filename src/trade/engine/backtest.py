@@ -149,7 +149,7 @@ def _assemble(
     synthetic: Synthetic | None,
     overrides: Mapping[str, str] | None,
 ) -> BacktestResult:
-    from ..report.metrics import compute_metrics
+    from ..report.metrics import buy_and_hold_curve, compute_metrics
 
     play = compiled.play
     t_text = trades_csv(out.trades)
@@ -160,6 +160,13 @@ def _assemble(
         else out.equity
     )
     e_text = equity_csv(out.equity_ts, out.equity, dd_pct)
+    exec_bars = window.bars[compiled.exec_tf]
+    hold = buy_and_hold_curve(
+        np.asarray(out.equity_ts),
+        exec_bars.ts + exec_bars.tf_ms,
+        exec_bars.close,
+        play.account.starting_equity,
+    )
     metrics = compute_metrics(
         out.trades,
         out.equity_ts,
@@ -167,6 +174,7 @@ def _assemble(
         starting_equity=play.account.starting_equity,
         bars_per_year=bars_per_year(compiled.exec_tf),
         window=(window.start_ms, window.end_ms),
+        buy_hold_final=float(hold[-1]) if len(hold) else None,
     )
     metrics.update(out.counters)
     result = {

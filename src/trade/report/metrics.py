@@ -71,8 +71,27 @@ def calmar(
     """Annualised return % / max drawdown %, annualised = ((final/start)^(bars_per_year/n) − 1) × 100."""
     if n_bars < 1 or mdd_pct == 0 or final <= 0:
         return None
-    annual = ((final / start) ** (bars_per_year / n_bars) - 1.0) * 100.0
-    return annual / mdd_pct
+    annual = _compound_pct(final / start, bars_per_year / n_bars)
+    return None if annual is None else annual / mdd_pct
+
+
+def cagr_pct(start: float, final: float, span_ms: int) -> float | None:
+    """Compound annual growth: ((final / start)^(1 / years) − 1) × 100, years = span / 365.25 days
+    (the run's window). None when undefined or beyond a float."""
+    if span_ms <= 0 or final <= 0 or start <= 0:
+        return None
+    return _compound_pct(final / start, YEAR_MS / span_ms)
+
+
+def _compound_pct(growth: float, periods: float) -> float | None:
+    """(growth^periods − 1) × 100; None beyond a float (a short run's gain compounded to a year)."""
+    try:
+        return (growth**periods - 1.0) * 100.0
+    except OverflowError:
+        return None
+
+
+YEAR_MS = 365.25 * 86_400_000
 
 
 def profit_factor(pnls: Sequence[float]) -> float | None:
@@ -155,6 +174,7 @@ def compute_metrics(
     bars_per_year: float,
     window: tuple[int, int],
     counters: Mapping[str, int] | None = None,
+    buy_hold_final: float | None = None,
 ) -> dict[str, Any]:
     """Every DESIGN §8 metric, rounded for reading (raw trades and equity are in the CSVs).
 
@@ -163,7 +183,8 @@ def compute_metrics(
     `starting_equity`. `window` is the run's [start, end) in ms: time in market and exposure are
     shares of all of it, so a position held from the first exec close on is not counted as the
     whole window. `counters` (rejected_entries, ambiguous_exits, fallback_bars_1m) come from
-    the simulator and the data layer.
+    the simulator and the data layer. `buy_hold_final` is the buy-and-hold equity at the end
+    (`buy_and_hold_curve`), for the benchmark return of the same window.
     """
     equity = np.asarray(equity, dtype=float)
     final = float(equity[-1]) if len(equity) else starting_equity
@@ -179,6 +200,10 @@ def compute_metrics(
         "starting_equity": starting_equity,
         "final_equity": final,
         "total_return_pct": total_return_pct(starting_equity, final),
+        "cagr_pct": cagr_pct(starting_equity, final, end_ms - start_ms),
+        "buy_and_hold_return_pct": (
+            None if buy_hold_final is None else total_return_pct(starting_equity, buy_hold_final)
+        ),
         "max_drawdown_abs": mdd_abs,
         "max_drawdown_pct": mdd_pct,
         "max_drawdown_duration_bars": max_drawdown_duration_bars(
@@ -197,11 +222,14 @@ def compute_metrics(
         "short_trades": len(shorts),
         "long_pnl": sum(float(t["pnl"]) for t in longs),
         "short_pnl": sum(float(t["pnl"]) for t in shorts),
+        "long_win_rate_pct": win_rate_pct([float(t["pnl"]) for t in longs]),
+        "short_win_rate_pct": win_rate_pct([float(t["pnl"]) for t in shorts]),
         "total_fees": sum(float(t["fees"]) for t in trades),
         "total_funding": sum(float(t["funding"]) for t in trades),
         "time_in_market_pct": time_in_market_pct(trades, start_ms, end_ms),
         "exposure_pct": exposure_pct(trades, start_ms, end_ms, starting_equity),
         "exit_reasons": _count(t["exit_reason"] for t in trades),
+        "monthly_returns_pct": monthly_returns_pct(equity_ts, equity, starting_equity),
         "liquidations": liquidation_count(trades),
     }
     out.update({k: int((counters or {}).get(k, 0)) for k in COUNTERS})
