@@ -163,6 +163,7 @@ def test_backtest_run_writes_every_artifact(
     assert sorted(p.name for p in out.iterdir()) == [
         "equity.csv",
         "events.jsonl",
+        "fills.csv",
         "play.yml",
         "report.html",
         "result.json",
@@ -171,7 +172,7 @@ def test_backtest_run_writes_every_artifact(
     header = (out / "trades.csv").read_text().splitlines()[0]
     assert (
         header
-        == "trade_id,side,entry_time,entry_price,exit_time,exit_price,qty,notional,exit_reason,fees,funding,pnl,return_pct,mae_pct,mfe_pct,bars_held"
+        == "trade_id,side,entry_time,entry_price,exit_time,exit_price,qty,notional,exit_reason,exit_block,entry_block,exits,fees,funding,pnl,return_pct,mae_pct,mfe_pct,bars_held"
     )
     assert (out / "equity.csv").read_text().splitlines()[0] == "time,equity,drawdown_pct"
 

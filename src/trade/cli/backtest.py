@@ -194,7 +194,10 @@ def _execute(kwargs: dict, out: Path | None, as_json: bool, no_report: bool) -> 
         err.print(f"warning: {w}", markup=False, soft_wrap=True)
     if out is None:
         out = Path("runs") / result["play"] / run_id(result)
-    extra = {PLAY_COPY: lambda d: (d / PLAY_COPY).write_text(res.play_text, encoding="utf-8")}
+    extra = {
+        "fills.csv": lambda d: (d / "fills.csv").write_text(res.fills_text),
+        PLAY_COPY: lambda d: (d / PLAY_COPY).write_text(res.play_text, encoding="utf-8"),
+    }
     if not no_report:
         from ..report import html
 

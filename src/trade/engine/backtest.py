@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,15 @@ import numpy as np
 from .. import __version__, config
 from ..errors import InputError
 from ..play import CompiledPlay, find_play, validate_play
-from ..report.artifacts import equity_csv, events_jsonl, fingerprint, iso, trades_csv
+from ..report.artifacts import (
+    equity_csv,
+    events_jsonl,
+    fills_csv,
+    fingerprint,
+    iso,
+    trades_csv,
+)
+from ..report.positions import position_trades
 from ..timeframes import TIMEFRAMES
 from .market import MarketWindow, load_from_store, synthetic_window
 from .provenance import data_summary, provenance
@@ -46,6 +54,8 @@ class BacktestResult:
     window: MarketWindow
     compiled: CompiledPlay
     play_text: str = ""  # the Play file as read (kept beside the result for `backtest rerun`)
+    trades: list[dict[str, Any]] = field(default_factory=list)  # one per position (trades.csv)
+    fills_text: str = ""  # fills.csv
 
 
 def parse_time(text: str, flag: str) -> int:
@@ -152,7 +162,8 @@ def _assemble(
     from ..report.metrics import buy_and_hold_curve, compute_metrics
 
     play = compiled.play
-    t_text = trades_csv(out.trades)
+    trades, fills = position_trades(out.trades, out.events)
+    t_text = trades_csv(trades)
     peak = np.maximum.accumulate(out.equity) if len(out.equity) else out.equity
     dd_pct = (
         np.where(peak > 0, (peak - out.equity) / peak * 100.0, 0.0)
@@ -168,13 +179,14 @@ def _assemble(
         play.account.starting_equity,
     )
     metrics = compute_metrics(
-        out.trades,
+        trades,
         out.equity_ts,
         out.equity,
         starting_equity=play.account.starting_equity,
         bars_per_year=bars_per_year(compiled.exec_tf),
         window=(window.start_ms, window.end_ms),
         buy_hold_final=float(hold[-1]) if len(hold) else None,
+        closes=out.trades,
     )
     metrics.update(out.counters)
     result = {
@@ -194,15 +206,26 @@ def _assemble(
         "engine_version": __version__,
         "input_hash": _input_hash(compiled, window, synthetic, overrides),
         "trades_fingerprint": fingerprint(t_text),
-        "trades": len(out.trades),
+        "trades": len(trades),
+        "fills": len(fills),
         "signals": out.signals,
         "evaluated_instants": len(out.instants),
         "metrics": metrics,
         "warnings": list(compiled.warnings),
     }
-    if not out.trades:
+    if not trades:
         result["note"] = "the Play produced zero trades in this window"
-    return BacktestResult(result, t_text, e_text, events_jsonl(out.events), out, window, compiled)
+    return BacktestResult(
+        result,
+        t_text,
+        e_text,
+        events_jsonl(out.events),
+        out,
+        window,
+        compiled,
+        trades=trades,
+        fills_text=fills_csv(fills),
+    )
 
 
 def _input_hash(

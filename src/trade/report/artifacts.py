@@ -31,6 +31,9 @@ TRADE_COLUMNS = (
     "qty",
     "notional",
     "exit_reason",
+    "exit_block",
+    "entry_block",
+    "exits",
     "fees",
     "funding",
     "pnl",
@@ -71,6 +74,18 @@ def trades_csv(trades: Iterable[Mapping[str, Any]]) -> str:
             v = t[col]
             row.append(iso(int(v)) if col in ("entry_time", "exit_time") else _num(v))
         w.writerow(row)
+    return buf.getvalue()
+
+
+def fills_csv(fills: Iterable[Mapping[str, Any]]) -> str:
+    """fills.csv: every fill (see `trade.report.positions`), times as ISO-8601."""
+    from .positions import FILL_COLUMNS
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(FILL_COLUMNS)
+    for f in fills:
+        w.writerow([iso(int(f[c])) if c == "time" else _num(f[c]) for c in FILL_COLUMNS])
     return buf.getvalue()
 
 

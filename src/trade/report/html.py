@@ -62,7 +62,7 @@ def write_report(path: Path, res: Any) -> None:
             result=result,
             bars=(bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume, bars.tf_ms),
             indicators=indicators,
-            trades=out.trades,
+            trades=res.trades,
             equity_ts=np.asarray(out.equity_ts),
             equity=np.asarray(out.equity),
             starting_equity=float(compiled.play.account.starting_equity),

@@ -175,6 +175,7 @@ def compute_metrics(
     window: tuple[int, int],
     counters: Mapping[str, int] | None = None,
     buy_hold_final: float | None = None,
+    closes: Sequence[Trade] | None = None,
 ) -> dict[str, Any]:
     """Every DESIGN §8 metric, rounded for reading (raw trades and equity are in the CSVs).
 
@@ -184,7 +185,9 @@ def compute_metrics(
     shares of all of it, so a position held from the first exec close on is not counted as the
     whole window. `counters` (rejected_entries, ambiguous_exits, fallback_bars_1m) come from
     the simulator and the data layer. `buy_hold_final` is the buy-and-hold equity at the end
-    (`buy_and_hold_curve`), for the benchmark return of the same window.
+    (`buy_and_hold_curve`), for the benchmark return of the same window. `closes` are the close
+    records behind position-level `trades` (one per exit fill): exposure weights each part of a
+    partially closed position by the time it was held.
     """
     equity = np.asarray(equity, dtype=float)
     final = float(equity[-1]) if len(equity) else starting_equity
@@ -227,7 +230,9 @@ def compute_metrics(
         "total_fees": sum(float(t["fees"]) for t in trades),
         "total_funding": sum(float(t["funding"]) for t in trades),
         "time_in_market_pct": time_in_market_pct(trades, start_ms, end_ms),
-        "exposure_pct": exposure_pct(trades, start_ms, end_ms, starting_equity),
+        "exposure_pct": exposure_pct(
+            trades if closes is None else closes, start_ms, end_ms, starting_equity
+        ),
         "exit_reasons": _count(t["exit_reason"] for t in trades),
         "monthly_returns_pct": monthly_returns_pct(equity_ts, equity, starting_equity),
         "liquidations": liquidation_count(trades),
