@@ -141,16 +141,31 @@ def test_min_notional_and_qty_step_rejections():
     assert sim.position is None
 
 
-def test_limit_entry_fills_at_limit_with_maker_fee():
-    sim = sim_with([(100, 100, 100, 100), (100, 100.5, 98.5, 99)])
-    sim.submit(
-        OrderRequest(side="buy", kind="limit", qty=1.0, limit_price=99.0, expire_ts=10 * M), 0
-    )
-    sim.advance_to(M)
-    assert sim.position is None  # the first bar never traded down to 99
-    sim.advance_to(2 * M)
-    assert sim.position is not None and sim.position.entry_price == 99.0
-    assert sim.cash == pytest.approx(10_000 - 99.0 * 0.0002)
+@pytest.mark.parametrize(
+    ("side", "bar", "filled"),
+    [
+        ("buy", (100, 100.5, 99.0, 99.5), False),  # low == limit: a touch, no fill
+        ("buy", (100, 100.5, 98.99, 99.5), True),  # one tick below: traded through
+        ("sell", (100, 101.0, 99.5, 100.5), False),  # high == limit
+        ("sell", (100, 101.01, 99.5, 100.5), True),
+    ],
+)
+def test_limit_fills_only_when_traded_through_at_the_limit_with_maker_fee(
+    side: str, bar: tuple, filled: bool
+):
+    limit = 99.0 if side == "buy" else 101.0
+    sim = sim_with([(100, 100, 100, 100), bar, (100, 100, 100, 100)])
+    req = OrderRequest(side=side, kind="limit", qty=1.0, limit_price=limit, expire_ts=10 * M)  # type: ignore[arg-type]
+    sim.submit(req, 0)
+    sim.advance_to(3 * M)
+    if not filled:
+        assert sim.position is None and len(sim.pending) == 1
+        return
+    assert sim.position is not None and sim.position.entry_price == limit
+    assert sim.position.entry_ts == M
+    assert sim.cash == pytest.approx(10_000 - limit * 0.0002)  # maker 2 bps
+    (fill,) = [e for e in sim.events if e["type"] == "fill"]
+    assert fill["maker"] is True
 
 
 def test_limit_entry_gapping_through_fills_at_the_better_open():

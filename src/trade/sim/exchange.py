@@ -329,9 +329,11 @@ class SimulatedExchange:
                 return k
             buy = p.req.side == "buy"
             if p.req.kind == "limit":
-                j = first_touch(tape.h, tape.lo, k, stop, buy, float(p.req.limit_price))  # type: ignore[arg-type]
+                lim = float(p.req.limit_price)  # type: ignore[arg-type]
+                j = first_touch(tape.h, tape.lo, k, stop, buy, lim, True)
             else:
-                j = first_touch(tape.h, tape.lo, k, stop, not buy, float(p.req.stop_price))  # type: ignore[arg-type]
+                trig = float(p.req.stop_price)  # type: ignore[arg-type]
+                j = first_touch(tape.h, tape.lo, k, stop, not buy, trig, False)
         else:
             return k
         if j > k:
@@ -445,14 +447,14 @@ class SimulatedExchange:
         self._execute(p, price, t, self.taker, k)
 
     def _resting(self, p: _Pending, t: int, k: int) -> None:
-        """Fill a resting limit (at the limit, or the open when it gapped through in the trader's
-        favour; maker fee) or stop (at the stop, or the open on a gap; ± slippage, taker fee)."""
+        """Fill a resting limit once the bar trades through it (at the limit, or the open when it
+        gapped through in the trader's favour; maker fee) or a stop once the bar reaches it (at the stop, or the open on a gap; ± slippage, taker fee)."""
         tape, req = self.tape, p.req
         o, h, lo = float(tape.o[k]), float(tape.h[k]), float(tape.lo[k])
         buy = req.side == "buy"
         if req.kind == "limit":
             lim = float(req.limit_price)  # type: ignore[arg-type]
-            if (buy and lo <= lim) or (not buy and h >= lim):
+            if (buy and lo < lim) or (not buy and h > lim):  # a touch fills nothing (queue)
                 self.pending.remove(p)
                 self._execute(p, min(o, lim) if buy else max(o, lim), t, self.maker, k)
             return

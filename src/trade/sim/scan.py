@@ -55,15 +55,22 @@ def first_trigger(
 
 @njit(cache=True)
 def first_touch(
-    high: np.ndarray, low: np.ndarray, start: int, stop: int, from_above: bool, price: float
+    high: np.ndarray,
+    low: np.ndarray,
+    start: int,
+    stop: int,
+    from_above: bool,
+    price: float,
+    through: bool,
 ) -> int:
     """First index in [start, stop) whose range reaches `price`: from above (low <= price: buy
-    limits, sell stops) or from below (high >= price: sell limits, buy stops)."""
+    limits, sell stops) or from below (high >= price: sell limits, buy stops). `through`: the
+    range must pass the price, not just touch it (limit orders)."""
     for k in range(start, stop):
         if from_above:
-            if low[k] <= price:
+            if low[k] < price or (low[k] == price and not through):
                 return k
-        elif high[k] >= price:
+        elif high[k] > price or (high[k] == price and not through):
             return k
     return stop
 
