@@ -14,12 +14,14 @@ def test_flat_entry():
     assert decide([it("entry_long")], "flat", LS) == [Decision("entry", "long", 100.0, "b", {})]
 
 
-def test_no_pyramiding_when_already_long():
-    assert decide([it("entry_long")], "long", LS) == []
+def test_no_pyramiding_when_already_long_the_entry_is_refused():
+    assert decide([it("entry_long", tag=2)], "long", LS) == [
+        Decision("refused", "long", 100.0, "b", {"tag": 2})
+    ]
 
 
-def test_opposite_entry_without_flip_is_ignored():
-    assert decide([it("entry_short")], "long", LS) == []
+def test_opposite_entry_without_flip_is_refused():
+    assert decide([it("entry_short")], "long", LS) == [Decision("refused", "short", 100.0, "b")]
 
 
 def test_opposite_entry_with_flip_closes_then_opens():
@@ -40,7 +42,10 @@ def test_exit_then_entry_same_instant_reenters_opposite():
 
 def test_partial_exit_keeps_position_so_no_entry():
     got = decide([it("exit_long", 50), it("entry_short")], "long", LS)
-    assert got == [Decision("exit", "long", 50.0, "b", {})]
+    assert got == [
+        Decision("exit", "long", 50.0, "b", {}),
+        Decision("refused", "short", 100.0, "b", {}),
+    ]
 
 
 def test_largest_exit_percent_wins():

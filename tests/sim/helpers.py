@@ -25,11 +25,12 @@ def sim_with(
     exec_minutes: int = 1,
     intrabar: str = "pessimistic",
     funding: list[tuple[int, float]] | None = None,
-    mark: list[tuple[int, float]] | None = None,
+    mark: list[tuple[float, ...]] | None = None,
     **account: object,
 ) -> SimulatedExchange:
     """A simulator loaded with 1m bars opening at 0, 1m, 2m…; funding (ts, rate) and mark bars
-    (ts_close, close) optional; no slippage unless given."""
+    (ts_close, close) or (ts_close, close, ts_open, high, low) optional; no slippage unless
+    given."""
     acc = {"starting_equity": 10_000.0, "slippage_bps": 0.0, **account}
     sim = SimulatedExchange(
         SPEC,
@@ -37,7 +38,7 @@ def sim_with(
         exec_tf_ms=exec_minutes * M,
         intrabar=intrabar,
     )
-    a = np.array(bars, dtype=float)
+    a = np.array(bars, dtype=float).reshape(-1, 4)
     ts = np.arange(len(bars), dtype=np.int64) * M
     sim.load(
         ts,
@@ -50,8 +51,16 @@ def sim_with(
         mark_close=np.array([m[1] for m in mark or []], dtype=float),
         funding_ts=np.array([f[0] for f in funding or []], dtype=np.int64),
         funding_rate=np.array([f[1] for f in funding or []], dtype=float),
+        **_mark_bars(mark or []),
     )
     return sim
+
+
+def _mark_bars(mark: list[tuple[float, ...]]) -> dict[str, np.ndarray]:
+    if not mark or len(mark[0]) == 2:
+        return {}
+    a = np.array(mark, dtype=float)
+    return {"mark_ts_open": a[:, 2].astype(np.int64), "mark_high": a[:, 3], "mark_low": a[:, 4]}
 
 
 def flat_bars(n: int, price: float = 100.0) -> list[Bar]:

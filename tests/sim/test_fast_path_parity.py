@@ -52,6 +52,7 @@ def loaded_sim(sc: dict[str, Any], scan: bool = True) -> SimulatedExchange:
         ts, ts + M, bars[:, 0], bars[:, 1], bars[:, 2], bars[:, 3],
         mark_ts_close=sc["mark_ts"], mark_close=sc["mark_close"],
         funding_ts=sc["funding_ts"], funding_rate=sc["funding_rate"],
+        mark_ts_open=sc["mark_open"], mark_high=sc["mark_high"], mark_low=sc["mark_low"],
     )  # fmt: skip
     return sim
 
@@ -91,14 +92,15 @@ def run_fed(sc: dict[str, Any]) -> tuple:
     bars, n = sc["bars"], len(sc["bars"])
     for f_ts, rate in zip(sc["funding_ts"], sc["funding_rate"], strict=True):
         sim.add_funding(int(f_ts), float(rate))
-    orders, marks = list(sc["orders"]), list(zip(sc["mark_ts"], sc["mark_close"], strict=True))
+    orders = list(sc["orders"])
+    mark_cols = ("mark_ts", "mark_close", "mark_open", "mark_high", "mark_low")
+    marks = list(zip(*(sc[c].tolist() for c in mark_cols), strict=True))
     for k in range(n):
         while orders and orders[0][0] < (k + 1) * M:  # decided before bar k closed
             t, req = orders.pop(0)
             sim.submit(req, t)
         while marks and marks[0][0] <= (k + 1) * M:
-            m_ts, m_close = marks.pop(0)
-            sim.add_mark(int(m_ts), float(m_close))
+            sim.add_mark(*marks.pop(0))
         sim.feed((k * M, (k + 1) * M, *bars[k]))
     for t, req in orders:
         sim.submit(req, t)
@@ -199,11 +201,22 @@ def scenario(draw: Any) -> dict[str, Any]:
     f_ts = (
         np.array(sorted(set(draw(st.lists(st.integers(0, n - 1), max_size=4)))), dtype=np.int64) * M
     )
-    with_mark = draw(st.booleans())
-    m_ts = np.arange(EXEC, n * M + 1, EXEC, dtype=np.int64) if with_mark else np.empty(0, np.int64)
-    m_close = (
-        bars[m_ts // M - 1, 3] * (1 + draw(st.floats(-0.01, 0.01))) if with_mark else np.empty(0)
-    )
+    # no mark; exec-bar marks (the basis estimate in between); 1m marks for some bars (their
+    # own high and low) with the estimate for the rest
+    marks = draw(st.sampled_from(["none", "exec", "some_1m"]))
+    if marks == "exec":
+        m_ts = np.arange(EXEC, n * M + 1, EXEC, dtype=np.int64)
+        span = EXEC
+    elif marks == "some_1m":
+        keep = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        m_ts = (np.flatnonzero(keep).astype(np.int64) + 1) * M
+        span = M
+    else:
+        m_ts, span = np.empty(0, np.int64), M
+    basis = 1 + draw(st.floats(-0.01, 0.01))
+    m_close = bars[m_ts // M - 1, 3] * basis
+    m_high = np.maximum(bars[m_ts // M - 1, 1] * basis, m_close)
+    m_low = np.minimum(bars[m_ts // M - 1, 2] * basis, m_close)
     return {
         "bars": bars,
         "orders": orders,
@@ -217,6 +230,9 @@ def scenario(draw: Any) -> dict[str, Any]:
         ),
         "mark_ts": m_ts,
         "mark_close": m_close,
+        "mark_open": m_ts - span,
+        "mark_high": m_high,
+        "mark_low": m_low,
     }
 
 

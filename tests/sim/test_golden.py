@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -474,3 +476,88 @@ def test_bad_requests_and_accounts_fail_loud():
         sim.submit(OrderRequest(side="buy"), 0)
     with pytest.raises(InputError, match="leverage must be positive"):
         AccountConfig(starting_equity=1000.0, leverage=0)
+
+
+# ---------------------------------------------------------------- the mark, fresh at every bar
+
+
+def test_liquidation_in_the_bar_whose_estimated_mark_first_touches_the_level():
+    # one coarse mark bar closed at 0 with the mark at 101 while the first bar opens at 100: the
+    # basis is +1, so the estimated mark over a bar is its traded range + 1. 10x long from 100,
+    # liquidation 90.5: bar 1 trades down to 89.6 (mark 90.6, above), bar 2 to 89.4 (mark 90.4)
+    bars = [(100, 100, 100, 100), (95, 95, 89.6, 92), (92, 92, 89.4, 91), (91, 91, 91, 91)]
+    sim = sim_with(bars, leverage=10, mark=[(0, 101.0)])
+    sim.submit(OrderRequest(side="buy", qty=10.0), 0)
+    sim.advance_to(4 * M)
+    (t,) = sim.trades
+    assert (t["exit_reason"], t["exit_price"], t["exit_time"]) == ("liquidation", 90.5, 2 * M)
+    # the traded low 89.6 of bar 1 is beyond the liquidation price, and counts in the excursion
+    assert t["mae_pct"] == pytest.approx(-10.4)
+    assert sim.tape.source_counts() == {
+        "mark_1m_bars": 0,
+        "mark_estimated_bars": 4,
+        "mark_missing_bars": 0,
+    }
+    # a short the same way: liquidation 109.5, mark = traded + 1: bar 1's high 108.4 → 109.4,
+    # bar 2's high 108.6 → 109.6
+    bars = [(100, 100, 100, 100), (105, 108.4, 104, 106), (106, 108.6, 105, 106)]
+    sim = sim_with(bars, leverage=10, mark=[(0, 101.0)])
+    sim.submit(OrderRequest(side="sell", qty=10.0), 0)
+    sim.advance_to(3 * M)
+    (t,) = sim.trades
+    assert (t["exit_reason"], t["exit_time"]) == ("liquidation", 2 * M)
+    assert t["exit_price"] == pytest.approx(109.5)
+
+
+def test_the_basis_is_taken_at_the_last_closed_mark_bar():
+    # mark bars close at 1m (100.5: basis +0.5 against bar 0's close 100) and 3m (basis −1
+    # against bar 2's close 102); the mark at each bar's close is that bar's close + the basis
+    bars = [(100, 100, 100, 100), (101, 101, 101, 101), (102, 102, 102, 102), (103, 103, 103, 103)]
+    sim = sim_with(bars, mark=[(M, 100.5), (3 * M, 101.0)])
+    assert [sim.mark_at(k * M) for k in range(5)] == pytest.approx(
+        [math.nan, 100.5, 101.5, 101.0, 102.0], nan_ok=True
+    )
+    before = sim_with(bars, mark=[(2 * M, 100.0)])  # no mark closed by bar 0's close: traded
+    assert before.mark_at(M) == 100.0 and before.tape.source_counts()["mark_missing_bars"] == 1
+
+
+def test_a_mark_bar_spanning_the_bar_gives_its_own_high_and_low():
+    # 1m mark bars (open, high, low) for bars 1 and 2; bar 3 has none: estimated from bar 2's mark
+    bars = [(100, 100, 100, 100), (99, 99, 92, 95), (95, 95, 90, 93), (93, 93, 93, 93)]
+    marks = [(2 * M, 95.5, M, 99.5, 91.0), (3 * M, 93.2, 2 * M, 95.5, 90.6)]
+    sim = sim_with(bars, leverage=10, mark=marks)
+    assert sim.tape.source_counts() == {
+        "mark_1m_bars": 2,
+        "mark_estimated_bars": 1,
+        "mark_missing_bars": 1,
+    }
+    assert sim.mark_at(4 * M) == pytest.approx(93.2)  # 93.2 + (93 − 93)
+    sim.submit(OrderRequest(side="buy", qty=10.0), 0)
+    sim.advance_to(4 * M)
+    # traded low 90 is through 90.5, but the mark's own low 90.6 is not: no liquidation
+    assert sim.position is not None and sim.counters["liquidations"] == 0
+    assert sim.equity(sim.mark_at(4 * M)) == pytest.approx(10_000 - 0.55 - 10 * 6.8)
+
+
+def test_equity_is_valued_at_the_estimated_mark():
+    bars = [(100, 100, 100, 100), (101, 101, 101, 101), (102, 102, 102, 102)]
+    sim = sim_with(bars, mark=[(0, 99.0)])  # basis −1 against the first open
+    sim.submit(OrderRequest(side="buy", qty=1.0), 0)
+    sim.advance_to(3 * M)
+    curve = sim.equity_curve(np.array([M, 2 * M, 3 * M]))
+    fee = 100 * 0.00055
+    assert curve == pytest.approx([10_000 - fee - 1, 10_000 - fee + 0, 10_000 - fee + 1])
+
+
+def test_fed_marks_and_bars_price_as_a_loaded_tape():
+    bars = [(100, 100, 99, 99.5), (99, 101, 98, 100), (100, 102, 99, 101), (101, 101, 97, 98)]
+    marks = [(M, 99.9), (2 * M, 100.2, M, 101.3, 98.2), (4 * M, 98.3)]
+    loaded = sim_with(bars, mark=[(*m, -1, m[1], m[1]) if len(m) == 2 else m for m in marks])
+    fed = sim_with([])
+    for k, bar in enumerate(bars):
+        for m in marks:
+            if k * M < m[0] <= (k + 1) * M:
+                fed.add_mark(*m[:2], *(m[2:] or (-1,)))  # type: ignore[arg-type]
+        fed.feed((k * M, (k + 1) * M, *bar))
+    for name in ("mark", "liq_low", "liq_high", "dd_price", "mark_src"):
+        np.testing.assert_array_equal(getattr(fed.tape, name), getattr(loaded.tape, name))

@@ -18,9 +18,10 @@ from ..play.model import Intent, PositionPolicy
 
 @dataclass(frozen=True)
 class Decision:
-    """One thing to do at the next 1m open: close part of the position or open a new one."""
+    """One thing to do at the next 1m open: close part of the position or open a new one, or an
+    entry refused because a position is open (counted, never silently dropped)."""
 
-    kind: str  # "exit" | "entry"
+    kind: str  # "exit" | "entry" | "refused"
     side: str  # the position side closed (exit) or opened (entry): "long" | "short"
     percent: float = 100.0
     block: str = ""
@@ -53,6 +54,8 @@ def decide(
     - Entries: only when flat after the exits (no pyramiding); an opposite entry while positioned
       flips only with `allow_flip`; entry_long and entry_short at the same instant cancel out; no
       new entry while a limit entry is resting.
+    - An entry that cannot act because a position is still open after the exits is a "refused"
+      decision (the simulator counts it under `position_open`).
     """
     out: list[Decision] = []
     side_after = position
@@ -81,4 +84,6 @@ def decide(
         out = [d for d in out if d.kind != "exit"]
         out.append(Decision("exit", side_after, 100.0, block, {"flip": True}))
         out.append(Decision("entry", side, 100.0, block, dict(intent.metadata)))
+    else:
+        out.append(Decision("refused", side, 100.0, block, dict(intent.metadata)))
     return out

@@ -73,6 +73,9 @@ class SimExecution:
             mark_close=mark.close if mark is not None else None,
             funding_ts=window.funding_ts,
             funding_rate=window.funding_rate,
+            mark_ts_open=mark.ts if mark is not None else None,
+            mark_high=mark.high if mark is not None else None,
+            mark_low=mark.low if mark is not None else None,
         )
         self.signals = 0
         self.closed = False  # the run already ended with the end-of-data close (fast loop)
@@ -113,7 +116,10 @@ class SimExecution:
             tag: dict[str, Any] = (
                 {"block": d.block, **d.metadata} if d.metadata else {"block": d.block}
             )
-            if d.kind == "exit":
+            if d.kind == "refused":
+                side = "buy" if d.side == "long" else "sell"
+                self.sim.refuse(t, "position_open", side=side, tag=tag)
+            elif d.kind == "exit":
                 side = "sell" if d.side == "long" else "buy"
                 self.sim.submit(
                     OrderRequest(side=side, reduce_only=True, close_percent=d.percent, tag=tag), t
@@ -143,10 +149,7 @@ class SimExecution:
                 else None
             )  # type: ignore[arg-type]
         except _MissingAtr as exc:
-            self.sim.events.append(
-                {"type": "reject", "ts": t, "reason": "atr_missing", "atr": str(exc)}
-            )
-            self.sim.counters["rejected_entries"] += 1
+            self.sim.refuse(t, "atr_missing", atr=str(exc))
             return None
         kind = "market"
         limit_price = expire = None
@@ -207,6 +210,7 @@ class SimExecution:
             equity = np.empty(0)
         counters = dict(self.sim.counters)
         counters["fallback_bars_1m"] = self.window.intrabar.fallbacks
+        counters.update(self.sim.tape.source_counts())
         counters.update({f"rejected_{k}": v for k, v in self.sim.rejections.items()})
         if not self.closed:  # the jitted loop's trades carry no metadata
             for t in self.sim.trades:

@@ -104,7 +104,10 @@ def run(
     sim.counters["ambiguous_exits"] = int(acc[K.A_AMBIGUOUS])
     sim.counters["liquidations"] = int(acc[K.A_LIQS])
     # reasons in order of first occurrence, as the simulator's dict has them
-    codes = ev[ev[:, K.EV_TYPE] == K.E_REJECT, K.EV_REASON].astype(np.int64).tolist()
+    kinds = ev[:, K.EV_TYPE]
+    refused = np.isin(kinds, (K.E_REJECT, K.E_REFUSE, K.E_ATR))
+    codes = np.where(kinds == K.E_ATR, K.J_ATR, ev[:, K.EV_REASON])[refused]
+    codes = codes.astype(np.int64).tolist()
     for code in dict.fromkeys(codes):
         sim.rejections[K.REJECT_REASONS[code]] = int(rejections[code])
     ex.signals = int(acc[K.A_SIGNALS])
@@ -260,6 +263,11 @@ def _events(
             out.append(
                 {"type": "reject", "ts": ts, "id": int(row[K.EV_ID]),
                  "reason": K.REJECT_REASONS[int(row[K.EV_REASON])], "side": side}
+            )  # fmt: skip
+        elif kind == K.E_REFUSE:
+            out.append(
+                {"type": "reject", "ts": ts, "reason": K.REJECT_REASONS[int(row[K.EV_REASON])],
+                 "side": side, "tag": dict(tag_of(row[K.EV_TAG]))}
             )  # fmt: skip
         elif kind == K.E_SKIP:
             out.append(

@@ -18,6 +18,7 @@ from ..gcpause import gc_paused
 from ..play import ast as A
 from ..play.compile import CompiledBlock, CompiledPlay
 from ..play.evaluate import IncrementalCondition, evaluate_vectorised
+from ..sim.tape import fresh_marks
 from ..timeframes import MINUTE_MS, TIMEFRAMES
 from . import fastloop
 from .asof import asof_index, closes_are, take_asof
@@ -64,8 +65,13 @@ def instant_values(
         out["last_price"] = last
         if "mark_price" in names:
             if window.mark is not None and len(window.mark):
+                # the simulator's mark (sim.tape): the mark over the last intrabar bar closed
                 m = window.mark
-                mark = take_asof(m.close, asof_index(m.ts, m.tf_ms, instants))
+                marks = fresh_marks(
+                    ib.ts_open, ib.ts_close, ib.open, ib.high, ib.low, ib.close, m.ts,
+                    m.ts + m.tf_ms, m.high, m.low, m.close,
+                )[0]  # fmt: skip
+                mark = take_asof(marks, np.searchsorted(ib.ts_close, instants, side="right") - 1)
                 out["mark_price"] = np.where(np.isnan(mark), last, mark)
             else:
                 out["mark_price"] = last.copy()
@@ -321,14 +327,12 @@ def _loop_skipping(
     n = len(instants)
     chosen = _chosen_cases(table, n)
     masks = _intent_masks(compiled, chosen, n)
+    # positioned, an entry either flips or is refused (and counted): every entry instant matters
+    entries = masks["entry_long"] | masks["entry_short"]
     relevant = {
-        "flat": masks["entry_long"] | masks["entry_short"],
-        "long": masks["exit_long"]
-        | masks["exit_all"]
-        | (masks["entry_short"] if policy.allow_flip else False),
-        "short": masks["exit_short"]
-        | masks["exit_all"]
-        | (masks["entry_long"] if policy.allow_flip else False),
+        "flat": entries,
+        "long": masks["exit_long"] | masks["exit_all"] | entries,
+        "short": masks["exit_short"] | masks["exit_all"] | entries,
     }
     nexts = {side: _next_true(mask) for side, mask in relevant.items()}
     i = 0

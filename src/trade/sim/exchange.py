@@ -131,19 +131,26 @@ class SimulatedExchange:
         mark_close: np.ndarray | None = None,
         funding_ts: np.ndarray | None = None,
         funding_rate: np.ndarray | None = None,
+        mark_ts_open: np.ndarray | None = None,
+        mark_high: np.ndarray | None = None,
+        mark_low: np.ndarray | None = None,
     ) -> None:
-        """Give the whole intrabar series (plus optional mark bars by close time and funding
-        events) at once; then process it with `advance_to`."""
+        """Give the whole intrabar series (plus optional mark bars by close time, with their open
+        times, highs and lows where known, and funding events) at once; then process it with
+        `advance_to`. See `tape` for the mark each bar is priced at."""
         if self._k:
             raise SimulationError("load after bars were processed")
         self.tape.load(
             ts_open, ts_close, open, high, low, close, mark_ts_close, mark_close, funding_ts,
-            funding_rate,
+            funding_rate, mark_ts_open, mark_high, mark_low,
         )  # fmt: skip
 
-    def add_mark(self, ts_close: int, close: float) -> None:
+    def add_mark(
+        self, ts_close: int, close: float, ts_open: int = -1, high: float = math.nan,
+        low: float = math.nan,
+    ) -> None:  # fmt: skip
         """Append a mark-price bar (before feeding intrabar bars that close at or after it)."""
-        self.tape.append_mark(int(ts_close), float(close))
+        self.tape.append_mark(int(ts_close), float(close), int(ts_open), float(high), float(low))
 
     def add_funding(self, ts: int, rate: float) -> None:
         """Append a funding event (before feeding the bar that opens at or after `ts`)."""
@@ -164,7 +171,8 @@ class SimulatedExchange:
         return self._run(self.tape.n, stop_on_change=True)
 
     def mark_at(self, ts: int) -> float:
-        """Mark price at instant `ts` (the last traded price where no mark bar has closed)."""
+        """Mark price at instant `ts`: the mark over the last bar closed by then (see `tape`;
+        its close where no mark bar has closed yet)."""
         return self.tape.mark_at(ts)
 
     # ------------------------------------------------------------------ orders
@@ -197,6 +205,14 @@ class SimulatedExchange:
         if req.stop_price is not None:
             self.events[-1]["stop_price"] = req.stop_price
         return oid
+
+    def refuse(self, ts: int, reason: str, **detail: Any) -> None:
+        """Count an entry the caller could not send as a rejection (`position_open`: a position
+        is open and no exit precedes the entry; `atr_missing`: its ATR distance has no value yet),
+        so no signal is dropped silently; `detail` goes into the event."""
+        self.counters["rejected_entries"] += 1
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+        self.events.append({"type": "reject", "ts": ts, "reason": reason, **detail})
 
     def cancel(self, oid: int, ts: int) -> bool:
         """Cancel a pending order; False when it is no longer pending."""

@@ -26,9 +26,8 @@ EV_TYPE, EV_TS, EV_ID, EV_SIDE, EV_QTY, EV_PRICE, EV_FEE, EV_LIQ, EV_SL, EV_TP =
 EV_REASON, EV_PNL, EV_RATE, EV_MARK, EV_PAID, EV_TAG, EV_REDUCE, EV_PERCENT = range(10, 18)
 EV_WIDTH = 18
 # event types (EV_LIQ / EV_SL hold equity / peak for a halt)
-E_ORDER, E_OPEN, E_CLOSE, E_REJECT, E_SKIP, E_FUNDING, E_CANCEL, E_HALT, E_ATR, E_AMEND = range(
-    1, 11
-)
+(E_ORDER, E_OPEN, E_CLOSE, E_REJECT, E_SKIP, E_FUNDING, E_CANCEL, E_HALT, E_ATR, E_AMEND,
+ E_REFUSE) = range(1, 12)  # fmt: skip
 # exit reasons and reject reasons (EV_REASON)
 EXIT_REASONS = (
     "signal",
@@ -47,8 +46,9 @@ REJECT_REASONS = (
     "min_qty",
     "min_notional",
     "stop_beyond_liquidation",
+    "atr_missing",
 )
-J_POS, J_NEEDS_STOP, J_QTY_STEP, J_MIN_QTY, J_MIN_NOTIONAL, J_BEYOND_LIQ = range(6)
+J_POS, J_NEEDS_STOP, J_QTY_STEP, J_MIN_QTY, J_MIN_NOTIONAL, J_BEYOND_LIQ, J_ATR = range(7)
 # trade record columns
 TR_ENTRY_TS, TR_ENTRY_PX, TR_EXIT_TS, TR_EXIT_PX, TR_QTY, TR_NOTIONAL, TR_REASON = range(7)
 TR_FEES, TR_FUNDING, TR_PNL, TR_RETURN, TR_MAE, TR_MFE, TR_BARS, TR_SIDE = range(7, 15)
@@ -152,7 +152,7 @@ def run_market_play(
     q_be = np.zeros(MAX_PENDING)
     q_pct = np.zeros(MAX_PENDING)  # close percent of a reduce-only order
     # the decisions of one instant (at most an exit and an entry)
-    d_kind = np.zeros(2, np.int64)  # 1 exit, 2 entry
+    d_kind = np.zeros(2, np.int64)  # 1 exit, 2 entry, 3 entry refused (a position is open)
     d_buy = np.zeros(2, np.bool_)
     d_tag = np.zeros(2, np.int64)
 
@@ -176,18 +176,14 @@ def run_market_play(
                 i = i2
         elif p_open and q_n == 0:
             # positioned with nothing pending: the next instant that can decide is one with an
-            # exit for this side (or a flip); until then only a stop, target, liquidation, the
-            # drawdown limit or a funding settlement can act, so scan for the first bar where one
-            # can (the simulator's fast path) and process that bar, at its instant, as usual
+            # exit for this side or an entry (a flip, or refused and counted); until then only a
+            # stop, target, liquidation, the drawdown limit or a funding settlement can act, so
+            # scan for the first bar where one can (the simulator's fast path) and process that
+            # bar, at its instant, as usual
             long = p_sign > 0
             ex_side = ex_long if long else ex_short
-            en_same, en_opp = (en_long, en_short) if long else (en_short, en_long)
             i2 = i
-            while (
-                i2 < ninst
-                and ex_side[i2] < 0
-                and not (allow_flip and en_opp[i2] >= 0 and en_same[i2] < 0)
-            ):
+            while i2 < ninst and ex_side[i2] < 0 and en_long[i2] < 0 and en_short[i2] < 0:
                 i2 += 1
             t2 = instants[i2] if i2 < ninst else instants[ninst - 1]
             end = k
@@ -472,11 +468,23 @@ def run_market_play(
                 d_kind[0], d_buy[0], d_tag[0] = 1, side_after < 0, -2 - src
                 d_kind[1], d_buy[1], d_tag[1] = 2, want > 0, src
                 n_dec = 2
+            else:  # a position stays open: the entry is refused and counted
+                d_kind[n_dec], d_buy[n_dec], d_tag[n_dec] = 3, want > 0, src
+                n_dec += 1
         for d in range(n_dec):
             signals += 1
+            if d_kind[d] == 3:
+                rejected += 1
+                rejections[J_POS] += 1
+                ev = _event_row(ev, ne)
+                ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_REASON] = E_REFUSE, t_inst, J_POS
+                ev[ne, EV_SIDE], ev[ne, EV_TAG] = 1.0 if d_buy[d] else -1.0, d_tag[d]
+                ne += 1
+                continue
             bad = atr_bad[i if len(atr_bad) > 1 else 0]
             if d_kind[d] == 2 and bad != 0:
                 rejected += 1
+                rejections[J_ATR] += 1
                 ev = _event_row(ev, ne)
                 ev[ne, EV_TYPE], ev[ne, EV_TS], ev[ne, EV_REASON] = E_ATR, t_inst, bad
                 ne += 1

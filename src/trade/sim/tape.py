@@ -2,19 +2,30 @@
 
 Loaded all at once (backtest) or appended one item at a time (replay, paper); both end in the same
 arrays, so the per-bar code and the jitted scans read the same numbers either way. Per-bar values
-that depend on other series (the mark as of each bar's close) are computed when the bar arrives,
-from what is known at that instant only: the tape never looks past the bar it is given.
+that depend on other series (the mark over each bar) are computed when the bar arrives, from what
+is known at that instant only: the tape never looks past the bar it is given.
+
+The mark over a bar (DESIGN §5), fresh as of that bar:
+- a mark bar spanning exactly the bar (1m mark bars for 1m bars): its high, low and close;
+- else, once some mark bar has closed, the bar's traded prices shifted by the basis at the last
+  mark bar closed by the bar's close: `mark_close + (price − ref)`, where `ref` is the traded price
+  at that mark bar's close (the close of the last bar closed by then; before the first bar, its
+  open). At a mark bar's own close this is that mark exactly;
+- else (no mark known yet) the traded prices themselves.
+`mark_src` records which (MARK_OWN, MARK_ESTIMATE, MARK_NONE) priced each bar.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
 from numba import njit
 
 from ..errors import SimulationError
-from .scan import bisect
+
+MARK_NONE, MARK_OWN, MARK_ESTIMATE = 0, 1, 2  # `Tape.mark_src`: what priced a bar's mark
 
 
 class _Column:
@@ -44,24 +55,26 @@ class _Column:
 
 
 class Tape:
-    """Bars (ts_open, ts_close, OHLC), the mark as of each bar's close, and funding events.
+    """Bars (ts_open, ts_close, OHLC), the mark over each bar, and funding events.
 
-    Derived per bar: `mark` (mark series close as of the bar's close, NaN if none yet), `liq_low` /
-    `liq_high` (the prices liquidation is checked against: the mark where known, else the bar's
-    low / high), `dd_price` (the price equity is valued at on the bar's close: mark, else close) and
-    `exec_close` (the bar closes an exec bar).
+    Derived per bar (see the module docstring): `mark` (the mark at the bar's close, NaN while no
+    mark is known), `liq_low` / `liq_high` (the mark's low / high over the bar: what liquidation is
+    checked against), `dd_price` (the price equity is valued at on the bar's close: the mark, else
+    the close), `mark_src` and `exec_close` (the bar closes an exec bar).
     """
 
     def __init__(self, exec_tf_ms: int) -> None:
         self.exec_tf_ms = exec_tf_ms
-        names_i = ("ts_open", "ts_close", "mark_ts", "funding_ts")
+        names_i = ("ts_open", "ts_close", "mark_ts", "mark_open_ts", "funding_ts")
         names_f = ("o", "h", "lo", "c", "mark", "liq_low", "liq_high", "dd_price")
-        names_f += ("mark_close", "funding_rate")
+        names_f += ("mark_close", "mark_high", "mark_low", "funding_rate")
         self._cols: dict[str, _Column] = {n: _Column(np.int64) for n in names_i}
         self._cols.update({n: _Column(np.float64) for n in names_f})
         self._cols["exec_close"] = _Column(np.bool_)
+        self._cols["mark_src"] = _Column(np.int8)
         order = ("ts_open", "ts_close", "o", "h", "lo", "c", "mark", "liq_low", "liq_high")
-        self._bar_cols = [self._cols[n] for n in (*order, "dd_price")]
+        self._bar_cols = [self._cols[n] for n in (*order, "dd_price", "mark_src")]
+        self._ref: dict[int, float] = {}  # mark bar index → the traded price at its close
         self._py_of: np.ndarray | None = None  # the ts_open buffer the memoryviews were made for
         self.refresh()
 
@@ -79,9 +92,13 @@ class Tape:
         mark_close: np.ndarray | None,
         funding_ts: np.ndarray | None,
         funding_rate: np.ndarray | None,
+        mark_ts_open: np.ndarray | None = None,
+        mark_high: np.ndarray | None = None,
+        mark_low: np.ndarray | None = None,
     ) -> None:
         """Replace everything with whole series (all arrays of one series have equal length).
-        The tape keeps the arrays it is given: do not modify them afterwards."""
+        Mark bars without open times are never a bar's own mark; without high / low their range
+        is their close. The tape keeps the arrays it is given: do not modify them afterwards."""
         cols = self._cols
         for name, arr in (
             ("ts_open", ts_open),
@@ -94,26 +111,40 @@ class Tape:
             cols[name].set(np.asarray(arr))
         if len({cols[n].n for n in ("ts_open", "ts_close", "o", "h", "lo", "c")}) != 1:
             raise SimulationError("intrabar arrays differ in length")
+        mc = np.asarray(mark_close if mark_close is not None else [], dtype=np.float64)
         cols["mark_ts"].set(np.asarray(mark_ts_close if mark_ts_close is not None else []))
-        cols["mark_close"].set(np.asarray(mark_close if mark_close is not None else []))
+        cols["mark_close"].set(mc)
+        cols["mark_open_ts"].set(
+            np.asarray(mark_ts_open) if mark_ts_open is not None else np.full(len(mc), -1)
+        )
+        cols["mark_high"].set(np.asarray(mark_high) if mark_high is not None else mc)
+        cols["mark_low"].set(np.asarray(mark_low) if mark_low is not None else mc)
         cols["funding_ts"].set(np.asarray(funding_ts if funding_ts is not None else []))
         cols["funding_rate"].set(np.asarray(funding_rate if funding_rate is not None else []))
-        if cols["mark_ts"].n != cols["mark_close"].n:
+        mark_names = ("mark_ts", "mark_open_ts", "mark_high", "mark_low")
+        if any(cols[n].n != len(mc) for n in mark_names):
             raise SimulationError("mark arrays differ in length")
         if cols["funding_ts"].n != cols["funding_rate"].n:
             raise SimulationError("funding arrays differ in length")
         tc = cols["ts_close"].view
-        mark = self._mark_as_of(tc)
-        known = ~np.isnan(mark)
-        cols["mark"].set(mark)
-        if known.any():
-            cols["liq_low"].set(np.where(known, mark, cols["lo"].view))
-            cols["liq_high"].set(np.where(known, mark, cols["h"].view))
-            cols["dd_price"].set(np.where(known, mark, cols["c"].view))
-        else:  # no mark anywhere: the bars' own prices (shared, never written)
+        if len(mc) == 0:  # no mark anywhere: the bars' own prices (shared, never written)
+            cols["mark"].set(np.full(len(tc), np.nan))
             cols["liq_low"].set(cols["lo"].view)
             cols["liq_high"].set(cols["h"].view)
             cols["dd_price"].set(cols["c"].view)
+            cols["mark_src"].set(np.full(len(tc), MARK_NONE, dtype=np.int8))
+        else:
+            mark, low, high, src = fresh_marks(
+                cols["ts_open"].view, tc, cols["o"].view, cols["h"].view, cols["lo"].view,
+                cols["c"].view, cols["mark_open_ts"].view, cols["mark_ts"].view,
+                cols["mark_high"].view, cols["mark_low"].view, mc,
+            )  # fmt: skip
+            cols["mark"].set(mark)
+            cols["liq_low"].set(low)
+            cols["liq_high"].set(high)
+            cols["dd_price"].set(np.where(src == MARK_NONE, cols["c"].view, mark))
+            cols["mark_src"].set(src)
+        self._ref = {}
         cols["exec_close"].set(tc % self.exec_tf_ms == 0)
         self._py_of = None  # every buffer is new, even if ts_open is the array given last time
         self.refresh()
@@ -127,30 +158,56 @@ class Tape:
             raise SimulationError(f"bar opening at {ts_open} overlaps the previous bar")
         if not (lo <= min(o, c) and h >= max(o, c)):
             raise SimulationError(f"bar at {ts_open} has inconsistent OHLC")
-        if len(self.mark_ts) and ts_close >= self.mark_ts[0]:
-            mark = float(self.mark_close[int(np.searchsorted(self.mark_ts, ts_close, "right")) - 1])
-            values = (ts_open, ts_close, o, h, lo, c, mark, mark, mark, mark)
-        else:
-            values = (ts_open, ts_close, o, h, lo, c, math.nan, lo, h, c)
         cols = self._bar_cols
         if n == len(cols[0].buf):
             for col in cols:
                 col.append(0)  # grows the buffer; the value is overwritten below
                 col.n = n
-        for col, v in zip(cols, values, strict=False):
+        values = (ts_open, ts_close, o, h, lo, c, math.nan, lo, h, c, MARK_NONE)
+        for col, v in zip(cols, values, strict=True):
             col.buf[n] = v
             col.n = n + 1
+        j = int(np.searchsorted(self.mark_ts, ts_close, "right")) - 1
+        if j >= 0:  # a mark is known: the same numbers as `fresh_marks` gives a loaded tape
+            if self.mark_open_ts[j] == ts_open and self.mark_ts[j] == ts_close:
+                mark, low, high = self.mark_close[j], self.mark_low[j], self.mark_high[j]
+                src = MARK_OWN
+            else:
+                ref = self._ref.get(j)
+                if ref is None:
+                    tc = self._cols["ts_close"].buf[: n + 1]
+                    r = int(np.searchsorted(tc, self.mark_ts[j], "right")) - 1
+                    first_open = self._cols["o"].buf[0]
+                    ref = self._ref[j] = float(self._cols["c"].buf[r] if r >= 0 else first_open)
+                m = self.mark_close[j]
+                mark, low, high = m + (c - ref), m + (lo - ref), m + (h - ref)
+                src = MARK_ESTIMATE
+            for name, v in (("mark", mark), ("liq_low", low), ("liq_high", high)):
+                self._cols[name].buf[n] = v
+            self._cols["dd_price"].buf[n] = mark
+            self._cols["mark_src"].buf[n] = src
         ec = self._cols["exec_close"]
         ec.append(ts_close % self.exec_tf_ms == 0)
         self._bind_bars()
 
-    def append_mark(self, ts_close: int, close: float) -> None:
-        """Add the next mark-price bar, before any intrabar bar closing at or after `ts_close`."""
+    def append_mark(
+        self, ts_close: int, close: float, ts_open: int = -1, high: float = math.nan,
+        low: float = math.nan,
+    ) -> None:  # fmt: skip
+        """Add the next mark-price bar, before any intrabar bar closing at or after `ts_close`
+        (`ts_open`, `high`, `low` as in `load`: absent, it is never a bar's own mark)."""
         col = self._cols["mark_ts"]
         if col.n and ts_close <= col.view[-1]:
             raise SimulationError(f"mark bar closing at {ts_close} is not after the previous one")
+        if self.n and ts_close <= self.ts_close[self.n - 1]:
+            raise SimulationError(
+                f"mark bar closing at {ts_close} arrives after the bars it prices"
+            )
         col.append(ts_close)
         self._cols["mark_close"].append(close)
+        self._cols["mark_open_ts"].append(ts_open)
+        self._cols["mark_high"].append(close if high != high else high)
+        self._cols["mark_low"].append(close if low != low else low)
         self.refresh()
 
     def append_funding(self, ts: int, rate: float) -> None:
@@ -167,6 +224,8 @@ class Tape:
         self._bind_bars()
         cols = self._cols
         self.mark_ts, self.mark_close = cols["mark_ts"].view, cols["mark_close"].view
+        self.mark_open_ts = cols["mark_open_ts"].view
+        self.mark_high, self.mark_low = cols["mark_high"].view, cols["mark_low"].view
         self.funding_ts, self.funding_rate = cols["funding_ts"].view, cols["funding_rate"].view
         self.py_funding_ts = memoryview(self.funding_ts)
 
@@ -178,7 +237,7 @@ class Tape:
         self.lo, self.c = cols["lo"].buf[:n], cols["c"].buf[:n]
         self.mark, self.exec_close = cols["mark"].buf[:n], cols["exec_close"].buf[:n]
         self.liq_low, self.liq_high = cols["liq_low"].buf[:n], cols["liq_high"].buf[:n]
-        self.dd_price = cols["dd_price"].buf[:n]
+        self.dd_price, self.mark_src = cols["dd_price"].buf[:n], cols["mark_src"].buf[:n]
         # The same numbers as Python scalars: memoryviews index in a fraction of an array's time,
         # which the per-bar code (one bar per evaluation instant in replay) feels. They view the
         # whole buffers (valid below `n`), so an append re-creates them only when the buffers grow
@@ -191,56 +250,67 @@ class Tape:
 
     # ------------------------------------------------------------------ reading
 
-    def _mark_as_of(self, instants: np.ndarray) -> np.ndarray:
-        mts, mc = self._cols["mark_ts"].view, self._cols["mark_close"].view
-        if len(mts) == 0:
-            return np.full(len(instants), np.nan)
-        j = np.searchsorted(mts, instants, side="right") - 1
-        return np.where(j >= 0, mc[np.maximum(j, 0)], np.nan)
-
     def marks_at(self, instants: np.ndarray) -> np.ndarray:
-        """Mark at each instant: the last mark bar closed by it, else the last traded price (the
-        close of the last bar closed by it), else NaN."""
-        return _marks_at(
-            np.ascontiguousarray(instants, dtype=np.int64), self.ts_close, self.c, self.mark_ts,
-            self.mark_close,
-        )  # fmt: skip
+        """Mark at each instant: `dd_price` of the last bar closed by it (the mark over that bar,
+        else its close), else NaN."""
+        j = np.searchsorted(self.ts_close, np.asarray(instants, dtype=np.int64), side="right") - 1
+        if not self.n:
+            return np.full(len(j), np.nan)
+        return np.where(j >= 0, self.dd_price[np.maximum(j, 0)], np.nan)
 
     def mark_at(self, ts: int) -> float:
         """`marks_at` for one instant."""
-        return float(self.marks_at(np.array([ts]))[0])
+        j = bisect.bisect_right(self.py_ts_close, ts, 0, self.n) - 1
+        return float(self.dd_price[j]) if j >= 0 else math.nan
+
+    def source_counts(self) -> dict[str, int]:
+        """How many bars each source priced (the result's `mark_*_bars` counters)."""
+        counts = np.bincount(self.mark_src, minlength=3) if self.n else np.zeros(3, dtype=int)
+        return {
+            "mark_1m_bars": int(counts[MARK_OWN]),
+            "mark_estimated_bars": int(counts[MARK_ESTIMATE]),
+            "mark_missing_bars": int(counts[MARK_NONE]),
+        }
 
 
 @njit(cache=True)
-def _marks_at(
-    instants: np.ndarray,
+def fresh_marks(
+    ts_open: np.ndarray,
     ts_close: np.ndarray,
-    close: np.ndarray,
-    mark_ts: np.ndarray,
-    mark_close: np.ndarray,
-) -> np.ndarray:
-    """`Tape.marks_at` in one pass without temporaries (it prices every instant of an equity
-    curve): cursors are searched for the first instant, walk forward over sorted instants and are
-    searched again only where the instants go back."""
-    out = np.empty(len(instants))
-    if len(instants) == 0:
-        return out
-    # searched for the first instant (one look-up costs a search, not a walk from the start)
-    km = bisect(mark_ts, instants[0], True)
-    kb = bisect(ts_close, instants[0], True)
-    prev = instants[0]
-    for i in range(len(instants)):
-        t = instants[i]
-        if t < prev:
-            km = bisect(mark_ts, t, True)
-            kb = bisect(ts_close, t, True)
-        prev = t
-        while km < len(mark_ts) and mark_ts[km] <= t:
-            km += 1
-        while kb < len(ts_close) and ts_close[kb] <= t:
-            kb += 1
-        price = mark_close[km - 1] if km > 0 else np.nan
-        if price != price:
-            price = close[kb - 1] if kb > 0 else np.nan
-        out[i] = price
-    return out
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    m_open: np.ndarray,
+    m_close_ts: np.ndarray,
+    m_high: np.ndarray,
+    m_low: np.ndarray,
+    m_close: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The mark over each bar (close, low, high; NaN / the bar's low, high where none is known)
+    and its source, by the module docstring's rule, walking bars and mark bars once."""
+    n = len(ts_open)
+    mark = np.full(n, np.nan)
+    low, high = lo.copy(), h.copy()
+    src = np.zeros(n, np.int8)
+    j = -1  # the last mark bar closed by the current bar's close
+    r = -1  # the last bar closed by mark bar j's close
+    ref = np.nan
+    for k in range(n):
+        jj = j
+        while jj + 1 < len(m_close_ts) and m_close_ts[jj + 1] <= ts_close[k]:
+            jj += 1
+        if jj < 0:
+            continue
+        if jj != j:
+            j = jj
+            while r + 1 < n and ts_close[r + 1] <= m_close_ts[j]:
+                r += 1
+            ref = c[r] if r >= 0 else o[0]
+        if m_open[j] == ts_open[k] and m_close_ts[j] == ts_close[k]:
+            mark[k], low[k], high[k], src[k] = m_close[j], m_low[j], m_high[j], MARK_OWN
+        else:
+            m = m_close[j]
+            mark[k], low[k], high[k] = m + (c[k] - ref), m + (lo[k] - ref), m + (h[k] - ref)
+            src[k] = MARK_ESTIMATE
+    return mark, low, high, src
