@@ -27,7 +27,7 @@ from numba import njit
 
 from ..errors import SimulationError
 from ..instruments import InstrumentSpec
-from .orders import AccountConfig, OrderRequest
+from .orders import EXIT_REASONS, REJECT_REASONS, AccountConfig, OrderRequest
 from .position import Position
 from .scan import extremes, first_touch, first_trigger, first_true
 from .tape import Tape
@@ -210,6 +210,8 @@ class SimulatedExchange:
         """Count an entry the caller could not send as a rejection (`position_open`: a position
         is open and no exit precedes the entry; `atr_missing`: its ATR distance has no value yet),
         so no signal is dropped silently; `detail` goes into the event."""
+        if reason not in REJECT_REASONS:
+            raise SimulationError(f"unknown rejection reason {reason!r}")
         self.counters["rejected_entries"] += 1
         self.rejections[reason] = self.rejections.get(reason, 0) + 1
         self.events.append({"type": "reject", "ts": ts, "reason": reason, **detail})
@@ -811,6 +813,8 @@ class SimulatedExchange:
     def close_all(self, t: int, price: float, reason: str = "end_of_data") -> None:
         """Cancel pending orders and close any open position at `price` (taker fee, no slippage),
         e.g. at the last close when the data end."""
+        if reason not in EXIT_REASONS:
+            raise SimulationError(f"unknown exit reason {reason!r}")
         for p in list(self.pending):
             self.cancel(p.id, t)
         if self.position is not None:

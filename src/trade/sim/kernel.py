@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, types
 
 from ..instruments import round_price, round_qty_down
+from .orders import EXIT_REASONS, REJECT_REASONS  # noqa: F401 (read as K.EXIT_REASONS …)
 from .scan import bisect, first_trigger, first_true
 
 # event record columns
@@ -28,26 +29,8 @@ EV_WIDTH = 18
 # event types (EV_LIQ / EV_SL hold equity / peak for a halt)
 (E_ORDER, E_OPEN, E_CLOSE, E_REJECT, E_SKIP, E_FUNDING, E_CANCEL, E_HALT, E_ATR, E_AMEND,
  E_REFUSE) = range(1, 12)  # fmt: skip
-# exit reasons and reject reasons (EV_REASON)
-EXIT_REASONS = (
-    "signal",
-    "take_profit",
-    "stop_loss",
-    "liquidation",
-    "max_drawdown",
-    "end_of_data",
-    "trailing_stop",
-)
-R_SIGNAL, R_TP, R_SL, R_LIQ, R_DD, R_END, R_TRAIL = range(7)
-REJECT_REASONS = (
-    "position_open",
-    "risk_sizing_needs_stop",
-    "qty_step",
-    "min_qty",
-    "min_notional",
-    "stop_beyond_liquidation",
-    "atr_missing",
-)
+# exit reasons and reject reasons (EV_REASON): indexes into orders.EXIT_REASONS / REJECT_REASONS
+R_SIGNAL, R_TP, R_SL, R_LIQ, R_DD, R_END, R_TRAIL = range(7)  # EXIT_REASONS
 J_POS, J_NEEDS_STOP, J_QTY_STEP, J_MIN_QTY, J_MIN_NOTIONAL, J_BEYOND_LIQ, J_ATR = range(7)
 # trade record columns
 TR_ENTRY_TS, TR_ENTRY_PX, TR_EXIT_TS, TR_EXIT_PX, TR_QTY, TR_NOTIONAL, TR_REASON = range(7)

@@ -7,6 +7,28 @@ from typing import Any, Literal
 
 from ..errors import InputError, SimulationError
 
+#: Every exit_reason a trade can carry and every reason a rejection can give (docs/execution.md
+#: lists each; the jitted loop codes them by their index here).
+EXIT_REASONS = (
+    "signal",
+    "take_profit",
+    "stop_loss",
+    "liquidation",
+    "max_drawdown",
+    "end_of_data",
+    "trailing_stop",
+)
+REJECT_REASONS = (
+    "position_open",
+    "risk_sizing_needs_stop",
+    "qty_step",
+    "min_qty",
+    "min_notional",
+    "stop_beyond_liquidation",
+    "atr_missing",
+    "halted",
+)
+
 
 @dataclass(frozen=True)
 class AccountConfig:
@@ -135,4 +157,6 @@ class OrderRequest:
             return "an entry needs qty or sizing"
         if self.sizing is not None and not self.sizing.value > 0:
             return f"sizing value must be positive, got {self.sizing.value}"
+        if self.exit_reason not in EXIT_REASONS:
+            return f"exit_reason must be one of {', '.join(EXIT_REASONS)}, got {self.exit_reason!r}"
         return None
