@@ -88,6 +88,11 @@ def test_load_bars_funding_mark_and_span(store: MarketStore) -> None:
     mark = store.load_mark("ABCUSDT", START, START + 5 * H)
     assert mark is not None and mark.timeframe == "1h" and len(mark) == 5
     assert mark.volume.tolist() == [0.0] * 5
+    # 1m marks for the first 10 minutes only: the finest series that covers the window is chosen
+    store.write_mark(minute.window(START, START + 10 * M))
+    assert store.load_mark("ABCUSDT", START, START + 5 * H).timeframe == "1h"  # type: ignore[union-attr]
+    got = store.load_mark("ABCUSDT", START - H, START + 10 * M, cover_from=START)
+    assert got is not None and got.timeframe == "1m" and len(got) == 10
     assert store.instrument("ABCUSDT") is None
 
 

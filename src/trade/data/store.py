@@ -258,14 +258,28 @@ class MarketStore:
         ).fetchnumpy()
         return np.asarray(res["ts"], dtype=np.int64), np.asarray(res["rate"], dtype=np.float64)
 
-    def load_mark(self, symbol: str, start_ms: int | None, end_ms: int | None) -> Bars | None:
-        """Mark-price klines of the finest stored mark timeframe (volume zero), or None."""
-        stored = self.con.execute(
-            "SELECT DISTINCT timeframe FROM mark WHERE symbol = ?", [symbol]
+    def load_mark(
+        self,
+        symbol: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        cover_from: int | None = None,
+    ) -> Bars | None:
+        """Mark-price klines in [start, end) (volume zero), or None: of the finest stored mark
+        timeframe whose bars reach from `cover_from` (default `start`) to `end`, else of the
+        finest stored (a week of 1m marks does not stand in for two years of 1h marks)."""
+        lo, hi = _bounds(start_ms, end_ms)
+        rows = self.con.execute(
+            "SELECT timeframe, min(ts), max(ts) FROM mark WHERE symbol = ? AND ts >= ? AND ts < ? "
+            "GROUP BY timeframe",
+            [symbol, lo, hi],
         ).fetchall()
-        if not stored:
+        if not rows:
             return None
-        tf = min((r[0] for r in stored), key=lambda t: TIMEFRAMES[t])
+        rows.sort(key=lambda r: TIMEFRAMES[r[0]])
+        need_from = lo if cover_from is None else int(cover_from)
+        covering = [r for r in rows if r[1] <= need_from and r[2] + TIMEFRAMES[r[0]] >= hi]
+        tf = (covering or rows)[0][0]
         res = self.con.execute(
             "SELECT ts, open, high, low, close FROM mark WHERE symbol = ? AND timeframe = ? "
             "AND ts >= ? AND ts < ?",

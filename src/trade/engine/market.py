@@ -158,7 +158,7 @@ def load_from_store(
         _check_cover(b, symbol, tf, from_ms, start, end)
         bars[tf] = b
     minute = store.load_bars(symbol, "1m", start, end) if minute_span is not None else None
-    mark = store.load_mark(symbol, start - 8 * 3_600_000, end)
+    mark = store.load_mark(symbol, start - 8 * 3_600_000, end, cover_from=start)
     f_ts, f_rate = store.load_funding(symbol, start, end + 1)
     instrument = store.instrument(symbol) or default_spec(symbol)
     return MarketWindow(
