@@ -25,6 +25,12 @@ NAME_RE = re.compile(
     r"^(?P<exchange>[a-z]+)_(?P<symbol>[A-Z0-9]+)_(?P<rest>[A-Za-z0-9_]+?)(?:\.csv\.gz|\.csv|\.parquet)$"
 )
 MAX_LISTED = 5
+# Bounds of what a market file may hold; beyond them a value is a unit mix-up or corruption.
+LAST_TS_MS = 4_102_444_800_000  # 2100-01-01: later "milliseconds" are µs or ns
+MAX_PRICE = 1e12
+MAX_VOLUME = 1e15
+MAX_FUNDING_RATE = 1.0  # ±100 % per settlement
+TS_UNITS = ((1e17, "nanoseconds"), (1e14, "microseconds"))
 
 
 def infer_names(path: Path) -> tuple[str | None, str | None, str | None, str | None]:
@@ -70,8 +76,23 @@ def read_table(path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
     ts = data["ts_ms"]
     if np.isnan(ts).any():
         raise DataError(f"{path}: missing ts_ms on {_lines(np.isnan(ts))}")
+    _check_time_unit(path, ts)
     data["ts_ms"] = ts.astype(np.int64)
     return data
+
+
+def _check_time_unit(path: Path, ts: np.ndarray) -> None:
+    """Timestamps must be epoch milliseconds between 1970 and 2100; name the unit they look like."""
+    bad = ~np.isfinite(ts) | (ts < 0) | (ts >= LAST_TS_MS)
+    if bad.any():
+        first = float(ts[np.flatnonzero(bad)[0]])
+        unit = next((u for floor, u in TS_UNITS if np.isfinite(first) and first >= floor), None)
+        why = f"they look like {unit}" if unit else "expected epoch milliseconds, 1970 to 2100"
+        raise DataError(f"{path}: ts_ms out of range on {_lines(bad)} ({why})")
+    if len(ts) and bool(np.all((ts >= 1e9) & (ts < 1e10))):
+        raise DataError(
+            f"{path}: ts_ms look like seconds (e.g. {int(ts[0])}); expected epoch milliseconds"
+        )
 
 
 def _csv_problem(path: Path, arrow_message: str) -> str:
@@ -84,9 +105,14 @@ def _csv_problem(path: Path, arrow_message: str) -> str:
             for line, row in enumerate(rows, start=2):
                 if row and len(row) != width:
                     return f"line {line} has {len(row)} fields, the header has {width}"
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error):
+    except UnicodeDecodeError:
+        return "not a UTF-8 text file (binary data?)"
+    except (OSError, EOFError, csv.Error):
         pass
-    return arrow_message.splitlines()[0]
+    if "straddl" in arrow_message:  # Arrow's name for a row longer than its read block
+        return "a row too long to parse (no line break within a megabyte)"
+    first = arrow_message.splitlines()[0].encode("ascii", "backslashreplace").decode()
+    return first if len(first) <= 120 else f"{first[:120]}…"
 
 
 def _not_numeric(name: str, values: list[object]) -> str:
@@ -99,10 +125,16 @@ def _not_numeric(name: str, values: list[object]) -> str:
                 bad.append(i)
     shown = ", ".join(str(i + 2) for i in bad[:MAX_LISTED])
     return (
-        f"column {name!r} is not numeric on line(s) {shown} (e.g. {values[bad[0]]!r})"
+        f"column {name!r} is not numeric on line(s) {shown} (e.g. {_quote(values[bad[0]])})"
         if bad
         else (f"column {name!r} is not numeric")
     )
+
+
+def _quote(value: object, limit: int = 24) -> str:
+    """A value for a message: printable ASCII, cut short (a file may hold any bytes)."""
+    text = ascii(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _check_columns(path: Path, have: list[str], need: tuple[str, ...]) -> None:
@@ -151,6 +183,11 @@ def validate_prices(
     for name, col in cols.items():
         if np.isnan(col).any():
             raise DataError(f"{path}: missing or NaN {name} on {_lines(np.isnan(col))}")
+        limit = MAX_VOLUME if name == "volume" else MAX_PRICE
+        if (np.abs(col) > limit).any():
+            raise DataError(
+                f"{path}: {name} infinite or above {limit:.0e} on {_lines(np.abs(col) > limit)}"
+            )
     for name, col in (("open", o), ("high", h), ("low", lo), ("close", c)):
         if (col <= 0).any():
             raise DataError(f"{path}: non-positive {name} on {_lines(col <= 0)}")
@@ -195,4 +232,9 @@ def read_funding(path: Path) -> tuple[np.ndarray, np.ndarray]:
     rate = d["funding_rate"]
     if np.isnan(rate).any():
         raise DataError(f"{path}: missing funding_rate on {_lines(np.isnan(rate))}")
+    if (np.abs(rate) > MAX_FUNDING_RATE).any():
+        raise DataError(
+            f"{path}: funding_rate infinite or beyond ±{MAX_FUNDING_RATE:g} on "
+            f"{_lines(np.abs(rate) > MAX_FUNDING_RATE)}"
+        )
     return d["ts_ms"], rate

@@ -20,6 +20,7 @@ from ..exchange.bybit import BybitRest, instrument_spec
 from ..instruments import InstrumentSpec
 from ..timeframes import canonical, tf_ms
 from .bars import Bars
+from .files import MAX_FUNDING_RATE, MAX_PRICE, MAX_VOLUME
 from .gaps import count_missing, missing_ranges
 from .store import MarketStore
 
@@ -104,7 +105,8 @@ def _write(store: MarketStore, symbol: str, tf: str, rows: list[list[str]], mark
     bad = (
         (bars.high < np.maximum(bars.open, bars.close))
         | (bars.low > np.minimum(bars.open, bars.close))
-        | ~np.isfinite(a[:, 1:5]).all(axis=1)
+        | ~((a[:, 1:5] > 0) & (a[:, 1:5] <= MAX_PRICE)).all(axis=1)  # NaN and inf fail too
+        | ~((volume >= 0) & (volume <= MAX_VOLUME))
     )
     if bad.any():
         at = int(bars.ts[np.flatnonzero(bad)[0]])
@@ -130,7 +132,15 @@ async def sync_funding(
         if not rows:
             break
         ts = np.array([int(r["fundingRateTimestamp"]) for r in rows], dtype=np.int64)
-        rate = np.array([float(r["fundingRate"]) for r in rows])
+        try:
+            rate = np.array([float(r["fundingRate"]) for r in rows])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExchangeError(
+                f"Bybit returned a malformed {symbol} funding row ({exc})"
+            ) from None
+        if not (np.abs(rate) <= MAX_FUNDING_RATE).all():  # NaN fails too
+            at = int(ts[np.flatnonzero(~(np.abs(rate) <= MAX_FUNDING_RATE))[0]])
+            raise ExchangeError(f"Bybit returned an impossible {symbol} funding rate at ts {at}")
         written += store.write_funding(symbol, ts, rate, source="bybit")
         upper = int(ts.min()) - 1
     return written

@@ -169,7 +169,7 @@ class BybitRest:
                 "limit": KLINE_LIMIT,
             },
         )
-        return sorted(res.get("list", []), key=lambda row: int(row[0]))
+        return _by_time(path, res.get("list", []), lambda row: row[0])
 
     async def funding(self, symbol: str, start_ms: int, end_ms: int) -> list[dict[str, str]]:
         """Up to 200 funding settlements in [start, end], oldest first."""
@@ -183,7 +183,11 @@ class BybitRest:
                 "limit": FUNDING_LIMIT,
             },
         )
-        return sorted(res.get("list", []), key=lambda row: int(row["fundingRateTimestamp"]))
+        return _by_time(
+            "/v5/market/funding/history",
+            res.get("list", []),
+            lambda row: row["fundingRateTimestamp"],
+        )
 
     async def instrument(self, symbol: str) -> dict[str, Any]:
         """The raw `instruments-info` entry of a linear perpetual."""
@@ -194,6 +198,21 @@ class BybitRest:
         if not items:
             raise ExchangeError(f"Bybit has no linear instrument {symbol!r}")
         return items[0]
+
+
+def _by_time(path: str, rows: Any, ts_of: Callable[[Any], Any]) -> list[Any]:
+    """Rows sorted by their timestamp, which must be a decimal integer; any other answer (a
+    text, a float, a missing field) is refused with the row shown, never a traceback."""
+    if not isinstance(rows, list):
+        raise ExchangeError(f"Bybit {path}: 'list' is not a list ({str(rows)[:80]})")
+    for row in rows:
+        try:
+            ts = ts_of(row)
+        except (KeyError, IndexError, TypeError):
+            ts = None
+        if not (isinstance(ts, str | int) and str(ts).isdigit() and len(str(ts)) <= 13):
+            raise ExchangeError(f"Bybit {path}: malformed row {str(row)[:120]}")
+    return sorted(rows, key=lambda row: int(ts_of(row)))
 
 
 def instrument_spec(info: Mapping[str, Any], maintenance_margin_rate: float) -> InstrumentSpec:

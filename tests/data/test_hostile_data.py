@@ -1,0 +1,155 @@
+"""Market data that must never reach the store: non-finite or absurd values, timestamps in another
+unit, binary or oversized content — from files and from the exchange alike. Each is refused with one
+short line naming the file or endpoint and where, and the store is left as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from trade.cli.main import run
+from trade.data import MarketStore, synthetic_market
+from trade.data.sync import _write, sync_funding
+from trade.errors import ExchangeError
+from trade.exchange.bybit import BybitRest
+
+H = "ts_ms,open,high,low,close,volume\n"
+CASES = {
+    "inf_high.csv": (H + "60000,1,inf,0.5,1.5,1\n", "high infinite or above 1e+12 on line(s) 2"),
+    "huge_volume.csv": (
+        H + "60000,1,2,0.5,1.5,1\n120000,1,2,0.5,1.5,1e400\n",
+        "volume infinite or above 1e+15 on line(s) 3",
+    ),
+    "absurd_price.csv": (
+        H + "60000,1,2e13,0.5,1.5,1\n",
+        "high infinite or above 1e+12 on line(s) 2",
+    ),
+    "micros.csv": (
+        H + "1748538300000000,1,2,0.5,1.5,1\n",
+        "ts_ms out of range on line(s) 2 (they look like microseconds)",
+    ),
+    "nanos.csv": (
+        H + "1748538300000000000,1,2,0.5,1.5,1\n",
+        "ts_ms out of range on line(s) 2 (they look like nanoseconds)",
+    ),
+    "overflow.csv": (
+        H + "9e18,1,2,0.5,1.5,1\n60000,1,2,0.5,1.5,1\n",
+        "ts_ms out of range on line(s) 2 (they look like nanoseconds)",
+    ),
+    "negative_ts.csv": (
+        H + "-60000,1,2,0.5,1.5,1\n",
+        "ts_ms out of range on line(s) 2 (expected epoch milliseconds, 1970 to 2100)",
+    ),
+    "seconds.csv": (
+        H + "1748538300,1,2,0.5,1.5,1\n1748538360,1,2,0.5,1.5,1\n",
+        "ts_ms look like seconds (e.g. 1748538300); expected epoch milliseconds",
+    ),
+    "long_number.csv": (
+        H + "60000,1,2," + "9" * 4000 + "x,1.5,1\n",
+        "column 'low' is not numeric on line(s) 2 (e.g. '99999999999999999999999… (4003 characters))",
+    ),
+    "binary.csv": (H + "\x00\xff\xfe garbage", "not a UTF-8 text file (binary data?)"),
+    "long_row.csv": (H + "6" * 3_000_000 + "\n", "a row too long to parse"),
+}
+
+
+def snapshot(db: Path) -> list[str]:
+    with MarketStore(db) as store:
+        if not store.symbols():
+            store.write_ohlcv(synthetic_market("range", 600, 1, symbol="XUSDT"))
+        tables = ("ohlcv", "funding", "mark", "instruments", "sync_meta")
+        return [
+            repr(store.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()) for t in tables
+        ]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hostile_files_are_refused_with_one_short_line(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "m.duckdb"
+    monkeypatch.setenv("TRADE_DB", str(db))
+    before = snapshot(db)
+    text, message = CASES[name]
+    bad = tmp_path / name
+    bad.write_bytes(text.encode("latin-1"))
+    assert run(["data", "import", str(bad), "--symbol", "XUSDT", "--tf", "1m"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: {message}") and err.count("\n") == 1 and len(err) < 300
+    assert snapshot(db) == before
+
+
+def test_an_infinite_funding_rate_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TRADE_DB", str(tmp_path / "m.duckdb"))
+    f = tmp_path / "bybit_XUSDT_funding.csv"
+    f.write_text("ts_ms,funding_rate\n28800000,0.0001\n57600000,inf\n")
+    assert run(["data", "import", str(f)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {f}: funding_rate infinite or beyond ±1 on line(s) 3\n"
+    )
+
+
+def answering(body: object) -> BybitRest:
+    """A client whose every request gets `body` as Bybit's `result`."""
+    client = BybitRest("http://bybit.test", retries=0)
+    payload = {"retCode": 0, "retMsg": "OK", "result": body}
+    client.client = httpx.AsyncClient(
+        base_url="http://bybit.test",
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, text=json.dumps(payload))),
+    )
+    return client
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        ["yesterday", "1", "2", "0.5", "1.5", "1", "1"],
+        ["1748538300000.5", "1", "2", "0.5", "1.5", "1", "1"],
+        [],
+        None,
+    ],
+)
+def test_a_kline_without_an_integer_timestamp_is_an_exchange_error(row: object) -> None:
+    async def go() -> None:
+        async with answering({"list": [row]}) as client:
+            await client.klines("BTCUSDT", "1m", 0, 60_000)
+
+    with pytest.raises(ExchangeError, match=r"^Bybit /v5/market/kline: malformed row "):
+        asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("values", "column"),
+    [(["inf", "2", "0.5", "1.5", "1"], "open"), (["1", "2", "0.5", "1.5", "1e400"], "volume")],
+)
+def test_non_finite_klines_from_the_exchange_are_never_stored(
+    values: list[str], column: str, tmp_path: Path
+) -> None:
+    rows = [["60000", "1", "2", "0.5", "1.5", "1", "1"], ["120000", *values, "1"]]
+    with MarketStore(tmp_path / "m.duckdb") as store:
+        with pytest.raises(ExchangeError, match="inconsistent BTCUSDT 1m bar at ts 120000"):
+            _write(store, "BTCUSDT", "1m", rows, mark=False)
+        assert store.symbols() == []
+
+
+def test_an_infinite_funding_rate_from_the_exchange_is_never_stored(tmp_path: Path) -> None:
+    rows = [
+        {"symbol": "BTCUSDT", "fundingRate": "0.0001", "fundingRateTimestamp": "28800000"},
+        {"symbol": "BTCUSDT", "fundingRate": "Infinity", "fundingRateTimestamp": "57600000"},
+    ]
+
+    async def go(store: MarketStore) -> int:
+        async with answering({"list": rows}) as client:
+            return await sync_funding(store, client, "BTCUSDT", 0, 86_400_000)
+
+    with MarketStore(tmp_path / "m.duckdb") as store:
+        with pytest.raises(ExchangeError, match="impossible BTCUSDT funding rate at ts 57600000"):
+            asyncio.run(go(store))
+        ts, _ = store.load_funding("BTCUSDT", None, None)
+        assert len(ts) == 0
