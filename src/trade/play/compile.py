@@ -20,7 +20,7 @@ from ..features.registry import default_catalog
 from ..timeframes import TIMEFRAMES
 from . import ast as A
 from .loader import Located, load_play, load_play_text
-from .model import ROLES, Intent, Play
+from .model import MAX_BARS, ROLES, Intent, Play
 from .parser import ConditionError, parse_condition
 
 PRICE_BUILTINS = ("open", "high", "low", "close", "volume", "hl2", "hlc3", "ohlc4")
@@ -34,6 +34,19 @@ POSITION_BUILTINS: dict[str, tuple[A.Kind, tuple[str, ...]]] = {
 }
 BUILTINS = (*PRICE_BUILTINS, *INSTANT_BUILTINS, *POSITION_BUILTINS)
 NUMERIC = (A.Kind.FLOAT, A.Kind.INT)
+
+
+MAX_SETUP_DEPTH = 32  # setups using setups: deeper is a generated or runaway Play
+
+
+def _offset(digits: str | None, path: str) -> int:
+    """A `[n]` history offset, bounded before it is converted (a 5,000-digit one is not an int)."""
+    if digits is None:
+        return 0
+    if len(digits) > 7 or int(digits) > MAX_BARS:
+        shown = digits if len(digits) <= 12 else f"{digits[:12]}… ({len(digits)} digits)"
+        raise ConditionError(path, f"offset [{shown}] exceeds {MAX_BARS:,} bars")
+    return int(digits)
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,7 @@ class _Compiler:
         self.nodes: dict[str, FeatureNode] = {}
         self.setups: dict[str, A.Cond | None] = {}
         self.setup_stack: list[str] = []
+        self.too_deep = False  # setups nested past MAX_SETUP_DEPTH, reported once
         self.series: set[A.Series] = set()
         self.failed: set[str] = set()  # declared features whose own declaration was invalid
         self.exec_ms = TIMEFRAMES[play.timeframes.exec_tf]
@@ -444,6 +458,11 @@ class _Compiler:
         if name not in self.play.setups:
             self.report(path, f"unknown setup {name!r}{did_you_mean(name, self.play.setups)}")
             return None
+        if len(self.setup_stack) >= MAX_SETUP_DEPTH:
+            if not self.too_deep:  # once: every setup above this one would say the same
+                self.report(path, f"setups nested deeper than {MAX_SETUP_DEPTH} levels")
+            self.too_deep = True
+            return None
         self.setup_stack.append(name)
         cond = self._condition(self.play.setups[name], f"setups.{name}")
         self.setup_stack.pop()
@@ -480,6 +499,10 @@ class _Compiler:
                         f"duration must be a multiple of the exec timeframe ({self.play.timeframes.exec_tf})",
                     )
                 bars = node.duration_ms // self.exec_ms
+                if bars > MAX_BARS:
+                    raise ConditionError(
+                        f"{node.path}.duration", f"a window of {bars:,} bars; at most {MAX_BARS:,}"
+                    )
             min_true = node.min_true if node.min_true is not None else 1
             if min_true > bars:
                 raise ConditionError(
@@ -607,7 +630,7 @@ class _Compiler:
         if base in PRICE_BUILTINS or base in INSTANT_BUILTINS:
             if off is not None and base in INSTANT_BUILTINS:
                 raise ConditionError(name.path, f"{base} is an instant value; it has no offsets")
-            return self._use(A.Series(base, int(off or 0), A.Kind.FLOAT))
+            return self._use(A.Series(base, _offset(off, name.path), A.Kind.FLOAT))
         head, _, rest = text.partition(".")
         if "[" in head:
             head, bracket = head.split("[", 1)
@@ -628,11 +651,13 @@ class _Compiler:
                 tail = rest_n[len(out_name) :]
                 mo = re.fullmatch(r"(?:\[(\d+)\])?", tail)
                 if mo:
-                    return self._series(node, outputs[out_name], int(mo.group(1) or 0))
+                    return self._series(node, outputs[out_name], _offset(mo.group(1), name.path))
         mo = re.fullmatch(r"(?:\[(\d+)\])?", rest_n)
         if mo and rest_n == rest_n.lstrip("."):
             if len(outputs) == 1:
-                return self._series(node, next(iter(outputs.values())), int(mo.group(1) or 0))
+                return self._series(
+                    node, next(iter(outputs.values())), _offset(mo.group(1), name.path)
+                )
             raise ConditionError(
                 name.path,
                 f"{head!r} ({node.type}) has several outputs ({', '.join(outputs)}); name one, e.g. {head}.{next(iter(outputs))}",

@@ -22,6 +22,11 @@ from .model import Play
 
 VAR_RE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 MAX_BYTES = 1_000_000
+# Bounds checked on the YAML event stream, before anything is built or walked recursively.
+MAX_DEPTH = 40  # nesting levels of mappings and lists
+MAX_VALUES = 100_000  # keys and values, aliases counted at their expanded size
+MAX_NUMBER_CHARS = 40
+NUMBER_RE = re.compile(r"[-+]?\.?[0-9][0-9a-fA-FxXoO_.:eE+-]*")
 
 
 class Located:
@@ -42,6 +47,7 @@ class Located:
 def read_yaml(text: str, origin: str) -> tuple[Any, Located]:
     """Parse YAML text into Python data plus a line map; syntax errors become PlayError."""
     try:
+        _check_shape(text, origin)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -56,6 +62,45 @@ def read_yaml(text: str, origin: str) -> tuple[Any, Located]:
     if problems:
         raise PlayError(problems)
     return data, Located(lines)
+
+
+def _check_shape(text: str, origin: str) -> None:
+    """Refuse, from the event stream alone (no recursion, no alias expansion), YAML nested deeper
+    than MAX_DEPTH, holding more than MAX_VALUES values once aliases are expanded (an alias bomb
+    is a few hundred bytes), or a number too long to be one."""
+    expanded: dict[str, int] = {}  # anchor -> values under it, aliases expanded
+    open_sizes: list[tuple[str | None, int]] = []  # (anchor, total when it opened)
+    total = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = ev.start_mark.line + 1 if ev.start_mark is not None else 1
+        if isinstance(ev, yaml.CollectionStartEvent):
+            if len(open_sizes) >= MAX_DEPTH:
+                raise PlayError(f"{origin}:{line}: nested deeper than {MAX_DEPTH} levels")
+            open_sizes.append((ev.anchor, total))
+            total += 1
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            anchor, at_open = open_sizes.pop()
+            if anchor is not None:
+                expanded[anchor] = total - at_open
+        elif isinstance(ev, yaml.ScalarEvent):
+            if (
+                ev.style is None
+                and len(ev.value) > MAX_NUMBER_CHARS
+                and NUMBER_RE.fullmatch(ev.value)
+            ):
+                raise PlayError(
+                    f"{origin}:{line}: a number of {len(ev.value)} characters; "
+                    f"at most {MAX_NUMBER_CHARS}"
+                )
+            if ev.anchor is not None:
+                expanded[ev.anchor] = 1
+            total += 1
+        elif isinstance(ev, yaml.AliasEvent):
+            total += expanded.get(ev.anchor or "", 1)
+        if total > MAX_VALUES:
+            raise PlayError(
+                f"{origin}:{line}: more than {MAX_VALUES:,} values once aliases are expanded"
+            )
 
 
 def _walk(
@@ -85,9 +130,12 @@ def load_play(path: str | Path, overrides: Mapping[str, str] | None = None) -> t
     origin = str(path)
     if not path.is_file():
         raise PlayError(f"{origin}: no such Play file")
-    raw = path.read_bytes()
+    with path.open("rb") as fh:  # never more than the limit in memory, whatever the file is
+        raw = fh.read(MAX_BYTES + 1)
     if len(raw) > MAX_BYTES:
-        raise PlayError(f"{origin}:1: file is {len(raw)} bytes; a Play is at most {MAX_BYTES}")
+        size = path.stat().st_size
+        shown = f"{size:,} bytes" if size > MAX_BYTES else f"over {MAX_BYTES:,} bytes"
+        raise PlayError(f"{origin}:1: file is {shown}; a Play is at most {MAX_BYTES:,}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -131,6 +179,12 @@ def load_play_text(
             )
             report("variables", f"--set {name}: unknown variable {name!r}{hint}")
             continue
+        if len(text_value) > MAX_NUMBER_CHARS and NUMBER_RE.fullmatch(text_value):
+            report(
+                "variables",
+                f"--set {name}: a number of {len(text_value)} characters; at most {MAX_NUMBER_CHARS}",
+            )
+            continue
         variables[name] = _parse_scalar(text_value)
     if problems:
         raise PlayError(problems)
@@ -156,7 +210,7 @@ def load_play_text(
 def _parse_scalar(text: str) -> Any:
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer beyond Python's digit limit
         return text
     return value if isinstance(value, int | float | str | bool) else text
 

@@ -18,8 +18,13 @@ INTENTS = ("entry_long", "entry_short", "exit_long", "exit_short", "exit_all")
 SOURCES = ("close", "open", "high", "low", "volume", "hl2", "hlc3", "ohlc4")
 
 
+MAX_BARS = 100_000  # any count of bars a Play names: warmup, windows, offsets, order lifetimes
+MAX_EQUITY = 1e12
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every number finite: `.inf` and 1e400 are refused here, not found in result.json
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Timeframes(_Model):
@@ -71,7 +76,7 @@ class Fees(_Model):
 
 
 class Account(_Model):
-    starting_equity: float = Field(gt=0)
+    starting_equity: float = Field(gt=0, le=MAX_EQUITY)
     leverage: float = Field(1.0, ge=1, le=200)
     margin_mode: Literal["isolated"] = "isolated"
     fee_bps: Fees = Fees()
@@ -128,7 +133,9 @@ class ActionBlock(_Model):
     cases: list[Case] = Field(min_length=1)
     else_: ElseCase | None = Field(None, alias="else")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 def _intents(v: Any) -> Any:
@@ -217,7 +224,7 @@ class Risk(_Model):
 class Entry(_Model):
     order_type: Literal["market", "limit"] = "market"
     limit_offset_pct: float = Field(0.0, ge=0, lt=100)
-    expire_after_bars: int = Field(1, ge=1)
+    expire_after_bars: int = Field(1, ge=1, le=MAX_BARS)
 
 
 class Expected(_Model):
@@ -258,7 +265,7 @@ class Play(_Model):
     risk: Risk = Risk()
     entry: Entry = Entry()
     variables: dict[str, Any] = {}
-    warmup_bars: int = Field(0, ge=0)
+    warmup_bars: int = Field(0, ge=0, le=MAX_BARS)
     evaluation: Literal["exec_close", "every_1m"] = "exec_close"
     expected: Expected | None = None
 

@@ -29,6 +29,7 @@ from .ast import (
     SetupSyntax,
     WindowSyntax,
 )
+from .model import MAX_BARS
 
 REF_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]]+\])*$")
 FORMS = ("all", "any", "not", "setup", *WINDOW_KINDS)
@@ -119,6 +120,8 @@ def _parse_window(kind: str, body: Any, path: str) -> WindowSyntax:
         bars = body["bars"]
         if isinstance(bars, bool) or not isinstance(bars, int) or bars < 1:
             raise ConditionError(f"{path}.bars", f"expected a positive integer, got {bars!r}")
+        if bars > MAX_BARS:
+            raise ConditionError(f"{path}.bars", f"{bars:,} bars; at most {MAX_BARS:,}")
     else:
         try:
             duration_ms = parse_duration(str(body["duration"]))
