@@ -96,15 +96,23 @@ def test_load_bars_funding_mark_and_span(store: MarketStore) -> None:
     assert store.instrument("ABCUSDT") is None
 
 
-def test_the_sample_loads_once_and_never_overwrites_stored_rows(store: MarketStore) -> None:
+def test_the_sample_loads_once_and_never_merges_with_the_users_series(store: MarketStore) -> None:
     first = 1_748_538_300_000  # 2025-05-29 17:05, the sample's first BTCUSDT minute
     mine = Bars.from_arrays("BTCUSDT", "1m", [first], [1.0], [2.0], [0.5], [1.5], [7.0])
     store.write_ohlcv(mine)
     assert store.ensure_sample() is True
     assert store.ensure_sample() is False
-    got = store.load_bars("BTCUSDT", "1m", None, None)
-    assert len(got) == 44_613 and np.all(np.diff(got.ts) == M)
-    assert (got.close[0], got.volume[0]) == (1.5, 7.0)  # the user's bar survived
+    got = store.load_bars("BTCUSDT", "1m", None, None)  # the user's series, not filled in
+    assert got.ts.tolist() == [first] and (got.close[0], got.volume[0]) == (1.5, 7.0)
+    assert store.series_source("ohlcv", "BTCUSDT", "1m") == "import"
+    assert store.series_source("ohlcv", "BTCUSDT", "15m") == "sample"
+    assert len(store.load_bars("ETHUSDT", "1m", None, None)) == 44_612
+    # a user write into a sample series replaces it whole
+    eth = Bars.from_arrays("ETHUSDT", "1m", [first, first + 2 * M], *[[2.0, 2.0]] * 4, [1.0, 1.0])
+    store.write_ohlcv(eth, source="bybit")
+    assert store.load_bars("ETHUSDT", "1m", None, None).ts.tolist() == [first, first + 2 * M]
+    assert store.series_source("ohlcv", "ETHUSDT", "1m") == "bybit"
+    assert store.user_times("ohlcv", "ETHUSDT", "15m", None, None).tolist() == []
     spec = store.instrument("ETHUSDT")
     assert spec is not None
     assert (spec.tick_size, spec.qty_step, spec.min_qty, spec.min_notional) == (0.01, 0.01, 0.01, 5)
@@ -153,21 +161,49 @@ def test_status_json_reports_span_rows_gaps_and_missing(
             "timeframe": "1m",
             "first": 1_748_538_300_000,
             "last": 1_751_130_180_000,
+            "source": "bybit",
             "rows": 43_157,
             "gaps": 42,  # 42 one-minute holes
             "missing": 42,
         }
     ]
-    btc = [(r["kind"], r["timeframe"], r["gaps"]) for r in rows if r["symbol"] == "BTCUSDT"]
-    assert btc == [  # the bundled sample, loaded on first use
-        ("ohlcv", "1m", 0),
-        ("ohlcv", "15m", 0),
-        ("ohlcv", "1h", 0),
-        ("ohlcv", "4h", 0),
-        ("ohlcv", "D", 0),
-        ("mark", "1h", 0),
-        ("funding", "", None),
+    btc = [
+        (r["kind"], r["timeframe"], r["source"], r["gaps"])
+        for r in rows
+        if r["symbol"] == "BTCUSDT"
     ]
+    assert btc == [  # the bundled sample, loaded on first use
+        ("ohlcv", "1m", "sample", 0),
+        ("ohlcv", "15m", "sample", 0),
+        ("ohlcv", "1h", "sample", 0),
+        ("ohlcv", "4h", "sample", 0),
+        ("ohlcv", "D", "sample", 0),
+        ("mark", "1h", "sample", 0),
+        ("funding", "", "sample", None),
+    ]
+
+
+@pytest.mark.parametrize("sample_first", [False, True])
+def test_an_import_with_42_holes_shows_42_gaps_beside_the_sample(
+    sample_first: bool, tmp_path: Path, market_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sample holds the same BTCUSDT minutes without holes; it must not fill the import's,
+    whether it was loaded before the import or after."""
+    db = str(tmp_path / "m.duckdb")
+    if sample_first:
+        assert run(["--db", db, "data", "status"]) == 0
+    gapped = market_dir / "bybit_BTCUSDT_1m_gaps.csv.gz"
+    args = ["--db", db, "data", "import", str(gapped), "--symbol", "BTCUSDT", "--tf", "1m"]
+    assert run(args) == 0
+    capsys.readouterr()
+    assert run(["--db", db, "data", "status", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    minute = [r for r in rows if r["symbol"] == "BTCUSDT" and r["timeframe"] == "1m"]
+    assert [(r["source"], r["rows"], r["gaps"], r["missing"]) for r in minute] == [
+        ("bybit", 43_157, 42, 42)
+    ]
+    assert run(["--db", db, "data", "gaps", "--symbol", "BTCUSDT", "--tf", "1m"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "42 gap(s), 42 missing bar(s)"
 
 
 def test_gap_helpers_are_exact() -> None:

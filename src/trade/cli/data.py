@@ -94,7 +94,7 @@ def import_(
 
 @app.command("status")
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Per symbol and series: span, rows, gaps and missing bars."""
+    """Per symbol and series: source, span, rows, gaps and missing bars."""
     from ..data import open_reader
 
     with open_reader() as store:
@@ -103,13 +103,25 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         print(json.dumps(rows, indent=2))
         return
     table = Table(title=f"market store {config.db_path()}")
-    for col in ("symbol", "kind", "tf", "first (UTC)", "last (UTC)", "rows", "gaps", "missing"):
+    cols = (
+        "symbol",
+        "kind",
+        "tf",
+        "source",
+        "first (UTC)",
+        "last (UTC)",
+        "rows",
+        "gaps",
+        "missing",
+    )
+    for col in cols:
         table.add_column(col, justify="right" if col in ("rows", "gaps", "missing") else "left")
     for r in rows:
         table.add_row(
             r["symbol"],
             r["kind"],
             r["timeframe"],
+            r["source"] or "",
             _iso(r["first"]),
             _iso(r["last"]),
             f"{r['rows']:,}",

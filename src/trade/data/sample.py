@@ -29,8 +29,9 @@ def _read(name: str) -> dict[str, np.ndarray]:
 
 
 def load_sample(store: MarketStore) -> None:
-    """Write every sample series into `store` (all or nothing); rows already stored win, so a
-    user's own imports or syncs are never overwritten by the sample."""
+    """Write every sample series into `store` (all or nothing). A series the user already holds is
+    skipped whole, so the sample never fills the holes of a user's import or sync; a later user
+    write into a sample series replaces it whole (`MarketStore._insert`)."""
     store.con.execute("BEGIN TRANSACTION")
     try:
         for sym in SAMPLE_SYMBOLS:

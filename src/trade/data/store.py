@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS sync_meta (
 """
 
 
+SAMPLE_SOURCE = "sample"  # sync_meta source of the series the bundled sample wrote
+
+
 class MarketStore:
     """The local market database (default `~/.trade/market.duckdb`, `--db`, or `$TRADE_DB`)."""
 
@@ -166,13 +169,24 @@ class MarketStore:
         meta: tuple[str, str, str, str],
         replace: bool = True,
     ) -> int:
-        """Upsert columns into `table` inside the caller's transaction (`replace=False` keeps rows
-        already stored)."""
+        """Write one series' rows into `table` inside the caller's transaction.
+
+        A series (symbol, kind, timeframe) holds either the bundled sample or the user's data, never
+        both: a user write (`replace=True`, upserting) first drops a series the sample wrote, and
+        the sample (`replace=False`) never writes into a series that already holds rows. The
+        series' source is kept in sync_meta."""
         import pyarrow as pa
 
         n = len(columns["ts"])
         if n == 0:
             return 0
+        where, args = _series_where(table, meta)
+        if replace and self.series_source(meta[1], meta[0], meta[2]) == SAMPLE_SOURCE:
+            self.con.execute(f"DELETE FROM {table} WHERE {where}", args).fetchall()
+        elif not replace:
+            held = self.con.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchall()
+            if held[0][0]:
+                return 0
         self.con.register("_incoming", pa.table(columns))
         try:
             verb = "REPLACE" if replace else "IGNORE"
@@ -234,6 +248,25 @@ class MarketStore:
         if row is None or row[0] is None:
             return 0
         return int(row[1]) + TIMEFRAMES[tf] - int(row[0])
+
+    def series_source(self, kind: str, symbol: str, tf: str) -> str | None:
+        """Who wrote a series: `sample`, the exchange or file label of an import, `bybit` for a
+        sync; None when nothing is stored. `kind` is ohlcv, mark or funding (tf '')."""
+        tf = canonical(tf) if tf else ""
+        rows = self.con.execute(
+            "SELECT source FROM sync_meta WHERE symbol = ? AND kind = ? AND timeframe = ?",
+            [symbol, kind, tf],
+        ).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def user_times(
+        self, kind: str, symbol: str, tf: str, start_ms: int | None, end_ms: int | None
+    ) -> np.ndarray:
+        """Open times of the user's own rows (none while the series is the sample's): what a sync
+        or heal need not fetch again."""
+        if self.series_source(kind, symbol, tf) == SAMPLE_SOURCE:
+            return np.empty(0, dtype=np.int64)
+        return self.stored_times(kind, symbol, tf, start_ms, end_ms)
 
     def stored_times(
         self, kind: str, symbol: str, tf: str, start_ms: int | None, end_ms: int | None
@@ -316,8 +349,8 @@ class MarketStore:
         return [r[0] for r in rows]
 
     def status(self) -> list[dict[str, Any]]:
-        """Per stored series (ohlcv, mark, funding): span, rows, gaps and bars missing inside the
-        span. Funding has no fixed grid, so its gaps are not counted (None)."""
+        """Per stored series (ohlcv, mark, funding): source, span, rows, gaps and bars missing
+        inside the span. Funding has no fixed grid, so its gaps are not counted (None)."""
         grid = ", ".join(f"('{tf}', {ms})" for tf, ms in TIMEFRAMES.items())
         rows = self.con.execute(
             f"""
@@ -337,11 +370,18 @@ class MarketStore:
         order = {"ohlcv": 0, "mark": 1, "funding": 2}
         tf_rank = {tf: i for i, tf in enumerate(TIMEFRAMES)} | {"": 0}
         rows.sort(key=lambda r: (r[0], order[r[1]], tf_rank[r[2]]))
+        sources = {
+            (sym, kind, tf): src
+            for sym, kind, tf, src in self.con.execute(
+                "SELECT symbol, kind, timeframe, source FROM sync_meta"
+            ).fetchall()
+        }
         return [
             {
                 "symbol": sym,
                 "kind": kind,
                 "timeframe": tf,
+                "source": sources.get((sym, kind, tf)),
                 "first": int(lo),
                 "last": int(hi),
                 "rows": int(n),
@@ -354,8 +394,8 @@ class MarketStore:
     # ------------------------------------------------------------------ the bundled sample
 
     def ensure_sample(self) -> bool:
-        """Load the bundled sample into this store once; rows already stored are kept. Returns
-        True when it loaded now."""
+        """Load the bundled sample into this store once, into the series the user has not stored
+        (see `_insert`). Returns True when it loaded now."""
         from .sample import load_sample
 
         if self.has_sample():
@@ -371,6 +411,13 @@ class MarketStore:
             "SELECT count(*) FROM sync_meta WHERE kind = ?", [SAMPLE_MARKER]
         ).fetchone()
         return bool(marker and marker[0])
+
+
+def _series_where(table: str, meta: tuple[str, str, str, str]) -> tuple[str, list[str]]:
+    """SQL selecting one series' rows: funding is per symbol, klines per symbol and timeframe."""
+    if table == "funding":
+        return "symbol = ?", [meta[0]]
+    return "symbol = ? AND timeframe = ?", [meta[0], meta[2]]
 
 
 def _by_ts(res: dict[str, Any]) -> dict[str, Any]:

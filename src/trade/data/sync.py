@@ -54,7 +54,7 @@ async def sync_ohlcv(
     end = min(-(-end_ms // step) * step, (now // step) * step)  # bars opening at `end`+ are open
     if end <= start:
         return 0
-    have = store.stored_times("mark" if mark else "ohlcv", symbol, tf, start, end)
+    have = store.user_times("mark" if mark else "ohlcv", symbol, tf, start, end)
     total, written, t = (end - start) // step, 0, start
     while t < end:
         w_end = min(t + WINDOW * step, end)
@@ -169,7 +169,8 @@ async def heal(
     """Fetch exactly the missing bars: inside the stored span, or (with bounds) inside the window
     including a missing head or tail. Returns bars written."""
     step = tf_ms(tf)
-    ranges = missing_ranges(store.load_bars(symbol, tf, start_ms, end_ms).ts, tf, start_ms, end_ms)
+    have = store.user_times("ohlcv", symbol, tf, start_ms, end_ms)
+    ranges = missing_ranges(have, tf, start_ms, end_ms)
     total, done, written = count_missing(ranges, tf), 0, 0
     for first, last in ranges:
         written += await sync_ohlcv(store, client, symbol, tf, first, last + step)
