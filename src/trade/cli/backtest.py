@@ -51,6 +51,14 @@ def run(
     fix_gaps: Annotated[
         bool, typer.Option("--fix-gaps", help="Heal missing bars from Bybit first.")
     ] = False,
+    allow_gaps: Annotated[
+        bool,
+        typer.Option("--allow-gaps", help="Run over missing exec bars (listed in the result)."),
+    ] = False,
+    require_1m: Annotated[
+        bool,
+        typer.Option("--require-1m", help="Fail if any exec bar of the window lacks 1m data."),
+    ] = False,
     intrabar: Annotated[
         str, typer.Option("--intrabar", help="TP+SL in one 1m bar: pessimistic|optimistic.")
     ] = "pessimistic",
@@ -80,6 +88,8 @@ def run(
             end=end,
             synthetic=Synthetic(pattern, bars, seed) if synthetic else None,
             fix_gaps=fix_gaps,
+            allow_gaps=allow_gaps,
+            require_1m=require_1m,
             intrabar=intrabar,
             mode=mode,
             overrides=parse_sets(set_),
@@ -131,6 +141,8 @@ def rerun(
             end=None if syn else recorded["window"]["end"],
             synthetic=Synthetic(**syn) if syn else None,
             fix_gaps=False,
+            allow_gaps=req.get("allow_gaps", False),
+            require_1m=req.get("require_1m", False),
             intrabar=req["intrabar"],
             mode=req["mode"],
             overrides=prov["overrides"],

@@ -29,7 +29,7 @@ from ..report.artifacts import (
 )
 from ..report.positions import position_trades
 from ..timeframes import TIMEFRAMES
-from .market import MarketWindow, load_from_store, synthetic_window
+from .market import MarketWindow, describe_ranges, load_from_store, runs, synthetic_window
 from .provenance import data_summary, provenance
 from .runner import ProgressFn, RunOutput, bars_per_year, run_fast, run_replay
 
@@ -79,6 +79,8 @@ def run_backtest(
     end: str | None = None,
     synthetic: Synthetic | None = None,
     fix_gaps: bool = False,
+    allow_gaps: bool = False,
+    require_1m: bool = False,
     intrabar: str = "pessimistic",
     mode: str = "fast",
     overrides: Mapping[str, str] | None = None,
@@ -111,7 +113,15 @@ def run_backtest(
                 store.ensure_sample()
                 heal_for_window(store, sym, ["1m", compiled.exec_tf], start_ms, end_ms)
         with open_reader(db) as store:
-            window = load_from_store(compiled, store, sym, start_ms, end_ms)
+            window = load_from_store(
+                compiled,
+                store,
+                sym,
+                start_ms,
+                end_ms,
+                allow_gaps=allow_gaps,
+                require_1m=require_1m,
+            )
     driver = run_fast if mode == "fast" else run_replay
     out = driver(compiled, window, intrabar_policy=intrabar, progress=progress)
     res = _assemble(
@@ -138,6 +148,8 @@ def run_backtest(
             "intrabar": intrabar,
             "mode": mode,
             "fix_gaps": fix_gaps,
+            "allow_gaps": allow_gaps,
+            "require_1m": require_1m,
         },
         data=data_summary(
             window,
@@ -211,8 +223,9 @@ def _assemble(
         "signals": out.signals,
         "evaluated_instants": len(out.instants),
         "metrics": metrics,
-        "warnings": list(compiled.warnings),
+        "coverage": _coverage(window, compiled.exec_tf),
     }
+    result["warnings"] = [*compiled.warnings, *_data_warnings(window, result["coverage"])]
     if not trades:
         result["note"] = "the Play produced zero trades in this window"
     return BacktestResult(
@@ -226,6 +239,46 @@ def _assemble(
         trades=trades,
         fills_text=fills_csv(fills),
     )
+
+
+def _coverage(window: MarketWindow, exec_tf: str) -> dict[str, Any]:
+    """How much of the window was priced as DESIGN §4 wants: exec bars absent from the store
+    (run with --allow-gaps) and exec bars priced on their own OHLC for lack of 1m data."""
+    step = TIMEFRAMES[exec_tf]
+    n = len(window.bars[exec_tf].window(window.start_ms, window.end_ms))
+    fb = window.intrabar.fallbacks
+
+    def listed(ranges: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        return [{"first": iso(a), "last": iso(b), "bars": (b - a) // step + 1} for a, b in ranges]
+
+    return {
+        "timeframe": exec_tf,
+        "exec_bars": n,
+        "missing_exec_bars": sum((b - a) // step + 1 for a, b in window.missing_exec),
+        "missing": listed(list(window.missing_exec)),
+        "fallback_bars_1m": fb,
+        "fallback_share_pct": round(fb / n * 100.0, 4) if n else 0.0,
+        "fallback": listed(runs(window.intrabar.fallback_ts, step)),
+    }
+
+
+def _data_warnings(window: MarketWindow, cov: Mapping[str, Any]) -> list[str]:
+    """One line per way the run is less exact than 1m data over a complete window would make it."""
+    tf, out = cov["timeframe"], []
+    if cov["missing_exec_bars"]:
+        out.append(
+            f"{window.symbol} {tf}: {cov['missing_exec_bars']} bar(s) missing inside the window "
+            f"were skipped (--allow-gaps): {describe_ranges(list(window.missing_exec))}"
+        )
+    if cov["fallback_bars_1m"]:
+        fallback = runs(window.intrabar.fallback_ts, TIMEFRAMES[tf])
+        out.append(
+            f"{window.symbol}: {cov['fallback_bars_1m']:,} of {cov['exec_bars']:,} {tf} bars "
+            f"({cov['fallback_share_pct']:.2f}% of the window) have no 1m data "
+            f"({describe_ranges(fallback)}); fills, stops and liquidations there are priced on "
+            "the exec bar's OHLC (--require-1m makes this an error)"
+        )
+    return out
 
 
 def _input_hash(

@@ -4,11 +4,12 @@ funding and instrument filters — loaded once, checked, and never read past the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..data.bars import Bars
+from ..data.gaps import count_missing, missing_ranges
 from ..errors import DataError
 from ..instruments import InstrumentSpec, default_spec
 from ..play.compile import CompiledPlay
@@ -27,6 +28,7 @@ class Intrabar:
     low: np.ndarray
     close: np.ndarray
     fallbacks: int  # exec bars priced on their own OHLC for lack of 1m data
+    fallback_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class MarketWindow:
     funding_rate: np.ndarray
     start_ms: int  # first evaluated exec bar's open time
     end_ms: int  # exclusive: the last evaluated exec bar closes here
+    missing_exec: tuple[tuple[int, int], ...] = ()  # (first, last) open times of absent exec bars
 
     def instants(self, exec_tf: str) -> np.ndarray:
         b = self.bars[exec_tf]
@@ -90,7 +93,9 @@ def build_intrabar(minute: Bars | None, exec_bars: Bars, start_ms: int, end_ms: 
     if m is not None and not fb.any():  # every exec bar has 1m bars: they are the intrabar
         return Intrabar(m.ts, m.ts + MINUTE_MS, m.open, m.high, m.low, m.close, fallbacks=0)
     if m is None:  # no 1m data at all: the exec bars themselves
-        return Intrabar(ex.ts, ex.ts + exec_ms, ex.open, ex.high, ex.low, ex.close, len(ex))
+        return Intrabar(
+            ex.ts, ex.ts + exec_ms, ex.open, ex.high, ex.low, ex.close, len(ex), ex.ts.copy()
+        )
     parts_ts = [m_ts, ex.ts[fb]]
     parts_close_ts = [m_ts + MINUTE_MS, ex.ts[fb] + exec_ms]
     cols = {}
@@ -108,6 +113,7 @@ def build_intrabar(minute: Bars | None, exec_bars: Bars, start_ms: int, end_ms: 
         low=cols["low"][order],
         close=cols["close"][order],
         fallbacks=int(fb.sum()),
+        fallback_ts=ex.ts[fb],
     )
 
 
@@ -118,9 +124,14 @@ def load_from_store(
     start_ms: int | None,
     end_ms: int | None,
     history_factor: float = 1.0,
+    *,
+    allow_gaps: bool = False,
+    require_1m: bool = False,
 ) -> MarketWindow:
     """Load a Play's data from the market store, checking the window is covered.
 
+    An exec bar missing inside the window is an error unless `allow_gaps` (the run then lists
+    them); an exec bar without 1m data is priced on its own OHLC, or an error with `require_1m`.
     `history_factor` > 1 loads that many times the warmup history (the warmup audit compares)."""
     from ..data import MarketStore
 
@@ -157,7 +168,21 @@ def load_from_store(
         b = store.bars_for(symbol, tf, from_ms, end)
         _check_cover(b, symbol, tf, from_ms, start, end)
         bars[tf] = b
+    holes = missing_ranges(bars[exec_tf].window(start, end).ts, exec_tf, start, end)
+    if holes and not allow_gaps:
+        raise DataError(
+            f"{symbol} {exec_tf}: {count_missing(holes, exec_tf)} bar(s) missing inside the window "
+            f"{_iso(start)} → {_iso(end)}: {describe_ranges(holes)}; heal them with --fix-gaps, or run "
+            "without them with --allow-gaps"
+        )
     minute = store.load_bars(symbol, "1m", start, end) if minute_span is not None else None
+    intrabar = build_intrabar(minute, bars[exec_tf], start, end)
+    if require_1m and intrabar.fallbacks:
+        raise DataError(
+            f"{symbol}: {intrabar.fallbacks} {exec_tf} bar(s) of the window have no 1m data "
+            f"({describe_ranges(runs(intrabar.fallback_ts, exec_ms))}); sync 1m for them, or drop "
+            "--require-1m to price them on the exec bar's OHLC"
+        )
     mark = store.load_mark(symbol, start - 8 * 3_600_000, end, cover_from=start)
     f_ts, f_rate = store.load_funding(symbol, start, end + 1)
     instrument = store.instrument(symbol) or default_spec(symbol)
@@ -165,13 +190,31 @@ def load_from_store(
         symbol=symbol,
         instrument=instrument,
         bars=bars,
-        intrabar=build_intrabar(minute, bars[exec_tf], start, end),
+        intrabar=intrabar,
         mark=mark,
         funding_ts=np.asarray(f_ts, dtype=np.int64),
         funding_rate=np.asarray(f_rate, dtype=np.float64),
         start_ms=start,
         end_ms=end,
+        missing_exec=tuple(holes),
     )
+
+
+def runs(ts: np.ndarray, step: int) -> list[tuple[int, int]]:
+    """Consecutive runs (first, last) of sorted open times spaced `step` apart."""
+    if len(ts) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(ts) != step)
+    firsts = np.concatenate([[ts[0]], ts[breaks + 1]])
+    lasts = np.concatenate([ts[breaks], [ts[-1]]])
+    return [(int(a), int(b)) for a, b in zip(firsts, lasts, strict=True)]
+
+
+def describe_ranges(ranges: list[tuple[int, int]], show: int = 3) -> str:
+    """`first → last` open times of the first few ranges, and how many more there are."""
+    text = ", ".join(_iso(a) if a == b else f"{_iso(a)} → {_iso(b)}" for a, b in ranges[:show])
+    more = len(ranges) - show
+    return text + (f" and {more} more range(s)" if more > 0 else "")
 
 
 def _first_with_history(store: object, symbol: str, need: dict[str, int], factor: float) -> int:

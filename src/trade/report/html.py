@@ -151,6 +151,7 @@ def render(
     return _PAGE.format(
         title=html.escape(title),
         summary=html.escape(json.dumps(summary, indent=1)),
+        coverage=_data_section(result),
         headline=_headline(metrics, bh, starting_equity),
         price_height=380 + 140 * len(panes),
         monthly=_monthly_table(monthly),
@@ -166,6 +167,17 @@ def render(
         library=VENDOR.read_text(encoding="utf-8"),
         data=json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/"),
     )
+
+
+def _data_section(result: Mapping[str, Any]) -> str:
+    """The run's warnings (constant conditions, skipped gaps, bars priced without 1m data) and
+    its coverage: the exec bars missing from the window and those priced on their own OHLC."""
+    warnings = result.get("warnings") or []
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    listed = f'<ul id="warnings">{items}</ul>' if warnings else ""
+    cov = result.get("coverage")
+    pre = f'<pre id="coverage">{html.escape(json.dumps(cov, indent=1))}</pre>' if cov else ""
+    return f"<h2>Data coverage and warnings ({len(warnings)})</h2>{listed}{pre}"
 
 
 def _merge_plan(n: int, tf_ms: int) -> tuple[np.ndarray | None, int]:
@@ -310,6 +322,7 @@ pre{{background:#fff;border:1px solid #ddd;padding:8px;overflow:auto}}
 <h1>{title}</h1>
 <div class="kpis">{headline}</div>
 <pre id="summary">{summary}</pre>
+{coverage}
 <h2>Price, indicators and trades</h2>
 <div class="legend">scroll to zoom, drag to pan; ▲▼ entries, ● exits, green won, red lost; hover a marker for the trade</div>
 <div id="price" class="chart" style="height:{price_height}px"><div id="tooltip"></div></div>
