@@ -47,8 +47,3 @@ def db_wait_seconds() -> float:
     if not 0 <= value <= 86_400:
         raise InputError(f"TRADE_DB_WAIT={raw!r}: expected seconds between 0 and 86400")
     return value
-
-
-def bybit_rest_url() -> str:
-    """Bybit REST base URL; tests point it at a fake server on 127.0.0.1."""
-    return os.environ.get("TRADE_BYBIT_REST_URL", "https://api.bybit.com")

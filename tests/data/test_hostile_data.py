@@ -13,7 +13,7 @@ import pytest
 
 from trade.cli.main import run
 from trade.data import MarketStore, synthetic_market
-from trade.data.sync import _write, sync_funding
+from trade.data.sync import sync_funding, sync_ohlcv
 from trade.errors import ExchangeError
 from trade.exchange.bybit import BybitRest
 
@@ -106,50 +106,92 @@ def answering(body: object) -> BybitRest:
     return client
 
 
+T = 1_748_538_300_000  # 2025-05-29 17:05 UTC
+
+
 @pytest.mark.parametrize(
-    "row",
+    ("row", "message"),
     [
-        ["yesterday", "1", "2", "0.5", "1.5", "1", "1"],
-        ["1748538300000.5", "1", "2", "0.5", "1.5", "1", "1"],
-        [],
-        None,
+        (["yesterday", "1", "2", "0.5", "1.5", "1", "1"], "start = 'yesterday': not a timestamp"),
+        ([f"{T}.5", "1", "2", "0.5", "1.5", "1", "1"], f"start = '{T}.5': not a timestamp"),
+        (["1748538300", "1", "2", "0.5", "1.5", "1", "1"], "not a millisecond timestamp"),
+        ([], "start = 'None': not a timestamp"),
+        (None, "start = 'None': not a timestamp"),
     ],
 )
-def test_a_kline_without_an_integer_timestamp_is_an_exchange_error(row: object) -> None:
+def test_a_kline_without_a_millisecond_timestamp_is_an_exchange_error(
+    row: object, message: str
+) -> None:
     async def go() -> None:
         async with answering({"list": [row]}) as client:
             await client.klines("BTCUSDT", "1m", 0, 60_000)
 
-    with pytest.raises(ExchangeError, match=r"^Bybit /v5/market/kline: malformed row "):
+    with pytest.raises(ExchangeError, match=r"^Bybit sent BTCUSDT 1m kline ") as err:
         asyncio.run(go())
+    assert message in str(err.value)
 
 
 @pytest.mark.parametrize(
-    ("values", "column"),
-    [(["inf", "2", "0.5", "1.5", "1"], "open"), (["1", "2", "0.5", "1.5", "1e400"], "volume")],
+    ("values", "message"),
+    [
+        (["inf", "2", "0.5", "1.5", "1"], "kline[1] = 'inf': out of range"),
+        (["1", "2", "0.5", "1.5", "1e400"], "kline volume = '1e400': out of range"),
+        (
+            ["1", "2e12", "0.5", "1.5", "1"],
+            f"impossible price or volume in BTCUSDT 1m kline at {T}",
+        ),
+    ],
 )
-def test_non_finite_klines_from_the_exchange_are_never_stored(
-    values: list[str], column: str, tmp_path: Path
+def test_non_finite_or_absurd_klines_from_the_exchange_are_never_stored(
+    values: list[str], message: str, tmp_path: Path
 ) -> None:
-    rows = [["60000", "1", "2", "0.5", "1.5", "1", "1"], ["120000", *values, "1"]]
+    rows = [[str(T + 60_000), *values, "1"], [str(T), "1", "2", "0.5", "1.5", "1", "1"]]
+    if "impossible" in message:
+        rows[0][0] = str(T)
+        rows = rows[:1]
+
+    async def go(store: MarketStore) -> int:
+        async with answering({"list": rows}) as client:
+            return await sync_ohlcv(
+                store, client, "BTCUSDT", "1m", T, T + 120_000, now_ms=T + 10**7
+            )
+
     with MarketStore(tmp_path / "m.duckdb") as store:
-        with pytest.raises(ExchangeError, match="inconsistent BTCUSDT 1m bar at ts 120000"):
-            _write(store, "BTCUSDT", "1m", rows, mark=False)
+        with pytest.raises(ExchangeError) as err:
+            asyncio.run(go(store))
+        assert message in str(err.value)
         assert store.symbols() == []
 
 
 def test_an_infinite_funding_rate_from_the_exchange_is_never_stored(tmp_path: Path) -> None:
     rows = [
-        {"symbol": "BTCUSDT", "fundingRate": "0.0001", "fundingRateTimestamp": "28800000"},
-        {"symbol": "BTCUSDT", "fundingRate": "Infinity", "fundingRateTimestamp": "57600000"},
+        {"symbol": "BTCUSDT", "fundingRate": "0.0001", "fundingRateTimestamp": str(T)},
+        {
+            "symbol": "BTCUSDT",
+            "fundingRate": "Infinity",
+            "fundingRateTimestamp": str(T + 28_800_000),
+        },
     ]
 
     async def go(store: MarketStore) -> int:
         async with answering({"list": rows}) as client:
-            return await sync_funding(store, client, "BTCUSDT", 0, 86_400_000)
+            return await sync_funding(store, client, "BTCUSDT", T, T + 86_400_000)
 
     with MarketStore(tmp_path / "m.duckdb") as store:
-        with pytest.raises(ExchangeError, match="impossible BTCUSDT funding rate at ts 57600000"):
+        with pytest.raises(ExchangeError, match="BTCUSDT fundingRate = 'Infinity': out of range"):
             asyncio.run(go(store))
         ts, _ = store.load_funding("BTCUSDT", None, None)
         assert len(ts) == 0
+
+
+def test_a_funding_rate_beyond_100_percent_from_the_exchange_is_refused() -> None:
+    rows = [{"symbol": "BTCUSDT", "fundingRate": "1.5", "fundingRateTimestamp": str(T)}]
+
+    async def go() -> None:
+        async with answering({"list": rows}) as client:
+            await client.funding("BTCUSDT", T, T + 1)
+
+    with pytest.raises(
+        ExchangeError, match=rf"^Bybit sent an impossible BTCUSDT funding rate at ts {T}$"
+    ):
+        asyncio.run(go())

@@ -156,7 +156,7 @@ def test_a_timeout_is_retried(real_1m: np.ndarray, fake: FakeBybit) -> None:
             return rows, client.retried
 
     rows, retried = asyncio.run(go())
-    assert retried == 1 and [int(r[0]) for r in rows] == real_1m[:10, 0].astype(int).tolist()
+    assert retried == 1 and [k.start for k in rows] == real_1m[:10, 0].astype(int).tolist()
 
 
 def test_rate_limit_waits_for_the_reset_timestamp(real_1m: np.ndarray, fake: FakeBybit) -> None:
@@ -197,7 +197,11 @@ def test_heal_fills_exactly_the_missing_bars(
     inject(fake, ["http500", "ratelimit"])
     assert run(["data", "heal", "--symbol", "BTCUSDT", "--tf", "1m"]) == 0
     assert "42 missing bars fetched" in capsys.readouterr().out
-    klines = {(int(r.query["start"]), int(r.query["end"])) for r in fake.requests}
+    klines = {
+        (int(r.query["start"]), int(r.query["end"]))
+        for r in fake.requests
+        if r.path == "/v5/market/kline"
+    }
     asked = sum((hi - lo) // 60_000 + 1 for lo, hi in klines)
     assert asked == 42  # exactly the missing bars were requested
     rows = read_rows(gapped)
@@ -241,7 +245,7 @@ def test_killed_sync_leaves_a_consistent_store_and_a_rerun_completes(
     monkeypatch.setenv("TRADE_DB", str(db))
     fake.delay = 0.05
     args = ["data", "sync", "--symbol", "BTCUSDT", "--tf", "1m", "--start", iso(real_1m[0, 0])]
-    args += ["--end", iso(real_1m[-1, 0] + 60_000), "--no-funding", "--no-instruments"]
+    args += ["--end", iso(real_1m[-1, 0] + 60_000), "--no-funding", "--no-instruments", "--no-mark"]
     victim = subprocess.Popen(
         [sys.executable, "-m", "trade.cli.main", *args],
         env={**os.environ, "TRADE_DB": str(db), "TRADE_BYBIT_REST_URL": fake.rest_url},
@@ -263,5 +267,27 @@ def test_killed_sync_leaves_a_consistent_store_and_a_rerun_completes(
     np.testing.assert_array_equal(partial.ts, real_1m[: len(partial), 0].astype(np.int64))
     before = len(fake.requests)
     assert run(args) == 0
-    assert len(fake.requests) - before == 45 - len(partial) // 1000  # only what was missing
+    fetched = [r for r in fake.requests[before:] if r.path == "/v5/market/kline"]
+    assert len(fetched) == 45 - len(partial) // 1000  # only what was missing
     assert_bars_equal(db, real_1m)
+
+
+def test_sync_also_stores_1m_mark_klines_by_default(
+    real_1m: np.ndarray, db: Path, fake: FakeBybit
+) -> None:
+    """The backtest values equity and liquidation at a 1m mark where one is stored, so a plain
+    sync fetches it next to the --tf series (a stand-in mark here: the traded 1m bars + 0.01%)."""
+    mark_1m = real_1m[:, :5].copy()
+    mark_1m[:, 1:5] *= 1.0001
+    fake.load_mark_klines("BTCUSDT", "1", mark_1m)
+    lo = int(real_1m[0, 0]) // 86_400_000 * 86_400_000 + 86_400_000  # the first whole day
+    args = ["data", "sync", "--symbol", "BTCUSDT", "--tf", "1h", "--no-funding", "--no-instruments"]
+    assert run([*args, "--start", iso(lo), "--end", iso(lo + 86_400_000)]) == 0
+    want = mark_1m[(mark_1m[:, 0] >= lo) & (mark_1m[:, 0] < lo + 86_400_000)]
+    with MarketStore(db) as store:
+        got = store.load_mark("BTCUSDT", None, None)
+    assert got is not None and got.timeframe == "1m" and len(got) == 1440
+    np.testing.assert_array_equal(got.ts, want[:, 0].astype(np.int64))
+    np.testing.assert_array_equal(np.c_[got.open, got.high, got.low, got.close], want[:, 1:5])
+    asked = {r.query["interval"] for r in fake.requests if r.path == "/v5/market/mark-price-kline"}
+    assert asked == {"1", "60"}

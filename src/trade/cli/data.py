@@ -180,8 +180,12 @@ def sync(
         bool, typer.Option("--funding/--no-funding", help="Also sync funding settlements.")
     ] = True,
     mark: Annotated[
-        bool, typer.Option("--mark/--no-mark", help="Also sync mark-price klines of each --tf.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--mark/--no-mark",
+            help="Also sync mark-price klines: 1m (the backtest's mark) and each --tf.",
+        ),
+    ] = True,
     instruments: Annotated[
         bool,
         typer.Option("--instruments/--no-instruments", help="Also refresh the instrument specs."),
@@ -200,9 +204,10 @@ def sync(
     async def go() -> list[str]:
         lines = []
         async with BybitRest() as client:
+            await client.sync_time()  # bars still open by the exchange's clock are never stored
             with MarketStore(config.db_path()) as store, _progress() as bar:
                 jobs: list[tuple[str, bool]] = [(t, False) for t in tfs]
-                jobs += [(t, True) for t in tfs] if mark else []
+                jobs += [(t, True) for t in dict.fromkeys(["1m", *tfs])] if mark else []
                 for t, is_mark in jobs:
                     label = f"{symbol} {'mark ' if is_mark else ''}{t}"
                     task = bar.add_task(label, total=None)
@@ -255,6 +260,7 @@ def heal_cmd(
     async def go(store: MarketStore, bar: Progress) -> int:
         total = 0
         async with BybitRest() as client:
+            await client.sync_time()
             for t in tf:
                 task = bar.add_task(f"heal {symbol} {canonical(t)}", total=None)
                 update: Callable[[int, int], None] = lambda i, n, task=task: bar.update(  # noqa: E731

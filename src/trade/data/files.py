@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import LAST_TS_MS, MAX_FUNDING_RATE, MAX_PRICE, MAX_VOLUME
 from ..errors import DataError, InputError
 from ..timeframes import canonical, tf_ms
 from .bars import Bars
@@ -25,11 +26,6 @@ NAME_RE = re.compile(
     r"^(?P<exchange>[a-z]+)_(?P<symbol>[A-Z0-9]+)_(?P<rest>[A-Za-z0-9_]+?)(?:\.csv\.gz|\.csv|\.parquet)$"
 )
 MAX_LISTED = 5
-# Bounds of what a market file may hold; beyond them a value is a unit mix-up or corruption.
-LAST_TS_MS = 4_102_444_800_000  # 2100-01-01: later "milliseconds" are µs or ns
-MAX_PRICE = 1e12
-MAX_VOLUME = 1e15
-MAX_FUNDING_RATE = 1.0  # ±100 % per settlement
 TS_UNITS = ((1e17, "nanoseconds"), (1e14, "microseconds"))
 
 

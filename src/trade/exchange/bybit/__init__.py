@@ -1,5 +1,48 @@
-"""Bybit v5: the thin async REST client (market data now; private endpoints join it for live)."""
+"""Bybit v5: the one async client (signed REST and WebSocket streams) the live path and data sync use."""
 
-from .rest import Auth, BybitRest, instrument_spec, interval_of
+from .auth import Credentials, load_credentials
+from .environment import Endpoints, endpoints
+from .errors import (
+    BybitError,
+    ClockSkew,
+    ConfigError,
+    DuplicateOrder,
+    IpBanned,
+    OrderNotFound,
+    RateLimited,
+    Rejected,
+    Unavailable,
+    UnknownOutcome,
+)
+from .models import Execution, Kline, Order, Position, Wallet
+from .rest import Ack, BybitRest, instrument_spec, interval_of
+from .stream import BybitStream, StreamEvent, kline_topic
 
-__all__ = ["Auth", "BybitRest", "instrument_spec", "interval_of"]
+__all__ = [
+    "Ack",
+    "BybitError",
+    "BybitRest",
+    "BybitStream",
+    "ClockSkew",
+    "ConfigError",
+    "Credentials",
+    "DuplicateOrder",
+    "Endpoints",
+    "Execution",
+    "IpBanned",
+    "Kline",
+    "Order",
+    "OrderNotFound",
+    "Position",
+    "RateLimited",
+    "Rejected",
+    "StreamEvent",
+    "Unavailable",
+    "UnknownOutcome",
+    "Wallet",
+    "endpoints",
+    "instrument_spec",
+    "interval_of",
+    "kline_topic",
+    "load_credentials",
+]
