@@ -1,0 +1,1 @@
+"""The live path: where the engine, a broker and the exchange client meet (paper, demo, live)."""
