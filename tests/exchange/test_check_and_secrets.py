@@ -193,3 +193,27 @@ def test_a_planted_secret_appears_nowhere(
     assert "10004" in produced and "110007" in produced  # the paths did fail
     assert PLANTED_SECRET not in produced
     assert PLANTED_KEY not in produced
+
+
+def test_live_check_reads_the_key_permissions(
+    fake: FakeBybit,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("BYBIT_LIVE_API_KEY", fake.api_key)
+    monkeypatch.setenv("BYBIT_LIVE_API_SECRET", fake.api_secret)
+    monkeypatch.delenv("BYBIT_DEMO_API_KEY", raising=False)
+    monkeypatch.delenv("BYBIT_DEMO_API_SECRET", raising=False)
+    fake.trade("BTCUSDT", 100_000)
+    assert cli(["exchange", "check", "--mode", "live", "--json"]) == 0
+    by = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert by["permissions"] == {"name": "permissions", "ok": True,
+                                 "detail": "Contract: Order, Position"}  # fmt: skip
+    assert any(r.path == "/v5/user/query-api" for r in fake.requests)
+    fake.permissions = fake.permissions | {"ContractTrade": ["Order"]}
+    assert cli(["exchange", "check", "--mode", "live"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: permissions: the key lacks Contract → Position: enable them for the key"
+    ]
