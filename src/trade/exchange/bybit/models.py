@@ -100,7 +100,9 @@ class Kline:
         if not (self.low <= min(self.open, self.close) and self.high >= max(self.open, self.close)):
             raise ExchangeError(f"Bybit sent an inconsistent {what} at {self.start}")
         if self.low <= 0 or self.high > MAX_PRICE or self.volume < 0:
-            raise ExchangeError(f"Bybit sent an impossible price or volume in {what} at {self.start}")
+            raise ExchangeError(
+                f"Bybit sent an impossible price or volume in {what} at {self.start}"
+            )
         return self
 
 
