@@ -38,3 +38,9 @@ def client(fake: FakeBybit, creds: Credentials | None, **kw: Any) -> BybitRest:
     kw.setdefault("backoff", 0.01)
     kw.setdefault("timeout", 2.0)
     return BybitRest(fake.rest_url, environment="demo", credentials=creds, **kw)
+
+
+def buy(link: str, qty: str = "0.01", price: str | None = None, symbol: str = "BTCUSDT") -> dict:
+    """A buy order's parameters: Market, or Limit at `price`."""
+    body = {"symbol": symbol, "side": "Buy", "orderType": "Market", "qty": qty, "orderLinkId": link}
+    return body | ({"orderType": "Limit", "price": price} if price is not None else {})

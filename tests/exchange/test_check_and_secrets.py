@@ -13,7 +13,7 @@ from fakes.bybit import FakeBybit
 from trade.cli.main import run as cli
 from trade.exchange.bybit import BybitError, BybitStream, Credentials, Rejected
 
-from .conftest import client, run
+from .conftest import buy, client, run
 
 
 @pytest.fixture
@@ -159,15 +159,7 @@ def test_a_planted_secret_appears_nowhere(
         fake.reject_next_order(110007)
         async with client(fake, good, retries=1) as c:
             try:
-                await c.place_order(
-                    {
-                        "symbol": "BTCUSDT",
-                        "side": "Buy",
-                        "orderType": "Market",
-                        "qty": "0.01",
-                        "orderLinkId": "leak-1",
-                    }
-                )
+                await c.place_order(buy("leak-1"))
             except Rejected as exc:
                 texts.extend([str(exc), repr(exc)])
         async with client(fake, good, retries=1) as c:

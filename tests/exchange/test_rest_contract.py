@@ -9,7 +9,7 @@ from fakes.bybit import FakeBybit
 from trade.exchange.bybit import Credentials, OrderNotFound, Rejected
 from trade.timeframes import tf_ms
 
-from .conftest import client, run
+from .conftest import buy, client, run
 
 T0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC
 MIN = 60_000
@@ -211,26 +211,9 @@ def test_rejections_carry_bybits_code_and_leave_nothing(
     async def go():  # type: ignore[no-untyped-def]
         async with client(fake, creds) as c:
             with pytest.raises(Rejected) as margin:
-                await c.place_order(
-                    {
-                        "symbol": "BTCUSDT",
-                        "side": "Buy",
-                        "orderType": "Market",
-                        "qty": "0.01",
-                        "orderLinkId": "rej-1",
-                    }
-                )
+                await c.place_order(buy("rej-1"))
             with pytest.raises(Rejected) as tiny:
-                await c.place_order(
-                    {
-                        "symbol": "BTCUSDT",
-                        "side": "Buy",
-                        "orderType": "Limit",
-                        "qty": "0.001",
-                        "price": "1000",
-                        "orderLinkId": "rej-2",
-                    }
-                )
+                await c.place_order(buy("rej-2", "0.001", "1000"))
             return margin.value, tiny.value, await c.positions("BTCUSDT")
 
     margin, tiny, pos = run(go())

@@ -17,15 +17,9 @@ from trade.exchange.bybit import (
     UnknownOutcome,
 )
 
-from .conftest import client, run
+from .conftest import buy, client, run
 
-ENTRY = {
-    "symbol": "BTCUSDT",
-    "side": "Buy",
-    "orderType": "Market",
-    "qty": "0.01",
-    "orderLinkId": "f-entry-1",
-}
+ENTRY = buy("f-entry-1")
 
 
 def creates(fake: FakeBybit) -> int:

@@ -12,7 +12,7 @@ import pytest
 from fakes.bybit import FakeBybit
 from trade.exchange.bybit import BybitStream, Credentials, OrderNotFound, StreamEvent
 
-from .conftest import client, run
+from .conftest import buy, client, run
 
 T0 = 1_735_689_600_000
 MIN = 60_000
@@ -159,15 +159,7 @@ def test_private_stream_auth_and_a_fill_in_four_messages(
     async def go() -> list[StreamEvent]:
         async with private(fake, creds) as s, client(fake, creds) as c:
             await ready(s, fake)
-            await c.place_order(
-                {
-                    "symbol": "BTCUSDT",
-                    "side": "Buy",
-                    "orderType": "Market",
-                    "qty": "0.01",
-                    "orderLinkId": "p-1",
-                }
-            )
+            await c.place_order(buy("p-1"))
             fake.trade("BTCUSDT", 100_010)
             return await collect(s, 0.5), fake.connections
 
@@ -192,16 +184,7 @@ def test_duplicated_and_reordered_private_messages_give_the_same_picture(
     async def go() -> list[StreamEvent]:
         async with private(fake, creds) as s, client(fake, creds) as c:
             await ready(s, fake)
-            await c.place_order(
-                {
-                    "symbol": "BTCUSDT",
-                    "side": "Buy",
-                    "orderType": "Limit",
-                    "qty": "0.02",
-                    "price": "99990",
-                    "orderLinkId": "p-2",
-                }
-            )
+            await c.place_order(buy("p-2", "0.02", "99990"))
             fake.partial_fill_ratio = 0.5
             fake.trade("BTCUSDT", 99_980)  # half
             fake.partial_fill_ratio = None
@@ -228,16 +211,7 @@ def test_a_cancel_racing_a_fill_leaves_the_order_filled(
     async def go() -> tuple[list[StreamEvent], OrderNotFound]:
         async with private(fake, creds) as s, client(fake, creds) as c:
             await ready(s, fake)
-            await c.place_order(
-                {
-                    "symbol": "BTCUSDT",
-                    "side": "Buy",
-                    "orderType": "Limit",
-                    "qty": "0.01",
-                    "price": "99990",
-                    "orderLinkId": "race-1",
-                }
-            )
+            await c.place_order(buy("race-1", "0.01", "99990"))
             with pytest.raises(OrderNotFound) as failed:
                 await c.cancel_order("BTCUSDT", "race-1")
             return await collect(s, 0.5), failed.value
@@ -258,15 +232,7 @@ def test_a_lost_execution_is_visible_by_rest(fake: FakeBybit, creds: Credentials
     async def go():  # type: ignore[no-untyped-def]
         async with private(fake, creds) as s, client(fake, creds) as c:
             await ready(s, fake)
-            await c.place_order(
-                {
-                    "symbol": "BTCUSDT",
-                    "side": "Buy",
-                    "orderType": "Market",
-                    "qty": "0.01",
-                    "orderLinkId": "lost-1",
-                }
-            )
+            await c.place_order(buy("lost-1"))
             fake.trade("BTCUSDT", 100_001)
             events = await collect(s, 0.4)
             return events, await c.executions("BTCUSDT")
