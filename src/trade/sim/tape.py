@@ -167,7 +167,7 @@ class Tape:
         for col, v in zip(cols, values, strict=True):
             col.buf[n] = v
             col.n = n + 1
-        j = int(np.searchsorted(self.mark_ts, ts_close, "right")) - 1
+        j = int(np.searchsorted(self.mark_ts, ts_close, "right")) - 1 if len(self.mark_ts) else -1
         if j >= 0:  # a mark is known: the same numbers as `fresh_marks` gives a loaded tape
             if self.mark_open_ts[j] == ts_open and self.mark_ts[j] == ts_close:
                 mark, low, high = self.mark_close[j], self.mark_low[j], self.mark_high[j]
