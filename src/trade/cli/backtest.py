@@ -218,7 +218,7 @@ def _execute(kwargs: dict, out: Path | None, as_json: bool, no_report: bool) -> 
     if as_json:
         print((out / "result.json").read_text(), end="")
     else:
-        _summary(result, out)
+        summary(result, out)
     return result
 
 
@@ -230,7 +230,7 @@ def run_id(result: dict) -> str:
     return "-".join((*parts, secrets.token_hex(3)))
 
 
-def _summary(result: dict, out: Path) -> None:
+def summary(result: dict, out: Path) -> None:
     """The run at a glance in at most 80 columns (paths aside): three metrics a line, the long and
     short split, exit reasons, the 1m fallback, and where the artifacts and the report are (the
     Play's and the data's warnings are printed on stderr before it)."""

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from .. import __version__, config
 from ..errors import InputError, TradeError
-from . import backtest, data, exchange, indicators, play, validate
+from . import backtest, data, exchange, indicators, play, runs, validate
 
 app = typer.Typer(
     name="trade",
@@ -28,6 +28,7 @@ app.add_typer(play.app, name="play")
 app.add_typer(indicators.app, name="indicators")
 app.add_typer(data.app, name="data")
 app.add_typer(backtest.app, name="backtest")
+app.add_typer(runs.app, name="runs")
 app.add_typer(validate.app, name="validate")
 app.add_typer(exchange.app, name="exchange")
 
