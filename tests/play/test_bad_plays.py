@@ -47,3 +47,16 @@ def test_every_problem_is_reported_at_once(
     assert run(["play", "validate", str(BAD / "unknown_variable.yml")]) == 2
     err = capsys.readouterr().err
     assert err.count("unknown variable {{fast}}") == text.count("{{fast}}") == 2
+
+
+def test_an_unknown_indicator_is_reported_once_not_again_where_it_is_used(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = BAD / "unknown_indicator_referenced.yml"
+    assert run(["play", "validate", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"error: {path}:{EXPECTED['unknown_indicator_referenced.yml']}"]
+
+
+def test_no_message_names_an_internal_class() -> None:
+    assert not [text for text in EXPECTED.values() if "instance of" in text]

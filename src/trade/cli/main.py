@@ -92,6 +92,26 @@ def run(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+_VALUE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH", "path": "PATH"}
+
+
+def _type_in_help(self, ctx):  # type: ignore[no-untyped-def]
+    """Help shows click-style value names (TEXT, INTEGER, PATH…, `…` when repeated) and nothing
+    for a flag, where typer would print Python annotations such as `<bool>` or `<list[str]>`."""
+    if getattr(self, "is_flag", False):
+        return None
+    if self.metavar:
+        return self.metavar
+    label = self.display_type(ctx).strip("<>")
+    repeated = label.startswith("list[")
+    label = label[5:-1] if repeated else label
+    name = _VALUE_NAMES.get(label, label.upper())
+    return f"{name}…" if repeated or self.nargs != 1 else name
+
+
+typer.core.TyperOption.display_type_rich = _type_in_help  # type: ignore[method-assign]
+typer.core.TyperArgument.display_type_rich = _type_in_help  # type: ignore[method-assign]
+
 # typer vendors click in recent releases; its exception base is not re-exported publicly.
 try:
     from typer._click.exceptions import ClickException as _ClickException

@@ -23,7 +23,9 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a vari
 
 @app.command("validate")
 def validate(
-    paths: Annotated[list[Path], typer.Argument(help="Play files or directories.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Play files, directories or names (ema_cross).")
+    ],
     set_: SetOpt = None,
 ) -> None:
     """Validate Plays; print one line per problem (file:line: key.path: message)."""
@@ -47,12 +49,12 @@ def validate(
 
 @app.command("show")
 def show(
-    path: Annotated[Path, typer.Argument(help="Play file.")],
+    path: Annotated[Path, typer.Argument(help="Play file or name (ema_cross).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     set_: SetOpt = None,
 ) -> None:
     """Print the normalised Play: defaults filled in, variables substituted."""
-    compiled = validate_play(path, parse_sets(set_))
+    compiled = validate_play(play_files([path])[0], parse_sets(set_))
     data = compiled.play.model_dump(mode="json", by_alias=True)
     data["features"] = {
         f.key: {

@@ -37,15 +37,18 @@ def check(result: dict[str, Any], expected: Any) -> list[str]:
 
 @app.command("suite")
 def suite(
-    directory: Annotated[Path, typer.Argument(help="Directory of validation Plays.")] = Path(
-        "plays/validation"
-    ),
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="Directory of validation Plays (default: plays/validation)."),
+    ] = None,
     db: Annotated[Path | None, typer.Option("--db", help="Market store path.")] = None,
 ) -> None:
     """Run every Play in DIR (bundled data, or synthetic data named in `expected.data`)."""
     from ..engine.backtest import Synthetic, run_backtest
     from ..play import play_files, validate_play
+    from ..play.resolve import play_dir
 
+    directory = directory or play_dir("validation")
     files = play_files([directory])
     if not files:
         raise InputError(f"no Play files in {directory}")

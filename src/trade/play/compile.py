@@ -193,9 +193,11 @@ class _Compiler:
             if spec is None or spec.kind != "indicator":
                 hint = did_you_mean(decl.indicator, self.catalog.names("indicator"))
                 self.report(f"{path}.indicator", f"unknown indicator {decl.indicator!r}{hint}")
+                self.failed.add(key)
                 continue
             tf = self._tf(decl.tf, f"{path}.tf")
             if tf is None:
+                self.failed.add(key)
                 continue
             if decl.source is not None and not spec.has_source:
                 self.report(
@@ -262,9 +264,11 @@ class _Compiler:
             if spec is None or spec.kind != "structure":
                 hint = did_you_mean(decl.type, self.catalog.names("structure"))
                 self.report(f"{path}.type", f"unknown structure type {decl.type!r}{hint}")
+                self.failed.add(key)
                 continue
             deps = self._uses(spec, decl.uses, f"{path}.uses")
             if deps is None:
+                self.failed.add(key)
                 continue
             deps_of[key] = deps
         order: list[str] = []
@@ -394,7 +398,9 @@ class _Compiler:
                 elif node.tf != self.play.timeframes.exec_tf:
                     self.report(
                         path,
-                        f"{dist.atr!r} is on {node.tf}; the ATR for risk must be on the exec timeframe",
+                        f"{dist.atr!r} is on {node.tf}; the ATR for risk must be on the exec "
+                        f"timeframe ({self.play.timeframes.exec_tf}, where stops are placed): "
+                        f"declare it without tf, e.g. atr: {{indicator: atr, params: {{length: 14}}}}",
                     )
 
     # ------------------------------------------------------------------ conditions

@@ -300,6 +300,9 @@ def _message(err: Mapping[str, Any], loc: list[Any]) -> str:
         return "required key is missing"
     msg = str(err["msg"])
     msg = msg.removeprefix("Value error, ")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):  # names a model class
+        keys = _allowed_keys(loc)
+        msg = "expected a mapping" + (f" of {', '.join(keys)}" if keys else "")
     if (
         kind not in ("value_error", "assertion_error")
         and "input" in err

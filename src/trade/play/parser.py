@@ -147,7 +147,7 @@ def _parse_comparison(value: list[Any], path: str) -> CmpSyntax:
     if op not in OPERATORS:
         raise ConditionError(
             f"{path}[1]",
-            f"unknown operator {op!r}{did_you_mean(op, OPERATORS)}; expected one of {' '.join(OPERATORS)}",
+            f"unknown operator {op!r}{_operator_hint(op)}; expected one of {' '.join(OPERATORS)}",
         )
     lhs = parse_operand(value[0], f"{path}[0]")
     tol: float | None = None
@@ -221,3 +221,13 @@ def parse_operand(value: Any, path: str) -> ExprSyntax:
             f"expected an operand or [a, op, b] with op in {' '.join(ARITH_OPS)}, got {value!r}",
         )
     raise ConditionError(path, f"expected an operand (number, name or arithmetic), got {value!r}")
+
+
+#: operators written the other way round or as in other languages
+_MISSPELT = {"=>": ">=", "=<": "<=", "=": "==", "<>": "!=", "=!": "!="}
+
+
+def _operator_hint(op: str) -> str:
+    if op in _MISSPELT:
+        return f"; did you mean {_MISSPELT[op]!r}?"
+    return did_you_mean(op, OPERATORS)

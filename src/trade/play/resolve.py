@@ -43,11 +43,23 @@ def find_play(name_or_path: str) -> Path:
 
 
 def play_files(paths: list[Path]) -> list[Path]:
-    """Expand directories into their Play files (sorted); files are kept as given."""
+    """Expand directories into their Play files (sorted); files are kept as given and a Play name
+    (`ema_cross`) is looked up as `--play` does, so every command resolves names alike."""
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
             out += sorted(f for f in p.rglob("*") if f.suffix in SUFFIXES)
-        else:
+        elif p.exists():
             out.append(p)
+        else:
+            out.append(find_play(str(p)))
     return out
+
+
+def play_dir(name: str) -> Path:
+    """The Play directory called `name` (examples, validation) among `search_dirs()`, so commands
+    that default to one work from any working directory."""
+    for d in search_dirs():
+        if d.name == name:
+            return d
+    raise InputError(f"no plays/{name} directory under {Path.cwd()} or the TRADE checkout")
