@@ -17,17 +17,17 @@ import numpy as np
 from ..gcpause import gc_paused
 from ..play import ast as A
 from ..play.compile import CompiledBlock, CompiledPlay
-from ..play.evaluate import IncrementalCondition, evaluate_vectorised
+from ..play.evaluate import evaluate_vectorised
 from ..sim.tape import fresh_marks
 from ..timeframes import MINUTE_MS, TIMEFRAMES
 from . import fastloop
 from .asof import asof_index, closes_are, take_asof
 from .decide import Decision, decide, intents_at
 from .execution import SimExecution
-from .features import IncrementalFeatures, compute_batch_features, series_tf
+from .features import compute_batch_features, series_tf
 from .market import MarketWindow
+from .play_engine import INSTANT_IDS, PlayEngine
 
-INSTANT_IDS = ("last_price", "mark_price", "funding_rate")
 ProgressFn = Callable[[int, int], None]
 
 
@@ -122,27 +122,6 @@ class ArraySource:
         return got
 
 
-class _PointSource:
-    """One instant's values: from arrays (fast mode) or incremental features (replay), plus position.
-
-    `resolve(series)` returns a getter for the current instant's value; conditions ask for it once
-    per series (`getter`), so a condition step costs one call per operand.
-    """
-
-    def __init__(self, resolve: Callable[[A.Series], Callable[[], float]]) -> None:
-        self.resolve = resolve
-        self.position: dict[str, float] = {}
-
-    def getter(self, s: A.Series) -> Callable[[], float]:
-        if s.id[:9] == "position.":
-            sid = s.id
-            return lambda: self.position[sid]
-        return self.resolve(s)
-
-    def value(self, s: A.Series) -> float:
-        return self.getter(s)()
-
-
 def run_fast(
     compiled: CompiledPlay,
     window: MarketWindow,
@@ -165,9 +144,12 @@ def run_fast(
             values = memoryview(np.ascontiguousarray(source.series(s), dtype=np.float64))
             return lambda: values[i_ref[0]]  # a Python float
 
-        truths = _instant_truths(compiled, ex, resolve, i_ref)
+        def at(i: int, t: int) -> None:
+            i_ref[0] = i
+
+        engine = PlayEngine(compiled, resolve)
         with gc_paused():  # see gcpause: events, trades and ledger rows by the thousand
-            _loop_every_instant(compiled, ex, instants, truths, progress)
+            _loop_every_instant(engine, ex, instants, at, progress)
     else:
         table = [
             [evaluate_vectorised(cond, source, n) for cond, _ in block.cases]
@@ -190,13 +172,16 @@ def run_replay(
     intrabar_policy: str,
     progress: ProgressFn | None = None,
 ) -> RunOutput:
+    """Replay: history fed bar by bar through the PlayEngine, the live path's decision object."""
     instants = evaluation_instants(compiled, window)
-    inst_vals = instant_values(window, instants, {s.id for s in compiled.series} & set(INSTANT_IDS))
-    feats = IncrementalFeatures(compiled)
+    engine = PlayEngine(compiled)
+    feats = engine.features
+    assert feats is not None
+    inst_vals = instant_values(window, instants, engine.instant_ids)
     ex = SimExecution(compiled, window, instants, intrabar_policy, lambda s, i: feats.value(s))
     # every closed bar of every timeframe, in close-time order (lower timeframe first on ties)
     feeds = []
-    for tf in feats.timeframes():
+    for tf in engine.timeframes():
         b = window.bars[tf]
         feeds.append((b.ts + b.tf_ms, np.full(len(b), TIMEFRAMES[tf]), tf, b))
     close_all = np.concatenate([f[0] for f in feeds])
@@ -208,7 +193,7 @@ def run_replay(
     closes, feed_of, row_of = (x[order].tolist() for x in (close_all, which, row))
     columns = [
         (
-            feats.feeder(tf),
+            engine.feeder(tf),
             b.ts.tolist(),
             b.open.tolist(),
             b.high.tolist(),
@@ -220,9 +205,13 @@ def run_replay(
     ]
     total = len(closes)
     cursor = [0]
-    i_ref = [0]
+    slots = engine.instant
+    # (slot, values over instants) for the instant values the Play reads (usually none)
+    inst_cols = [
+        (INSTANT_IDS.index(k), memoryview(np.ascontiguousarray(v))) for k, v in inst_vals.items()
+    ]
 
-    def feed_until(t: int) -> None:
+    def at(i: int, t: int) -> None:
         k = cursor[0]
         while k < total and closes[k] <= t:
             feed, ts, o, h, lo, c, v = columns[feed_of[k]]
@@ -230,88 +219,50 @@ def run_replay(
             feed(ts[r], o[r], h[r], lo[r], c[r], v[r])
             k += 1
         cursor[0] = k
+        for slot, values in inst_cols:
+            slots[slot] = values[i]  # a Python float
 
-    def resolve(s: A.Series) -> Callable[[], float]:
-        if s.id in inst_vals:
-            values = memoryview(np.ascontiguousarray(inst_vals[s.id]))  # reads Python floats
-            return lambda: values[i_ref[0]]
-        return feats.getter(s)
-
-    truths = _instant_truths(compiled, ex, resolve, i_ref, before=feed_until)
     with gc_paused():  # millions of short-lived acyclic objects; see gcpause
-        _loop_every_instant(compiled, ex, instants, truths, progress)
+        _loop_every_instant(engine, ex, instants, at, progress)
     return ex.finish()
 
 
-def _instant_truths(
-    compiled: CompiledPlay,
-    ex: SimExecution,
-    resolve: Callable[[A.Series], Callable[[], float]],
-    i_ref: list[int],
-    before: Callable[[int], None] | None = None,
-) -> Callable[[int, int], list[int]]:
-    """`truths(i, t)`: every case's truth at instant i (time t), blocks one after another in one
-    flat list (`_by_block` splits it), conditions stepped incrementally and bound once to a point
-    source over `resolve` (so a step is one call per condition); `before(t)` runs first (replay
-    feeds the bars closed by t)."""
-    point = _PointSource(resolve)
-    steps = [
-        IncrementalCondition(cond).bind(point)
-        for block in compiled.blocks
-        for cond, _ in block.cases
-    ]
-    uses_position = compiled.uses_position
-
-    def truths(i: int, t: int) -> list[int]:
-        if before is not None:
-            before(t)
-        i_ref[0] = i
-        if uses_position:
-            point.position = ex.position_values(t)
-        return [step() for step in steps]
-
-    return truths
-
-
-def _by_block(blocks: tuple[CompiledBlock, ...], flat: list[int]) -> list[list[int]]:
-    """A flat list of case truths (see `_instant_truths`) as one list per block."""
-    out, a = [], 0
-    for block in blocks:
-        b = a + len(block.cases)
-        out.append(flat[a:b])
-        a = b
-    return out
-
-
 def _loop_every_instant(
-    compiled: CompiledPlay,
+    engine: PlayEngine,
     ex: SimExecution,
     instants: np.ndarray,
-    truths: Callable[[int, int], list[int]],
+    at: Callable[[int, int], None],
     progress: ProgressFn | None,
 ) -> None:
-    """Evaluate at every instant (replay, and fast mode with position-dependent conditions)."""
-    policy = compiled.play.position_policy
+    """Evaluate at every instant (replay, and fast mode with position-dependent conditions):
+    the simulator advances to the instant, `at(i, t)` makes the instant's values current, the
+    engine steps every condition and decides."""
     n = len(instants)
     step = max(1, n // 200)
     instant_list = instants.tolist()
-    blocks, sim = compiled.blocks, ex.sim
+    sim = ex.sim
     advance = sim.advance_to
-    has_else = any(b.else_ for b in blocks)
+    has_else = any(b.else_ for b in engine.compiled.blocks)
+    uses_position = engine.uses_position
+    # `engine.step` inlined: this loop runs millions of times and a call costs as much as a step
+    steps, point = engine.conditions.steps, engine.point
     true = int(A.Truth.TRUE)
     for i in range(n):
         if progress is not None and i % step == 0:
             progress(i, n)
         t = instant_list[i]
         advance(t)
-        flat = truths(i, t)
+        at(i, t)
+        if uses_position:
+            point.position = ex.position_values(t)
+        flat = [s() for s in steps]
         if sim.halted or (not has_else and true not in flat):
             continue  # halted, or no case holds: no intent (the usual instant)
-        intents = intents_at(blocks, _by_block(blocks, flat))
-        if intents:
-            decisions = decide(intents, ex.side(), policy, ex.entry_pending())
-            if decisions:
-                ex.execute(i, t, decisions)
+        decisions = engine.decisions(flat, ex.side(), ex.entry_pending())
+        if decisions:
+            ex.execute(i, t, decisions)
+    if n:
+        engine.last_instant = instant_list[-1]
     ex.advance_to(int(instants[-1]) if n else 0)
 
 
