@@ -260,3 +260,15 @@ def test_synthetic_is_deterministic_and_well_formed(pattern: str) -> None:
         np.testing.assert_array_equal(a.open[1:], a.close[:-1])  # one continuous 1m path
     c = synthetic_market(pattern, 100, 9, symbol="X", start_ms=START + DAY)
     assert c.symbol == "X" and c.ts[0] == START + DAY
+
+
+def test_a_store_merged_by_an_earlier_version_never_loses_rows(store: MarketStore) -> None:
+    """Before the sample was kept apart, it filled the holes of a user's series and marked the
+    series `sample`; with no `sample_apart` marker a later import upserts and deletes nothing."""
+    first = 1_748_538_300_000
+    store.ensure_sample()
+    store.con.execute("DELETE FROM sync_meta WHERE kind = 'sample_apart'")
+    mine = Bars.from_arrays("BTCUSDT", "1m", [first], [1.0], [2.0], [0.5], [1.5], [7.0])
+    store.write_ohlcv(mine)
+    got = store.load_bars("BTCUSDT", "1m", None, None)
+    assert len(got) == 44_613 and (got.close[0], got.volume[0]) == (1.5, 7.0)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 SAMPLE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 SAMPLE_MARKER = "sample"  # sync_meta kind recorded once the sample is in a store
+# sync_meta kind recorded when the sample was loaded series by series, kept apart from the user's
+# (a store filled by an earlier version may hold series where both were merged)
+APART_MARKER = "sample_apart"
 TIMEFRAMES = {"1m": "1m", "15m": "15m", "1h": "1h", "4h": "4h", "1d": "D"}
 
 
@@ -60,10 +63,11 @@ def load_sample(store: MarketStore) -> None:
             store._insert_funding(sym, f["ts_ms"], f["funding_rate"], "sample", replace=False)
         for spec in sample_instruments():
             store._insert_instrument(spec, replace=False)
-        store.con.execute(
-            "INSERT OR REPLACE INTO sync_meta VALUES ('*', ?, '', 'sample', epoch_ms(now()), 0)",
-            [SAMPLE_MARKER],
-        )
+        for marker in (SAMPLE_MARKER, APART_MARKER):
+            store.con.execute(
+                "INSERT OR REPLACE INTO sync_meta VALUES ('*', ?, '', 'sample', epoch_ms(now()), 0)",
+                [marker],
+            )
         store.con.execute("COMMIT")
     except BaseException:
         store.con.execute("ROLLBACK")

@@ -181,7 +181,7 @@ class MarketStore:
         if n == 0:
             return 0
         where, args = _series_where(table, meta)
-        if replace and self.series_source(meta[1], meta[0], meta[2]) == SAMPLE_SOURCE:
+        if replace and self._sample_series(meta):
             self.con.execute(f"DELETE FROM {table} WHERE {where}", args).fetchall()
         elif not replace:
             held = self.con.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchall()
@@ -258,6 +258,19 @@ class MarketStore:
             [symbol, kind, tf],
         ).fetchall()
         return str(rows[0][0]) if rows else None
+
+    def _sample_series(self, meta: tuple[str, str, str, str]) -> bool:
+        """Whether a series holds only the sample's rows. A store whose sample was loaded by an
+        earlier version (no `sample_apart` marker) may have merged user rows into a series marked
+        `sample`; those are never dropped."""
+        from .sample import APART_MARKER
+
+        if self.series_source(meta[1], meta[0], meta[2]) != SAMPLE_SOURCE:
+            return False
+        apart = self.con.execute(
+            "SELECT count(*) FROM sync_meta WHERE symbol = '*' AND kind = ?", [APART_MARKER]
+        ).fetchall()
+        return bool(apart[0][0])
 
     def user_times(
         self, kind: str, symbol: str, tf: str, start_ms: int | None, end_ms: int | None
