@@ -291,3 +291,24 @@ def test_sync_also_stores_1m_mark_klines_by_default(
     np.testing.assert_array_equal(np.c_[got.open, got.high, got.low, got.close], want[:, 1:5])
     asked = {r.query["interval"] for r in fake.requests if r.path == "/v5/market/mark-price-kline"}
     assert asked == {"1", "60"}
+
+
+def test_heal_leaves_a_complete_sample_series_and_replaces_a_short_one_whole(
+    real_1m: np.ndarray, db: Path, fake: FakeBybit
+) -> None:
+    """The sample's BTCUSDT 1m month: healing inside it fetches nothing; healing a window that
+    reaches past its first bar fetches the whole window, which replaces the sample's series (the
+    user's bars never fill the sample's, nor the other way round)."""
+    first = int(real_1m[0, 0])  # the sample's first minute too
+    with MarketStore(db) as store:
+        store.ensure_sample()
+
+        async def go(lo: int, hi: int) -> int:
+            async with BybitRest(fake.rest_url) as client:
+                return await heal(store, client, "BTCUSDT", "1m", lo, hi)
+
+        assert asyncio.run(go(first, first + 500 * 60_000)) == 0
+        assert fake.requests == [] and store.series_source("ohlcv", "BTCUSDT", "1m") == "sample"
+        assert asyncio.run(go(first - 60 * 60_000, first + 500 * 60_000)) == 500
+        assert store.series_source("ohlcv", "BTCUSDT", "1m") == "bybit"
+    assert_bars_equal(db, real_1m[:500])

@@ -181,7 +181,7 @@ class MarketStore:
         if n == 0:
             return 0
         where, args = _series_where(table, meta)
-        if replace and self._sample_series(meta):
+        if replace and self.is_sample_series(meta[1], meta[0], meta[2]):
             self.con.execute(f"DELETE FROM {table} WHERE {where}", args).fetchall()
         elif not replace:
             held = self.con.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchall()
@@ -259,13 +259,13 @@ class MarketStore:
         ).fetchall()
         return str(rows[0][0]) if rows else None
 
-    def _sample_series(self, meta: tuple[str, str, str, str]) -> bool:
-        """Whether a series holds only the sample's rows. A store whose sample was loaded by an
-        earlier version (no `sample_apart` marker) may have merged user rows into a series marked
-        `sample`; those are never dropped."""
+    def is_sample_series(self, kind: str, symbol: str, tf: str) -> bool:
+        """Whether a series holds only the sample's rows (a user write replaces it whole). A store
+        whose sample was loaded by an earlier version (no `sample_apart` marker) may have merged
+        user rows into a series marked `sample`; those are never dropped."""
         from .sample import APART_MARKER
 
-        if self.series_source(meta[1], meta[0], meta[2]) != SAMPLE_SOURCE:
+        if self.series_source(kind, symbol, tf) != SAMPLE_SOURCE:
             return False
         apart = self.con.execute(
             "SELECT count(*) FROM sync_meta WHERE symbol = '*' AND kind = ?", [APART_MARKER]
@@ -277,7 +277,7 @@ class MarketStore:
     ) -> np.ndarray:
         """Open times of the user's own rows (none while the series is the sample's): what a sync
         or heal need not fetch again."""
-        if self.series_source(kind, symbol, tf) == SAMPLE_SOURCE:
+        if self.is_sample_series(kind, symbol, tf):
             return np.empty(0, dtype=np.int64)
         return self.stored_times(kind, symbol, tf, start_ms, end_ms)
 

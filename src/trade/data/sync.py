@@ -145,10 +145,16 @@ async def heal(
     progress: Progress | None = None,
 ) -> int:
     """Fetch exactly the missing bars: inside the stored span, or (with bounds) inside the window
-    including a missing head or tail. Returns bars written."""
+    including a missing head or tail. A series of the bundled sample with nothing missing is left
+    alone; with bars missing, the whole range is fetched, since the user's bars replace the
+    sample's series rather than fill it. Returns bars written."""
     step = tf_ms(tf)
-    have = store.user_times("ohlcv", symbol, tf, start_ms, end_ms)
-    ranges = missing_ranges(have, tf, start_ms, end_ms)
+    ranges = missing_ranges(
+        store.stored_times("ohlcv", symbol, tf, start_ms, end_ms), tf, start_ms, end_ms
+    )
+    if ranges and store.is_sample_series("ohlcv", symbol, tf):
+        # the first bar written replaces the sample's series whole: fetch all of the range
+        ranges = missing_ranges(np.empty(0, dtype=np.int64), tf, start_ms, end_ms)
     total, done, written = count_missing(ranges, tf), 0, 0
     for first, last in ranges:
         written += await sync_ohlcv(store, client, symbol, tf, first, last + step)
