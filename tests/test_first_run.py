@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from numba import njit
+from numba.core import event
 
 from trade.jitnotice import MESSAGE, compile_notice
 
@@ -58,3 +59,35 @@ def test_cold_run_says_compiling_and_warm_run_does_not(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "trades.csv").read_text() == (
         tmp_path / "b" / "trades.csv"
     ).read_text()
+
+
+def test_collector_paused_during_compiles_and_restored_after() -> None:
+    import gc
+
+    from trade.gcpause import gc_paused_while_compiling
+
+    seen: list[bool] = []
+
+    @njit
+    def inner(x: float) -> float:
+        return x + 1.0
+
+    @njit
+    def outer(x: float) -> float:
+        return inner(x) * 2.0  # compiling outer compiles inner inside it (nested events)
+
+    class Spy(event.Listener):
+        def on_start(self, ev: object) -> None:
+            seen.append(gc.isenabled())
+
+        def on_end(self, ev: object) -> None:
+            pass
+
+    assert gc.isenabled()
+    with gc_paused_while_compiling(), event.install_listener("numba:compile", Spy()):
+        assert outer(1.0) == 4.0
+    assert len(seen) >= 2 and not any(seen)  # off when each compile starts, the nested one too
+    assert gc.isenabled()
+    with gc_paused_while_compiling(), pytest.raises(Exception, match="undefined_name"):
+        njit(lambda: undefined_name)()  # type: ignore[name-defined]  # noqa: F821
+    assert gc.isenabled()

@@ -13,6 +13,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from numba.core import event
 
 
 @contextmanager
@@ -24,3 +27,30 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+class _PausedWhileCompiling(event.Listener):
+    """The collector is off from the first numba compilation's start to the last one's end (they
+    nest): the compiler allocates objects by the hundred thousand, and collector passes over them
+    cost a first run about a tenth of its compile time. numba ends an event even on an error."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.was_enabled = False
+
+    def on_start(self, ev: Any) -> None:
+        if self.depth == 0:
+            self.was_enabled = gc.isenabled()
+            gc.disable()
+        self.depth += 1
+
+    def on_end(self, ev: Any) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.was_enabled:
+            gc.enable()
+
+
+@contextmanager
+def gc_paused_while_compiling() -> Iterator[None]:
+    with event.install_listener("numba:compile", _PausedWhileCompiling()):
+        yield

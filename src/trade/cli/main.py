@@ -70,11 +70,15 @@ def main(
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (used by the console script and `trade_cli.py`)."""
+    from ..gcpause import gc_paused_while_compiling
     from ..jitnotice import compile_notice
 
     config.set_command_line(["trade", *(sys.argv[1:] if argv is None else argv)])
     try:
-        with compile_notice(lambda msg: err_console.print(msg, markup=False)):
+        with (
+            compile_notice(lambda msg: err_console.print(msg, markup=False)),
+            gc_paused_while_compiling(),
+        ):
             code = app(args=argv, prog_name="trade", standalone_mode=False)
     except TradeError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
