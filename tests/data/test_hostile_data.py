@@ -53,6 +53,7 @@ CASES = {
         "column 'low' is not numeric on line(s) 2 (e.g. '99999999999999999999999… (4003 characters))",
     ),
     "binary.csv": (H + "\x00\xff\xfe garbage", "not a UTF-8 text file (binary data?)"),
+    "binary_header.csv": ("\x80" + H + "60000,1,2,0.5,1.5,1\n", "not a UTF-8 text file"),
     "long_row.csv": (H + "6" * 3_000_000 + "\n", "a row too long to parse"),
 }
 

@@ -53,12 +53,17 @@ def read_table(path: Path, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
     parquet = path.name.lower().endswith(".parquet")
     try:
         table = pq.read_table(path) if parquet else pacsv.read_csv(path)
+        names = table.column_names
     except pa.ArrowInvalid as exc:
-        problem = str(exc).splitlines()[0] if parquet else _csv_problem(path, str(exc))
+        problem = _printable(str(exc)) if parquet else _csv_problem(path, str(exc))
         raise DataError(f"{path}: {problem}") from None
+    except UnicodeDecodeError:  # Arrow decodes column names itself
+        raise DataError(f"{path}: not a UTF-8 text file (binary data?)") from None
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-        raise DataError(f"{path}: corrupt or truncated file ({exc})") from None
-    _check_columns(path, table.column_names, columns)
+        raise DataError(f"{path}: corrupt or truncated file ({_printable(str(exc))})") from None
+    except pa.ArrowException as exc:  # e.g. a Parquet type Arrow cannot convert
+        raise DataError(f"{path}: unreadable ({_printable(str(exc))})") from None
+    _check_columns(path, names, columns)
     data = {}
     for c in columns:
         col = table.column(c)
@@ -107,8 +112,14 @@ def _csv_problem(path: Path, arrow_message: str) -> str:
         pass
     if "straddl" in arrow_message:  # Arrow's name for a row longer than its read block
         return "a row too long to parse (no line break within a megabyte)"
-    first = arrow_message.splitlines()[0].encode("ascii", "backslashreplace").decode()
-    return first if len(first) <= 120 else f"{first[:120]}…"
+    return _printable(arrow_message)
+
+
+def _printable(message: str, limit: int = 120) -> str:
+    """The first line of a library's message, printable ASCII and short (it may quote the file)."""
+    lines = message.splitlines() or [""]
+    first = lines[0].encode("ascii", "backslashreplace").decode()
+    return first if len(first) <= limit else f"{first[:limit]}…"
 
 
 def _not_numeric(name: str, values: list[object]) -> str:
