@@ -16,6 +16,7 @@ from trade.data import MarketStore, synthetic_market
 from trade.data.sync import sync_funding, sync_ohlcv
 from trade.errors import ExchangeError
 from trade.exchange.bybit import BybitRest
+from trade.report.artifacts import iso
 
 H = "ts_ms,open,high,low,close,volume\n"
 CASES = {
@@ -196,3 +197,38 @@ def test_a_funding_rate_beyond_100_percent_from_the_exchange_is_refused() -> Non
         ExchangeError, match=rf"^Bybit sent an impossible BTCUSDT funding rate at ts {T}$"
     ):
         asyncio.run(go())
+
+
+def test_data_delete_removes_exactly_a_window_and_only_with_confirm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "m.duckdb"
+    monkeypatch.setenv("TRADE_DB", str(db))
+    with MarketStore(db) as store:
+        store.write_ohlcv(synthetic_market("range", 600, 1, symbol="XUSDT"))
+        ts = store.load_bars("XUSDT", "1m", None, None).ts
+    lo, hi = int(ts[100]), int(ts[200])
+    args = [
+        "data",
+        "delete",
+        "--symbol",
+        "XUSDT",
+        "--tf",
+        "1m",
+        "--start",
+        iso(lo),
+        "--end",
+        iso(hi),
+    ]
+    assert run(args) == 2
+    assert (
+        f"would delete 100 XUSDT 1m ohlcv rows from {iso(lo)} to {iso(hi)}"
+        in capsys.readouterr().err
+    )
+    assert run([*args, "--confirm"]) == 0
+    assert "deleted 100 XUSDT 1m ohlcv rows" in capsys.readouterr().out
+    with MarketStore(db) as store:
+        left = store.load_bars("XUSDT", "1m", None, None).ts
+    assert len(left) == 500 and not ((left >= lo) & (left < hi)).any()
+    assert run(["data", "delete", "--symbol", "XUSDT", "--kind", "mark"]) == 2
+    assert capsys.readouterr().err == "error: --tf is required to delete mark rows\n"

@@ -170,6 +170,36 @@ def gaps(
     console.print(f"{len(holes)} gap(s), {missing} missing bar(s)", markup=False)
 
 
+@app.command("delete")
+def delete(
+    symbol: Annotated[str, typer.Option("--symbol")],
+    tf: Annotated[str | None, typer.Option("--tf", help="Timeframe (ohlcv and mark).")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="ohlcv, mark or funding.")] = "ohlcv",
+    start: Annotated[str | None, typer.Option("--start", help="First open time deleted.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="End of the window, exclusive.")] = None,
+    confirm: Annotated[bool, typer.Option("--confirm", help="Really delete.")] = False,
+) -> None:
+    """Delete a stored series (or its [start, end) window); without --confirm only say how much."""
+    from ..data import MarketStore, open_reader
+    from ..data.imports import KINDS
+    from ..timeframes import canonical
+
+    if kind not in KINDS:
+        raise InputError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if kind != "funding" and tf is None:
+        raise InputError(f"--tf is required to delete {kind} rows")
+    s, e = _window(start, end)
+    what = f"{symbol} {kind}" if kind == "funding" else f"{symbol} {canonical(str(tf))} {kind}"
+    span = f" from {start or 'the first'} to {end or 'the last'}"
+    if not confirm:
+        with open_reader(sample=False) as store:
+            n = store.delete_range(kind, symbol, tf, s, e, dry_run=True)
+        raise InputError(f"would delete {n:,} {what} rows{span}; add --confirm to delete them")
+    with MarketStore(config.db_path()) as store:
+        n = store.delete_range(kind, symbol, tf, s, e)
+    console.print(f"deleted {n:,} {what} rows{span}", markup=False)
+
+
 @app.command("sync")
 def sync(
     symbol: Annotated[str, typer.Option("--symbol")],

@@ -199,6 +199,28 @@ class MarketStore:
         )
         return n
 
+    def delete_range(
+        self,
+        kind: str,
+        symbol: str,
+        tf: str | None,
+        start_ms: int | None,
+        end_ms: int | None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete (or with `dry_run` only count) a symbol's rows of one series — ohlcv or mark of
+        timeframe `tf`, or funding — opening in [start, end); one transaction."""
+        if kind not in ("ohlcv", "mark", "funding"):
+            raise ValueError(f"delete_range: kind {kind!r} is not ohlcv, mark or funding")
+        where, params = "symbol = ? AND ts >= ? AND ts < ?", [symbol, *_bounds(start_ms, end_ms)]
+        if kind != "funding":
+            where, params = f"{where} AND timeframe = ?", [*params, canonical(str(tf))]
+        with self._transaction():
+            row = self.con.execute(f"SELECT count(*) FROM {kind} WHERE {where}", params).fetchone()
+            if not dry_run:
+                self.con.execute(f"DELETE FROM {kind} WHERE {where}", params)
+        return int(row[0]) if row else 0
+
     def _transaction(self) -> _Tx:
         return _Tx(self.con)
 
