@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from numba import njit
 
 
@@ -35,17 +36,18 @@ class InstrumentSpec:
 
 
 # Compiled once and called both from Python and from the jitted backtest loop, so every path rounds
-# with the very same arithmetic.
+# with the very same arithmetic. The floors stay floats (`np.floor`): numba's `math.floor` returns an
+# int64, which wraps to a negative number past 9.2e18 steps (a huge equity on a micro-priced symbol).
 
 
 @njit(cache=True)
 def round_price(price: float, tick: float) -> float:
-    return _round_to(math.floor(price / tick + 0.5) * tick, tick)
+    return _round_to(np.floor(price / tick + 0.5) * tick, tick)
 
 
 @njit(cache=True)
 def round_qty_down(qty: float, step: float) -> float:
-    return _round_to(math.floor(qty / step + 1e-9) * step, step)
+    return _round_to(np.floor(qty / step + 1e-9) * step, step)
 
 
 @njit(cache=True)
