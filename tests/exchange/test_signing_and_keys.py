@@ -143,7 +143,10 @@ def test_hosts_per_environment_and_overrides(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("TRADE_BYBIT_REST_URL", "http://127.0.0.1:9/")
     assert endpoints("demo").rest == "http://127.0.0.1:9"
     monkeypatch.setenv("TRADE_BYBIT_REST_URL", "ftp://example")
-    with pytest.raises(InputError, match=r"^TRADE_BYBIT_REST_URL='ftp://example': expected a http"):
+    with pytest.raises(
+        InputError,
+        match=r"^TRADE_BYBIT_REST_URL='ftp://example': expected an http:// or https:// URL with a host$",
+    ):
         endpoints("live")
 
 

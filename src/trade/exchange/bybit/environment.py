@@ -54,7 +54,6 @@ def _checked(var: str, default: str, schemes: tuple[str, ...]) -> str:
     url = os.environ.get(var) or default
     parts = urlsplit(url)
     if parts.scheme not in schemes or not parts.hostname:
-        raise InputError(
-            f"{var}={url[:200]!r}: expected a {' or '.join(schemes)}:// URL with a host"
-        )
+        wanted = " or ".join(f"{s}://" for s in schemes)
+        raise InputError(f"{var}={url[:200]!r}: expected an {wanted} URL with a host")
     return url
