@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from store_snapshot import store_snapshot
 from trade.cli.main import run
 from trade.data import MarketStore, resample, synthetic_market
 from trade.data.bars import Bars
@@ -131,22 +132,11 @@ BAD_FILES = {
 }
 
 
-def seeded_snapshot(db: Path) -> list[str]:
-    """Seed the store with a little data on first call; every table's full contents."""
-    with MarketStore(db) as store:
-        if not store.symbols():
-            store.write_ohlcv(synthetic_market("range", 600, 1, symbol="XUSDT"))
-        tables = ("ohlcv", "funding", "mark", "instruments", "sync_meta")
-        return [
-            repr(store.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()) for t in tables
-        ]
-
-
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_bad_files_exit_2_and_leave_the_store_unchanged(
     name: str, db: Path, tmp_path: Path, market_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = seeded_snapshot(db)
+    before = store_snapshot(db)
     good = market_dir / "bybit_ETHUSDT_5m.csv.gz"  # valid, listed first: still not written
     text, message = BAD_FILES[name]
     bad = tmp_path / name
@@ -154,20 +144,20 @@ def test_bad_files_exit_2_and_leave_the_store_unchanged(
     assert run(["data", "import", str(good), str(bad), "--symbol", "XUSDT", "--tf", "1m"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad.parent}/{message}") and "Traceback" not in err
-    assert seeded_snapshot(db) == before
+    assert store_snapshot(db) == before
 
 
 def test_truncated_gzip_is_rejected_and_nothing_written(
     db: Path, tmp_path: Path, market_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = seeded_snapshot(db)
+    before = store_snapshot(db)
     data = (market_dir / "bybit_BTCUSDT_1h.csv.gz").read_bytes()
     cut = tmp_path / "bybit_XUSDT_1h.csv.gz"
     cut.write_bytes(data[: len(data) // 2])
     assert run(["data", "import", str(cut)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {cut}: corrupt or truncated file") and "Traceback" not in err
-    assert seeded_snapshot(db) == before
+    assert store_snapshot(db) == before
 
 
 def test_bad_parquet_is_rejected(

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from store_snapshot import store_snapshot
 from trade.cli.main import run
 from trade.data import MarketStore, synthetic_market
 from trade.data.sync import sync_funding, sync_ohlcv
@@ -59,30 +60,20 @@ CASES = {
 }
 
 
-def snapshot(db: Path) -> list[str]:
-    with MarketStore(db) as store:
-        if not store.symbols():
-            store.write_ohlcv(synthetic_market("range", 600, 1, symbol="XUSDT"))
-        tables = ("ohlcv", "funding", "mark", "instruments", "sync_meta")
-        return [
-            repr(store.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()) for t in tables
-        ]
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hostile_files_are_refused_with_one_short_line(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "m.duckdb"
     monkeypatch.setenv("TRADE_DB", str(db))
-    before = snapshot(db)
+    before = store_snapshot(db)
     text, message = CASES[name]
     bad = tmp_path / name
     bad.write_bytes(text.encode("latin-1"))
     assert run(["data", "import", str(bad), "--symbol", "XUSDT", "--tf", "1m"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}: {message}") and err.count("\n") == 1 and len(err) < 300
-    assert snapshot(db) == before
+    assert store_snapshot(db) == before
 
 
 def test_an_infinite_funding_rate_is_refused(

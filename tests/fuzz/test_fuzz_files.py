@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
+from store_snapshot import store_snapshot
 from trade.cli.main import run
-from trade.data import MarketStore, synthetic_market
 
 from .test_fuzz_plays import LIMIT_BYTES, LIMIT_S, Tally, peak_rss
 
@@ -101,16 +101,6 @@ def to_parquet(text: str) -> bytes | None:
     return sink.getvalue()
 
 
-def snapshot(db: Path) -> list[str]:
-    with MarketStore(db) as store:
-        if not store.symbols():
-            store.write_ohlcv(synthetic_market("range", 300, 1, symbol="XUSDT"))
-        tables = ("ohlcv", "funding", "mark", "instruments", "sync_meta")
-        return [
-            repr(store.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()) for t in tables
-        ]
-
-
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_generated_market_files_exit_0_or_2_and_a_refusal_changes_nothing(
     shard: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -119,7 +109,7 @@ def test_generated_market_files_exit_0_or_2_and_a_refusal_changes_nothing(
     monkeypatch.setenv("TRADE_DB", str(db))
     tally = Tally()
     refused = 0
-    state = [snapshot(db)]  # the store after the previous case
+    state = [store_snapshot(db, 300)]  # the store after the previous case
 
     @seed(30_000 + shard)
     @settings(
@@ -143,7 +133,7 @@ def test_generated_market_files_exit_0_or_2_and_a_refusal_changes_nothing(
         assert "Traceback" not in err and len(err) < 2000, err
         assert took < LIMIT_S and peak_rss() - tally.base_rss < LIMIT_BYTES
         tally.longest = max(tally.longest, (took, "data import"))
-        after = snapshot(db)
+        after = store_snapshot(db, 300)
         if code == 2:
             refused += 1
             assert after == state[0]
