@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..instruments import InstrumentSpec
 from ..play import ast as A
 from ..play.compile import CompiledPlay
 from ..play.model import Distance
@@ -39,46 +40,69 @@ def account_config(compiled: CompiledPlay) -> AccountConfig:
 
 
 class SimExecution:
-    """Drives a SimulatedExchange over a MarketWindow on behalf of one backtest driver."""
+    """Drives a SimulatedExchange on behalf of one driver: over a loaded MarketWindow (backtest,
+    replay), or fed bar by bar (`SimExecution.fed`: paper trading)."""
 
     def __init__(
         self,
         compiled: CompiledPlay,
-        window: MarketWindow,
+        window: MarketWindow | None,
         instants: np.ndarray,
         intrabar_policy: str,
         series_at: Callable[[A.Series, int], float],
+        *,
+        instrument: InstrumentSpec | None = None,
+        exec_close_at: Callable[[int], float] | None = None,
     ) -> None:
         self.compiled = compiled
         self.window = window
         self.instants = instants
         self.series_at = series_at
         self.exec_ms = TIMEFRAMES[compiled.exec_tf]
+        self.instrument = window.instrument if window is not None else instrument
+        assert self.instrument is not None
+        self.exec_close_at = exec_close_at or self._window_exec_close
         self.sim = SimulatedExchange(
-            window.instrument,
+            self.instrument,
             account_config(compiled),
             exec_tf_ms=self.exec_ms,
             intrabar=intrabar_policy,
         )
-        ib = window.intrabar
-        mark = window.mark
-        self.sim.load(
-            ib.ts_open,
-            ib.ts_close,
-            ib.open,
-            ib.high,
-            ib.low,
-            ib.close,
-            mark_ts_close=(mark.ts + mark.tf_ms) if mark is not None else None,
-            mark_close=mark.close if mark is not None else None,
-            funding_ts=window.funding_ts,
-            funding_rate=window.funding_rate,
-            mark_ts_open=mark.ts if mark is not None else None,
-            mark_high=mark.high if mark is not None else None,
-            mark_low=mark.low if mark is not None else None,
-        )
+        if window is not None:
+            ib = window.intrabar
+            mark = window.mark
+            self.sim.load(
+                ib.ts_open,
+                ib.ts_close,
+                ib.open,
+                ib.high,
+                ib.low,
+                ib.close,
+                mark_ts_close=(mark.ts + mark.tf_ms) if mark is not None else None,
+                mark_close=mark.close if mark is not None else None,
+                funding_ts=window.funding_ts,
+                funding_rate=window.funding_rate,
+                mark_ts_open=mark.ts if mark is not None else None,
+                mark_high=mark.high if mark is not None else None,
+                mark_low=mark.low if mark is not None else None,
+            )
         self.signals = 0
         self.closed = False  # the run already ended with the end-of-data close (fast loop)
+
+    @classmethod
+    def fed(
+        cls,
+        compiled: CompiledPlay,
+        instrument: InstrumentSpec,
+        intrabar_policy: str,
+        series_at: Callable[[A.Series, int], float],
+        exec_close_at: Callable[[int], float],
+    ) -> SimExecution:
+        """An empty simulator the caller feeds 1m bars, marks and funding as they arrive."""
+        return cls(
+            compiled, None, np.empty(0, dtype=np.int64), intrabar_policy, series_at,
+            instrument=instrument, exec_close_at=exec_close_at,
+        )  # fmt: skip
 
     @property
     def halted(self) -> bool:
@@ -130,68 +154,20 @@ class SimExecution:
                     self.sim.submit(req, t)
 
     def _entry(self, i: int, t: int, d: Decision, tag: dict[str, Any]) -> OrderRequest | None:
-        play = self.compiled.play
-        risk, entry = play.risk, play.entry
-        buy = d.side == "long"
         try:
-            sl = self._level(risk.stop_loss, i)
-            tp = self._level(risk.take_profit, i)
-            trailing = None
-            if risk.trailing is not None:
-                tr = risk.trailing
-                trailing = Trailing(
-                    self._level(Distance(type=tr.type, value=tr.value, atr=tr.atr), i),
-                    tr.activation_pct,
-                )  # type: ignore[arg-type]
-            be = (
-                BreakEven(self._level(risk.break_even.trigger, i), risk.break_even.offset_pct)
-                if risk.break_even
-                else None
-            )  # type: ignore[arg-type]
-        except _MissingAtr as exc:
+            return entry_request(
+                self.compiled, self.instrument, d, t, lambda s: self.series_at(s, i),
+                self.exec_close_at(t), tag,
+            )  # fmt: skip
+        except MissingAtr as exc:
             self.sim.refuse(t, "atr_missing", atr=str(exc))
             return None
-        kind = "market"
-        limit_price = expire = None
-        if entry.order_type == "limit":
-            kind = "limit"
-            close = self._exec_close_at(t)
-            off = entry.limit_offset_pct / 100.0
-            limit_price = self.window.instrument.round_price(
-                close * (1 - off) if buy else close * (1 + off)
-            )
-            expire = t + entry.expire_after_bars * self.exec_ms
-        return OrderRequest(
-            side="buy" if buy else "sell",
-            kind=kind,
-            sizing=Sizing(risk.sizing.model, risk.sizing.value),
-            limit_price=limit_price,
-            expire_ts=expire,
-            stop_loss=sl,
-            take_profit=tp,
-            trailing=trailing,
-            break_even=be,
-            tag=tag,
-        )
 
-    def _exec_close_at(self, t: int) -> float:
+    def _window_exec_close(self, t: int) -> float:
+        assert self.window is not None
         b = self.window.bars[self.compiled.exec_tf]
         k = int(b.ts.searchsorted(t - b.tf_ms, side="right")) - 1  # the last bar closed by t
         return float(b.close[k])
-
-    def _level(self, dist: Distance | None, i: int) -> Level | None:
-        if dist is None:
-            return None
-        if dist.type == "percent":
-            return Level("percent", dist.value)
-        if dist.type == "fixed":
-            return Level("distance", dist.value)
-        if dist.type == "rr_ratio":
-            return Level("rr", dist.value)
-        atr = self.series_at(A.Series(f"{dist.atr}.value", 0, A.Kind.FLOAT), i)
-        if not atr > 0:
-            raise _MissingAtr(dist.atr)
-        return Level("distance", dist.value * atr)
 
     def finish(self) -> Any:
         from .runner import RunOutput
@@ -201,7 +177,7 @@ class SimExecution:
             last_t = int(self.instants[-1])
             if not self.closed:
                 self.sim.advance_to(last_t)
-                self.sim.close_all(last_t, self._exec_close_at(last_t), "end_of_data")
+                self.sim.close_all(last_t, self.exec_close_at(last_t), "end_of_data")
             # the curve counts ledger entries before each instant, so the close at last_t is not in
             # it; the last point comes after that close
             equity = self.sim.equity_curve(self.instants)
@@ -209,7 +185,7 @@ class SimExecution:
         else:
             equity = np.empty(0)
         counters = dict(self.sim.counters)
-        counters["fallback_bars_1m"] = self.window.intrabar.fallbacks
+        counters["fallback_bars_1m"] = self.window.intrabar.fallbacks if self.window else 0
         counters.update(self.sim.tape.source_counts())
         counters.update({f"rejected_{k}": v for k, v in self.sim.rejections.items()})
         if not self.closed:  # the jitted loop's trades carry no metadata
@@ -226,5 +202,72 @@ class SimExecution:
         )
 
 
-class _MissingAtr(Exception):
+def entry_request(
+    compiled: CompiledPlay,
+    instrument: InstrumentSpec,
+    d: Decision,
+    t: int,
+    series_value: Callable[[A.Series], float],
+    exec_close: float,
+    tag: dict[str, Any],
+) -> OrderRequest:
+    """The order an entry decision at instant `t` sends, in every mode: stop, target, trailing and
+    break-even from the Play's risk block (ATR distances read as of `t`), market or limit (priced
+    off the exec bar's close, rounded to the tick) with its expiry. Raises MissingAtr when an ATR
+    distance has no value yet."""
+    play = compiled.play
+    risk, entry = play.risk, play.entry
+    buy = d.side == "long"
+
+    def level(dist: Distance | None) -> Level | None:
+        if dist is None:
+            return None
+        if dist.type == "percent":
+            return Level("percent", dist.value)
+        if dist.type == "fixed":
+            return Level("distance", dist.value)
+        if dist.type == "rr_ratio":
+            return Level("rr", dist.value)
+        atr = series_value(A.Series(f"{dist.atr}.value", 0, A.Kind.FLOAT))
+        if not atr > 0:
+            raise MissingAtr(dist.atr)
+        return Level("distance", dist.value * atr)
+
+    sl = level(risk.stop_loss)
+    tp = level(risk.take_profit)
+    trailing = None
+    if risk.trailing is not None:
+        tr = risk.trailing
+        trailing = Trailing(
+            level(Distance(type=tr.type, value=tr.value, atr=tr.atr)), tr.activation_pct
+        )  # type: ignore[arg-type]
+    be = (
+        BreakEven(level(risk.break_even.trigger), risk.break_even.offset_pct)  # type: ignore[arg-type]
+        if risk.break_even
+        else None
+    )
+    kind = "market"
+    limit_price = expire = None
+    if entry.order_type == "limit":
+        kind = "limit"
+        off = entry.limit_offset_pct / 100.0
+        limit_price = instrument.round_price(
+            exec_close * (1 - off) if buy else exec_close * (1 + off)
+        )
+        expire = t + entry.expire_after_bars * TIMEFRAMES[compiled.exec_tf]
+    return OrderRequest(
+        side="buy" if buy else "sell",
+        kind=kind,
+        sizing=Sizing(risk.sizing.model, risk.sizing.value),
+        limit_price=limit_price,
+        expire_ts=expire,
+        stop_loss=sl,
+        take_profit=tp,
+        trailing=trailing,
+        break_even=be,
+        tag=tag,
+    )
+
+
+class MissingAtr(Exception):
     """The ATR a distance needs is not available at the signal instant (warmup)."""

@@ -72,7 +72,7 @@ def run(
     cfg[K.C_SIZING], cfg[K.C_SIZE] = sizing[play.risk.sizing.model], play.risk.sizing.value
     cfg[K.C_SL_KIND], cfg[K.C_TP_KIND] = sl_kind, tp_kind
     cfg[K.C_FLIP] = play.position_policy.allow_flip
-    cfg[K.C_END_PRICE] = ex._exec_close_at(int(instants[-1]))
+    cfg[K.C_END_PRICE] = ex.exec_close_at(int(instants[-1]))
     cfg[K.C_TR_KIND] = tr_kind
     cfg[K.C_TR_ACTIVATION] = 0.0 if trailing is None else trailing.activation_pct
     cfg[K.C_BE_KIND], cfg[K.C_BE_OFFSET] = be_kind, 0.0 if be is None else be.offset_pct
