@@ -99,6 +99,7 @@ class MarketFeed:
 
     async def _accept(self, tf: str, k: Kline) -> list[ClosedBar]:
         step = tf_ms(tf)
+        self.rest.observe_server_time(k.start + step)  # a closed bar: the exchange is past its end
         expected = self.last_open[tf] + step
         if k.start < expected:
             self.duplicates += 1

@@ -249,7 +249,7 @@ class SessionRecord:
                 (int(trade["trade_id"]), json.dumps(dict(trade), sort_keys=True)),
             )
 
-    def journal(self, ts: int | None, kind: str, message: str, **data: Any) -> None:
+    def journal(self, ts: int | None, kind: str, message: str, /, **data: Any) -> None:
         with self._tx():
             self.con.execute(
                 "INSERT INTO journal (ts, wall_ms, kind, message, data) VALUES (?, ?, ?, ?, ?)",

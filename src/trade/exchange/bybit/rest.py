@@ -132,8 +132,18 @@ class BybitRest:
     # ------------------------------------------------------------------ the exchange's clock
 
     def now_ms(self) -> int:
-        """The exchange's time as last measured: the local clock plus the synced offset."""
+        """The exchange's time as last measured: the local clock plus the offset (from the last
+        sync, moved forward by any later server timestamp)."""
         return int(time.time() * 1000) + self.offset_ms
+
+    def observe_server_time(self, server_ms: int) -> None:
+        """A timestamp the exchange sent (an answer's `time`, a closed bar's end): the exchange's
+        clock is at least there, so `now_ms` never runs behind what the exchange has shown. (An
+        exchange whose clock jumps ahead, like a test exchange replaying a day, is followed.)"""
+        if 0 < server_ms < 10**14:
+            ahead = server_ms - int(time.time() * 1000)
+            if ahead > self.offset_ms:
+                self.offset_ms = ahead
 
     async def server_time(self) -> int:
         res = await self.request("GET", "/v5/market/time")
@@ -240,6 +250,9 @@ class BybitRest:
             code = int(answer.get("retCode"))
         except (ValueError, TypeError, AttributeError):
             raise BybitError(path, None, f"answer is not a v5 envelope: {r.text[:120]!r}") from None
+        stamp = answer.get("time")
+        if isinstance(stamp, int) and not isinstance(stamp, bool):
+            self.observe_server_time(stamp)
         message = self._redact(str(answer.get("retMsg", "")))
         if code == 0 or code in NOT_MODIFIED:
             result = answer.get("result")

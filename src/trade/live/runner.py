@@ -1,0 +1,507 @@
+"""The live runner: one Play on one symbol, fed by the exchange's stream, deciding with the same
+`PlayEngine` replay uses, acting through a broker (paper, demo or live).
+
+A session, in order:
+1. The exchange's clock is read (never the local one): the session's window starts at the first
+   exec-bar boundary at or after it; the first instant evaluated is that bar's close.
+2. Warmup: every timeframe's history from exactly where a backtest of that window would start it
+   (the Play's warmup before the window start), from the market store and then REST up to now,
+   fed to the engine in replay's order (close time, lower timeframe first).
+3. The market feed hands out closed bars once each, gaps backfilled by REST. 1m bars go to the
+   broker as they close (with the mark bars and funding due before them); the engine's bars wait
+   until an instant needs them, then are fed exactly as replay feeds them.
+4. The clock rule: an exec close T is evaluated once every timeframe's bar closing by T is in
+   (`EvaluationClock`); a bar that does not come within a grace period is fetched by REST. At T
+   the broker brings the position up to date, the engine steps every condition and decides, the
+   decisions are recorded and executed at once.
+5. Everything fed and done is recorded in the session file (`session.py`); closed bars, marks and
+   funding are also written to the market store at each exec close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.bars import Bars
+from ..engine.market import warmup_ms
+from ..engine.play_engine import INSTANT_IDS, PlayEngine
+from ..exchange.bybit import BybitRest, Kline
+from ..instruments import InstrumentSpec
+from ..play.compile import CompiledPlay
+from ..sim.tape import Tape
+from ..timeframes import MINUTE_MS, TIMEFRAMES, tf_ms
+from .broker import Broker, BrokerView, DecisionContext
+from .feed import ClosedBar, EvaluationClock, MarketFeed
+from .paper import MarketExtras
+from .session import SessionRecord
+
+HOUR_MS = 3_600_000
+MARK_TF = "1h"  # the mark bars a session tracks: what the sample and `trade data sync` store
+MARK_HISTORY_MS = 8 * HOUR_MS  # the mark history a backtest loads before its window
+BrokerFactory = Callable[[InstrumentSpec, MarketExtras], Broker]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the live panel shows after each step."""
+
+    mode: str
+    symbol: str
+    play: str
+    broker: BrokerView
+    last_bar: ClosedBar | None
+    last_instant: int | None
+    next_instant: int
+    exchange_ms: int
+    decisions: int
+    trades: int
+    stream: str
+
+
+class LiveRunner:
+    """Runs one session until `request_stop()` (or a signal handler calling it)."""
+
+    def __init__(
+        self,
+        compiled: CompiledPlay,
+        symbol: str,
+        rest: BybitRest,
+        public_ws_url: str,
+        record: SessionRecord,
+        make_broker: BrokerFactory,
+        *,
+        store_path: Path | None = None,
+        ping_interval: float = 20.0,
+        backoff: float = 0.5,
+        grace_s: float = 3.0,
+        on_update: Callable[[Snapshot], None] | None = None,
+    ) -> None:
+        self.compiled, self.symbol = compiled, symbol
+        self.rest, self.ws_url, self.record = rest, public_ws_url, record
+        self.make_broker = make_broker
+        self.store_path = store_path
+        self.ping_interval, self.backoff, self.grace_s = ping_interval, backoff, grace_s
+        self.on_update = on_update
+        self.engine = PlayEngine(compiled)
+        self.exec_tf = compiled.exec_tf
+        self.exec_ms = TIMEFRAMES[self.exec_tf]
+        self.engine_tfs = self.engine.timeframes()
+        self.tfs = sorted({*self.engine_tfs, "1m"}, key=tf_ms)
+        self.extras = MarketExtras()
+        self.broker: Broker | None = None
+        self.start_ms = 0
+        self.last_instant: int | None = None
+        self.last_bar: ClosedBar | None = None
+        self.decisions = 0
+        self.exec_close = math.nan
+        self.stream_state = "connecting"
+        self._pending: list[ClosedBar] = []  # closed bars the engine has not been fed yet
+        self._store_rows: list[tuple[str, Kline]] = []
+        self._store_marks: list[Kline] = []
+        self._store_funding: list[tuple[int, float]] = []
+        self._last_funding_ts = 0
+        self._stop = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self.handled_close = 0  # every bar closing by here is handled, due instants evaluated
+        self.finished = False
+        self.failure: BaseException | None = None
+        # the instant values a Play may read, kept as replay computes them
+        self._tape = Tape(self.exec_ms) if self.engine.instant_ids else None
+
+    # ------------------------------------------------------------------ control
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait_handled(self, close_ms: int, timeout: float = 10.0) -> None:
+        """Until every bar closing by `close_ms` is handled (tests pace a replayed day by it)."""
+        async with asyncio.timeout(timeout):
+            async with self._progress:
+                await self._progress.wait_for(
+                    lambda: self.handled_close >= close_ms or self.finished
+                )
+        if self.handled_close < close_ms:
+            raise RuntimeError(f"the session ended before {_iso(close_ms)}: {self.failure!r}")
+
+    # ------------------------------------------------------------------ the session
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        finally:
+            async with self._progress:
+                self.finished = True
+                self._progress.notify_all()
+
+    async def _run(self) -> None:
+        await self.rest.sync_time()
+        now = self.rest.now_ms()
+        self.start_ms = -(-now // self.exec_ms) * self.exec_ms
+        first_instant = self.start_ms + self.exec_ms
+        instrument = await self._instrument()
+        self.record.set_meta(
+            start_ms=self.start_ms, exec_tf=self.exec_tf, timeframes=",".join(self.tfs)
+        )
+        last_open = await self._warmup(now)
+        await self._warm_marks(now)
+        self.broker = self.make_broker(instrument, self.extras)
+        await self.broker.start(first_instant)
+        self.record.journal(
+            now, "start", f"session started; first evaluation at {_iso(first_instant)}",
+            start_ms=self.start_ms,
+        )  # fmt: skip
+        clock = EvaluationClock(self.tfs, self.exec_tf)
+        for tf in self.tfs:
+            clock.fed_close[tf] = last_open[tf] + tf_ms(tf)
+        self.last_instant = self.start_ms
+        feed = MarketFeed(
+            self.rest, self.ws_url, self.symbol, self.tfs, last_open,
+            ping_interval=self.ping_interval, backoff=self.backoff,
+        )  # fmt: skip
+        try:
+            async with feed:
+                await self._loop(feed, clock)
+        finally:
+            await self.broker.stop()
+            await self._flush_store()
+            self.record.journal(self.rest.now_ms(), "stop", "session stopped")
+            self._update()
+
+    async def _loop(self, feed: MarketFeed, clock: EvaluationClock) -> None:
+        waiting_since: float | None = None
+        while not self._stop.is_set():
+            try:
+                event = await feed.stream.next(timeout=0.25)
+            except TimeoutError:
+                event = None
+            bars: list[ClosedBar] = []
+            if event is not None:
+                if event.kind in ("connected", "reconnected", "disconnected"):
+                    self.stream_state = event.kind
+                    if event.kind != "connected":
+                        self.record.journal(self.rest.now_ms(), "stream", f"public {event.kind}")
+                bars = await feed.handle(event)
+            blocked = self._blocked(clock)
+            if blocked and not bars:
+                waiting_since = waiting_since or time.monotonic()
+                if time.monotonic() - waiting_since >= self.grace_s:
+                    for tf in blocked:  # the push never came: ask REST for it
+                        bars += await feed.catch_up(tf)
+                    waiting_since = None
+            elif not blocked:
+                waiting_since = None
+            if bars:
+                await self._handle(sorted(bars, key=lambda b: (b.close_ms, tf_ms(b.tf))), clock)
+            if event is not None or bars:
+                done = self.last_instant if self._blocked(clock) else clock.fed_close["1m"]
+                await self._mark_handled(done or 0)
+
+    def _blocked(self, clock: EvaluationClock) -> list[str]:
+        """Timeframes holding up the next instant whose exec minute has closed."""
+        t = (self.last_instant or 0) + self.exec_ms
+        if clock.fed_close.get("1m", 0) < t:
+            return []
+        return [tf for tf in self.tfs if clock.fed_close.get(tf, 0) < (t // tf_ms(tf)) * tf_ms(tf)]
+
+    async def _handle(self, bars: list[ClosedBar], clock: EvaluationClock) -> None:
+        assert self.broker is not None
+        self.record.bars([_bar_row(b.tf, b.bar, b.source) for b in bars])
+        for b in bars:
+            self._store_rows.append((b.tf, b.bar))
+            if b.tf == "1m" and b.bar.start >= self.start_ms:
+                await self._extras_before(b.bar.start)
+                if self._tape is not None:
+                    self._tape_bar(b.bar)
+                await self.broker.on_minute(b.bar)
+            if b.tf in self.engine_tfs:
+                self._pending.append(b)
+            clock.fed(b)
+            self.last_bar = b
+            for t in clock.due(self.last_instant or self.start_ms):
+                await self._evaluate(t)
+
+    async def _evaluate(self, t: int) -> None:
+        """Instant `t`, exactly as replay: feed the bars closed by t, step, decide, act."""
+        assert self.broker is not None
+        engine = self.engine
+        ready = [b for b in self._pending if b.close_ms <= t]
+        self._pending = [b for b in self._pending if b.close_ms > t]
+        for b in sorted(ready, key=lambda b: (b.close_ms, tf_ms(b.tf))):
+            k = b.bar
+            engine.feed(b.tf, k.start, k.open, k.high, k.low, k.close, k.volume)
+            if b.tf == self.exec_tf:
+                self.exec_close = k.close
+        if self._tape is not None:
+            engine.set_instant(**self._instant_values(t))
+        broker = self.broker
+        await broker.before_instant(t)
+        position = broker.position_values(t) if engine.uses_position else None
+        flat = engine.step(t, position)
+        decisions = (
+            [] if broker.halted else engine.decisions(flat, broker.side(), broker.entry_pending())
+        )
+        for d in decisions:
+            self.record.decision(t, d.kind, d.side, d.percent, d.block, d.metadata)
+        self.decisions += len(decisions)
+        self.last_instant = t
+        if decisions:
+            ctx = DecisionContext(engine.features.value, self.exec_close)  # type: ignore[union-attr]
+            await broker.execute(t, decisions, ctx)
+        if t % HOUR_MS == 0:  # the store is written hourly (and at the end): one short lock
+            await self._flush_store()
+
+    async def _mark_handled(self, close_ms: int) -> None:
+        async with self._progress:
+            self.handled_close = max(self.handled_close, close_ms)
+            self._progress.notify_all()
+        self._update()
+
+    def _update(self) -> None:
+        if self.on_update is not None and self.broker is not None:
+            self.on_update(self.snapshot())
+
+    def snapshot(self) -> Snapshot:
+        assert self.broker is not None
+        return Snapshot(
+            mode=self.broker.mode,
+            symbol=self.symbol,
+            play=self.compiled.play.name,
+            broker=self.broker.view(),
+            last_bar=self.last_bar,
+            last_instant=self.last_instant,
+            next_instant=(self.last_instant or self.start_ms) + self.exec_ms,
+            exchange_ms=self.rest.now_ms(),
+            decisions=self.decisions,
+            trades=len(self.broker.trades()),
+            stream=self.stream_state,
+        )
+
+    # ------------------------------------------------------------------ warmup
+
+    async def _instrument(self) -> InstrumentSpec:
+        """The filters a backtest of this symbol uses (the store's), else the exchange's."""
+        stored = self._read_store(lambda s: s.instrument(self.symbol))
+        if stored is not None:
+            return stored
+        from ..exchange.bybit import instrument_spec
+
+        info = await self.rest.instrument(self.symbol)
+        spec = instrument_spec(info, 0.005)
+        self._with_store(lambda s: s.write_instrument(spec))
+        return spec
+
+    async def _warmup(self, now: int) -> dict[str, int]:
+        """Feed-ready history: the engine gets every bar a backtest starting at the window start
+        would have fed before its first instant; returns each timeframe's last bar open."""
+        need = warmup_ms(self.compiled)
+        last_open: dict[str, int] = {}
+        warm: list[ClosedBar] = []
+        for tf in self.tfs:
+            step = tf_ms(tf)
+            first = -(-(self.start_ms - need.get(tf, 0)) // step) * step
+            last = (now // step) * step - step  # the last bar closed by now
+            got = self._stored_prefix(tf, first, last)
+            lo = got[-1].start + step if got else first
+            source = {id(k): "store" for k in got}
+            while lo <= last:
+                page = [k for k in await self.rest.klines(self.symbol, tf, lo, last) if k.confirm]
+                page = [k for k in page if k.start >= lo]
+                if not page or page[0].start != lo:
+                    break  # the exchange has a hole here: the feed's backfill tries again
+                for k in page:
+                    if k.start != lo:
+                        break
+                    got.append(k)
+                    lo += step
+                else:
+                    continue
+                break
+            last_open[tf] = got[-1].start if got else first - step
+            warm += [ClosedBar(tf, k, source.get(id(k), "rest")) for k in got]
+            # the stored history goes back too: a live write replaces a bundled sample series
+            # whole (`MarketStore._insert`), and the store must keep every bar the session fed
+            self._store_rows += [(tf, k) for k in got]
+        warm.sort(key=lambda b: (b.close_ms, tf_ms(b.tf)))
+        self.record.bars([_bar_row(b.tf, b.bar, b.source) for b in warm])
+        self._pending = [b for b in warm if b.tf in self.engine_tfs]
+        return last_open
+
+    def _stored_prefix(self, tf: str, first: int, last: int) -> list[Kline]:
+        """Stored bars from `first` on, as long as they follow each other with no hole."""
+        bars = self._read_store(lambda s: s.load_bars(self.symbol, tf, first, last + 1))
+        out: list[Kline] = []
+        if bars is None:
+            return out
+        step, expect = tf_ms(tf), first
+        for i in range(len(bars)):
+            ts = int(bars.ts[i])
+            if ts != expect:
+                break
+            out.append(
+                Kline(ts, float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
+                      float(bars.close[i]), float(bars.volume[i]), 0.0, True)
+            )  # fmt: skip
+            expect += step
+        return out
+
+    async def _warm_marks(self, now: int) -> None:
+        """The mark bars a backtest of this window loads before it (the last ones before the
+        window start price its first bars)."""
+        step = tf_ms(MARK_TF)
+        lo = -(-(self.start_ms - MARK_HISTORY_MS) // step) * step
+        hi = (now // step) * step - step
+        if hi >= lo:
+            for k in await self.rest.klines(self.symbol, MARK_TF, lo, hi, mark=True):
+                if k.confirm:
+                    self._add_mark(k)
+        self._last_funding_ts = self.start_ms - 1
+
+    async def _extras_before(self, minute_open: int) -> None:
+        """Mark bars and funding due before the 1m bar opening at `minute_open` is simulated: the
+        mark bar closing with it, and settlements at or before its open (asked once an hour)."""
+        step = tf_ms(MARK_TF)
+        close = minute_open + MINUTE_MS
+        if close % step == 0:
+            known = self.extras.marks[-1][1] if self.extras.marks else 0
+            if known < close:
+                got = await self._fetch_closed_mark(close - step)
+                if got is None:
+                    self.record.journal(
+                        minute_open, "mark", f"no closed mark bar for {_iso(close - step)} yet"
+                    )
+        if minute_open % HOUR_MS == 0 and minute_open > self._last_funding_ts:
+            rows = await self.rest.funding(self.symbol, self._last_funding_ts + 1, minute_open)
+            for ts, rate in rows:
+                if ts > self._last_funding_ts:
+                    self.extras.funding.append((ts, rate))
+                    self.record.funding(ts, rate)
+                    self._store_funding.append((ts, rate))
+                    if self._tape is not None:
+                        self._tape.append_funding(ts, rate)
+                    self._last_funding_ts = ts
+            self._last_funding_ts = max(self._last_funding_ts, minute_open)
+
+    async def _fetch_closed_mark(self, start: int) -> Kline | None:
+        for attempt in range(3):
+            for k in await self.rest.klines(self.symbol, MARK_TF, start, start, mark=True):
+                if k.start == start and k.confirm:
+                    self._add_mark(k)
+                    return k
+            await asyncio.sleep(0.2 * (attempt + 1))
+        return None
+
+    def _add_mark(self, k: Kline) -> None:
+        step = tf_ms(MARK_TF)
+        self.extras.marks.append((k.start, k.start + step, k.high, k.low, k.close))
+        self.record.mark(k.start, step, k.open, k.high, k.low, k.close)
+        self._store_marks.append(k)
+        if self._tape is not None:
+            self._tape.append_mark(k.start + step, k.close, k.start, k.high, k.low)
+
+    # ------------------------------------------------------------------ instant values
+
+    def _tape_bar(self, k: Kline) -> None:
+        assert self._tape is not None
+        self._tape.append_bar(k.start, k.start + MINUTE_MS, k.open, k.high, k.low, k.close)
+
+    def _instant_values(self, t: int) -> dict[str, float]:
+        """last_price, mark_price and funding_rate as of `t`, as replay computes them."""
+        tape = self._tape
+        assert tape is not None
+        out: dict[str, float] = {}
+        ids = self.engine.instant_ids
+        if tape.n and int(tape.ts_close[tape.n - 1]) <= t:
+            last = float(tape.c[tape.n - 1])
+            mark = float(tape.mark[tape.n - 1])
+        else:
+            last = mark = math.nan
+        if "last_price" in ids:
+            out["last_price"] = last
+        if "mark_price" in ids:
+            out["mark_price"] = last if math.isnan(mark) else mark
+        if "funding_rate" in ids:
+            k = int(np.searchsorted(tape.funding_ts, t, side="right")) - 1
+            out["funding_rate"] = float(tape.funding_rate[k]) if k >= 0 else math.nan
+        return {k: out[k] for k in INSTANT_IDS if k in out}
+
+    # ------------------------------------------------------------------ the market store
+
+    def _read_store(self, fn: Callable[[Any], Any]) -> Any:
+        if self.store_path is None or not self.store_path.exists():
+            return None
+        from ..data import MarketStore
+
+        with MarketStore(self.store_path, read_only=True) as store:
+            return fn(store)
+
+    def _with_store(self, fn: Callable[[Any], Any]) -> None:
+        if self.store_path is None:
+            return
+        from ..data import MarketStore
+
+        with MarketStore(self.store_path) as store:
+            fn(store)
+
+    async def _flush_store(self) -> None:
+        """Write the closed bars, marks and funding gathered since the last flush (in a thread:
+        another process may hold the store for a moment)."""
+        if self.store_path is None or not (
+            self._store_rows or self._store_marks or self._store_funding
+        ):
+            return
+        rows, marks, funding = self._store_rows, self._store_marks, self._store_funding
+        self._store_rows, self._store_marks, self._store_funding = [], [], []
+        await asyncio.to_thread(self._write_store, rows, marks, funding)
+
+    def _write_store(
+        self,
+        rows: list[tuple[str, Kline]],
+        marks: list[Kline],
+        funding: list[tuple[int, float]],
+    ) -> None:
+        def write(store: Any) -> None:
+            for tf in {tf for tf, _ in rows}:
+                ks = [k for t, k in rows if t == tf]
+                store.write_ohlcv(_bars(self.symbol, tf, ks), source="bybit")
+            if marks:
+                store.write_mark(_bars(self.symbol, MARK_TF, marks), source="bybit")
+            if funding:
+                store.write_funding(
+                    self.symbol,
+                    np.array([f[0] for f in funding], dtype=np.int64),
+                    np.array([f[1] for f in funding]),
+                    source="bybit",
+                )
+
+        self._with_store(write)
+
+
+def _bars(symbol: str, tf: str, ks: list[Kline]) -> Bars:
+    col = lambda name: np.array([getattr(k, name) for k in ks], dtype=np.float64)  # noqa: E731
+    return Bars.from_arrays(
+        symbol, tf, np.array([k.start for k in ks], dtype=np.int64), col("open"), col("high"),
+        col("low"), col("close"), col("volume"),
+    )  # fmt: skip
+
+
+def _bar_row(
+    tf: str, k: Kline, source: str
+) -> tuple[str, int, float, float, float, float, float, str]:
+    return (tf, k.start, k.open, k.high, k.low, k.close, k.volume, source)
+
+
+def _iso(ms: int) -> str:
+    from ..report.artifacts import iso
+
+    return iso(ms)

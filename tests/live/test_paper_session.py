@@ -1,0 +1,129 @@
+"""Paper trading equals the backtest: a day of real 1m bars played through the fake exchange's
+public stream (its clock stepped minute by minute) gives the trades `trade backtest run` gives on
+the same bars, byte for byte, and the session records everything it fed and did."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fakes.bybit import FakeBybit
+from fakes.market_day import MarketDay
+from trade.data import MarketStore
+from trade.engine.backtest import parse_time, run_backtest
+from trade.exchange.bybit import BybitRest
+from trade.live.paper import PaperBroker
+from trade.live.runner import LiveRunner
+from trade.live.session import SessionRecord
+from trade.play import find_play, validate_play
+from trade.report.artifacts import trades_csv
+from trade.report.positions import position_trades
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TRADE_DB", str(tmp_path / "market.duckdb"))
+    with MarketStore(tmp_path / "market.duckdb") as store:
+        store.ensure_sample()
+    return tmp_path
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBybit]:
+    with FakeBybit() as server:
+        yield server
+
+
+def paper_day(
+    fake: FakeBybit, home: Path, play: str, symbol: str, day: str, end: str, *, use_store: bool
+) -> tuple[LiveRunner, SessionRecord]:
+    compiled = validate_play(find_play(play))
+    db = home / "market.duckdb"
+    start, stop = parse_time(day, "start"), parse_time(end, "end")
+    with MarketStore(db, read_only=True) as store:
+        tfs = [*PaperProbe.timeframes(compiled)]
+        driver = MarketDay(fake, store, symbol, tfs, start, stop)
+        driver.load_history()
+    record = SessionRecord.create(f"paper-{play}", {"play": play, "mode": "paper"})
+
+    async def go() -> LiveRunner:
+        async with BybitRest(fake.rest_url, backoff=0.01) as rest:
+            runner = LiveRunner(
+                compiled, symbol, rest, fake.ws_public_url, record,
+                lambda spec, extras: PaperBroker(compiled, spec, record, extras),
+                store_path=db if use_store else None, backoff=0.01,
+            )  # fmt: skip
+            task = asyncio.create_task(runner.run())
+            while runner.broker is None or runner.stream_state == "connecting":
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+            await _subscribed(fake)
+            await driver.play(runner)
+            runner.request_stop()
+            await task
+            return runner
+
+    return asyncio.run(go()), record
+
+
+async def _subscribed(fake: FakeBybit) -> None:
+    for _ in range(500):
+        if any(c["topics"] for c in fake.connections):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the session never subscribed")
+
+
+class PaperProbe:
+    @staticmethod
+    def timeframes(compiled: object) -> list[str]:
+        from trade.engine.play_engine import PlayEngine
+
+        return PlayEngine(compiled).timeframes()  # type: ignore[arg-type]
+
+
+CASES = [
+    # partial exits (five exits of one position) and trailing-stop moves
+    ("macd_blocks", "BTCUSDT", "2025-06-09T12:00", "2025-06-10T12:00", True),
+    # a trailing stop (with break-even armed) that closes the position
+    ("macd_blocks", "BTCUSDT", "2025-06-12", "2025-06-13", False),
+    # resting limit entries with expiry, stops and a take-profit
+    ("bb_mean_reversion", "ETHUSDT", "2025-06-23", "2025-06-24", False),
+    # funding paid and received on positions held across settlements
+    ("ema_cross", "BTCUSDT", "2025-06-11", "2025-06-12", True),
+]
+
+
+@pytest.mark.parametrize(("play", "symbol", "day", "end", "use_store"), CASES)
+def test_paper_session_trades_equal_the_backtest_on_the_same_bars(
+    fake: FakeBybit, home: Path, play: str, symbol: str, day: str, end: str, use_store: bool
+) -> None:
+    runner, record = paper_day(fake, home, play, symbol, day, end, use_store=use_store)
+    assert runner.start_ms == parse_time(day, "start")
+    assert runner.last_instant == parse_time(end, "end")
+    broker = runner.broker
+    assert isinstance(broker, PaperBroker)
+    sim = broker.sim
+    paper, _ = position_trades(broker.trades(), sim.events)
+    if sim.position is not None:  # still open: the backtest closes it at the end of its data
+        paper = [t for t in paper if t["entry_time"] != sim.position.entry_ts]
+    bt = run_backtest(play, symbol=symbol, start=day, end=end, mode="replay")
+    closed = [t for t in bt.trades if t["exit_reason"] != "end_of_data"]
+    assert trades_csv(paper) == trades_csv(closed)
+    assert len(paper) >= 1
+    with SessionRecord(record.path, readonly=True) as rec:
+        assert rec.trade_rows() == broker.trades()
+        assert len(rec.bar_rows("1m")) == 1440
+    still_open = [t for t in bt.trades if t["exit_reason"] == "end_of_data"]
+    view = runner.broker.view()  # type: ignore[union-attr]
+    if still_open:
+        assert view.side == still_open[0]["side"]
+        assert view.entry_price == still_open[0]["entry_price"]
+        assert view.stop is not None
+    else:
+        assert view.side == "flat"
