@@ -14,11 +14,13 @@ from fakes.bybit import FakeBybit
 from fakes.market_day import MarketDay
 from trade.data import MarketStore
 from trade.engine.backtest import parse_time, run_backtest
+from trade.engine.play_engine import PlayEngine
 from trade.exchange.bybit import BybitRest
+from trade.live.diff import diff_session
+from trade.live.launch import make_runner, open_record, plan_session
 from trade.live.paper import PaperBroker
 from trade.live.runner import LiveRunner
 from trade.live.session import SessionRecord
-from trade.play import find_play, validate_play
 from trade.report.artifacts import trades_csv
 from trade.report.positions import position_trades
 
@@ -33,30 +35,30 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeBybit]:
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBybit]:
     with FakeBybit() as server:
+        for var, url in server.env().items():  # what a user's TRADE_BYBIT_*_URL would do
+            monkeypatch.setenv(var, url)
         yield server
 
 
 def paper_day(
     fake: FakeBybit, home: Path, play: str, symbol: str, day: str, end: str, *, use_store: bool
 ) -> tuple[LiveRunner, SessionRecord]:
-    compiled = validate_play(find_play(play))
+    """A paper session through `trade play run`'s own set-up, fed `day` → `end` by the fake."""
+    plan = plan_session(play, "paper", symbol=symbol, session=f"paper-{play}")
     db = home / "market.duckdb"
     start, stop = parse_time(day, "start"), parse_time(end, "end")
     with MarketStore(db, read_only=True) as store:
-        tfs = [*PaperProbe.timeframes(compiled)]
-        driver = MarketDay(fake, store, symbol, tfs, start, stop)
+        driver = MarketDay(fake, store, symbol, PlayEngine(plan.compiled).timeframes(), start, stop)
         driver.load_history()
-    record = SessionRecord.create(f"paper-{play}", {"play": play, "mode": "paper"})
+    record = open_record(plan)
 
     async def go() -> LiveRunner:
-        async with BybitRest(fake.rest_url, backoff=0.01) as rest:
-            runner = LiveRunner(
-                compiled, symbol, rest, fake.ws_public_url, record,
-                lambda spec, extras: PaperBroker(compiled, spec, record, extras),
-                store_path=db if use_store else None, backoff=0.01,
-            )  # fmt: skip
+        async with BybitRest(environment=plan.environment, backoff=0.01) as rest:
+            runner = make_runner(
+                plan, record, rest, store_path=db if use_store else None, backoff=0.01
+            )
             task = asyncio.create_task(runner.run())
             while runner.broker is None or runner.stream_state == "connecting":
                 if task.done():
@@ -77,14 +79,6 @@ async def _subscribed(fake: FakeBybit) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the session never subscribed")
-
-
-class PaperProbe:
-    @staticmethod
-    def timeframes(compiled: object) -> list[str]:
-        from trade.engine.play_engine import PlayEngine
-
-        return PlayEngine(compiled).timeframes()  # type: ignore[arg-type]
 
 
 CASES = [
@@ -127,3 +121,14 @@ def test_paper_session_trades_equal_the_backtest_on_the_same_bars(
         assert view.stop is not None
     else:
         assert view.side == "flat"
+    with SessionRecord(record.path, readonly=True) as rec:
+        report = diff_session(rec)
+    assert report.reproduced
+    assert report.decisions_live == report.decisions_replayed == len(rec_decisions(record))
+    assert [g["pnl_gap"] for g in report.trades] == [0.0] * len(paper)
+    assert [g["entry_gap_bps"] for g in report.trades] == [0.0] * len(paper)
+
+
+def rec_decisions(record: SessionRecord) -> list[dict]:
+    with SessionRecord(record.path, readonly=True) as rec:
+        return rec.decision_rows()

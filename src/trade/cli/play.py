@@ -12,9 +12,13 @@ from rich.console import Console
 
 from ..errors import InputError, PlayError
 from ..play import play_files, validate_play
+from . import sessions
 from .options import parse_sets
 
-app = typer.Typer(help="Validate and inspect Plays.", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate and inspect Plays; trade them (paper, demo, live) and review sessions.",
+    no_args_is_help=True,
+)
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -72,3 +76,8 @@ def show(
         print(json.dumps(data, indent=2))
     else:
         print(yaml.safe_dump(data, sort_keys=False), end="")
+
+
+app.command("run")(sessions.run)
+app.command("sessions")(sessions.sessions)
+app.command("diff")(sessions.diff)

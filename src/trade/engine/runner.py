@@ -29,6 +29,7 @@ from .market import MarketWindow
 from .play_engine import INSTANT_IDS, PlayEngine
 
 ProgressFn = Callable[[int, int], None]
+DecisionsFn = Callable[[int, list[Decision]], None]
 
 
 @dataclass
@@ -171,8 +172,10 @@ def run_replay(
     *,
     intrabar_policy: str,
     progress: ProgressFn | None = None,
+    on_decisions: DecisionsFn | None = None,
 ) -> RunOutput:
-    """Replay: history fed bar by bar through the PlayEngine, the live path's decision object."""
+    """Replay: history fed bar by bar through the PlayEngine, the live path's decision object.
+    `on_decisions(t, decisions)` sees every instant's decisions (`trade play diff`)."""
     instants = evaluation_instants(compiled, window)
     engine = PlayEngine(compiled)
     feats = engine.features
@@ -223,7 +226,7 @@ def run_replay(
             slots[slot] = values[i]  # a Python float
 
     with gc_paused():  # millions of short-lived acyclic objects; see gcpause
-        _loop_every_instant(engine, ex, instants, at, progress)
+        _loop_every_instant(engine, ex, instants, at, progress, on_decisions)
     return ex.finish()
 
 
@@ -233,6 +236,7 @@ def _loop_every_instant(
     instants: np.ndarray,
     at: Callable[[int, int], None],
     progress: ProgressFn | None,
+    on_decisions: DecisionsFn | None = None,
 ) -> None:
     """Evaluate at every instant (replay, and fast mode with position-dependent conditions):
     the simulator advances to the instant, `at(i, t)` makes the instant's values current, the
@@ -260,6 +264,8 @@ def _loop_every_instant(
             continue  # halted, or no case holds: no intent (the usual instant)
         decisions = engine.decisions(flat, ex.side(), ex.entry_pending())
         if decisions:
+            if on_decisions is not None:
+                on_decisions(t, decisions)
             ex.execute(i, t, decisions)
     if n:
         engine.last_instant = instant_list[-1]

@@ -21,6 +21,8 @@ A session, in order:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable
@@ -151,8 +153,9 @@ class LiveRunner:
         first_instant = self.start_ms + self.exec_ms
         instrument = await self._instrument()
         self.record.set_meta(
-            start_ms=self.start_ms, exec_tf=self.exec_tf, timeframes=",".join(self.tfs)
-        )
+            start_ms=self.start_ms, exec_tf=self.exec_tf, timeframes=",".join(self.tfs),
+            instrument=json.dumps(dataclasses.asdict(instrument)),
+        )  # fmt: skip
         last_open = await self._warmup(now)
         await self._warm_marks(now)
         self.broker = self.make_broker(instrument, self.extras)
@@ -255,6 +258,7 @@ class LiveRunner:
             self.record.decision(t, d.kind, d.side, d.percent, d.block, d.metadata)
         self.decisions += len(decisions)
         self.last_instant = t
+        self.record.set_meta(last_instant=t)
         if decisions:
             ctx = DecisionContext(engine.features.value, self.exec_close)  # type: ignore[union-attr]
             await broker.execute(t, decisions, ctx)

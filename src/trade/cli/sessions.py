@@ -1,0 +1,155 @@
+"""`trade play run | sessions | diff`: trade a Play (paper, demo, live) and look back at sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ..errors import InputError
+
+console = Console(highlight=False)
+
+
+def run(
+    play: Annotated[str, typer.Option("--play", help="Play name or path.")],
+    mode: Annotated[str, typer.Option("--mode", help="paper, demo or live.")] = "paper",
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="Required for --mode live: real money.")
+    ] = False,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Session name (default: Play-symbol-mode-time).")
+    ] = None,
+    symbol: Annotated[
+        str | None, typer.Option("--symbol", help="Trade this symbol instead of the Play's.")
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No live panel: one line per evaluation instead.")
+    ] = False,
+) -> None:
+    """Trade a Play on live market data until Ctrl-C or SIGTERM (resting entries are cancelled,
+    an open position keeps its exchange-resident stop). Every session is recorded under
+    ~/.trade/sessions/ for `trade play diff`."""
+    from ..live.launch import open_record, plan_session, run_session
+    from ..live.panel import render
+
+    plan = plan_session(play, mode, symbol=symbol, session=session, confirm=confirm)
+    record = open_record(plan)
+    console.print(
+        f"session {plan.name}: {plan.compiled.play.name} on {plan.symbol}, {plan.mode} mode "
+        f"(recorded in {record.path})",
+        markup=False,
+    )
+    if quiet or not console.is_terminal:
+        last = [None]
+
+        def line(s):  # type: ignore[no-untyped-def]
+            if s.last_instant != last[0]:
+                last[0] = s.last_instant
+                b = s.broker
+                console.print(
+                    f"{_iso(s.last_instant)}  position {b.side} {b.qty:g}  stop {_n(b.stop)}  "
+                    f"target {_n(b.target)}  equity {b.equity:,.2f}  decisions {s.decisions}",
+                    markup=False,
+                )
+
+        asyncio.run(run_session(plan, record, on_update=line))
+    else:
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            asyncio.run(run_session(plan, record, on_update=lambda s: live.update(render(s))))
+    record.close()
+    console.print(f"session {plan.name} stopped; `trade play diff {plan.name}` replays it")
+
+
+def sessions(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List recorded sessions (newest last)."""
+    from ..live.session import list_sessions, sessions_dir
+
+    rows = list(list_sessions())
+    if as_json:
+        print(json.dumps([_session_json(s) for s in rows]))
+        return
+    if not rows:
+        console.print(f"no sessions in {sessions_dir()}", markup=False)
+        return
+    table = Table(title=f"sessions in {sessions_dir()}")
+    for col in ("session", "mode", "play", "symbol", "created", "last bar", "decisions", "trades"):
+        table.add_column(col)
+    for s in rows:
+        table.add_row(
+            s.name, s.meta.get("mode", ""), s.meta.get("play", ""), s.meta.get("symbol", ""),
+            s.meta.get("created", ""), _iso(s.last_bar_ms), str(s.decisions), str(s.trades),
+        )  # fmt: skip
+    console.print(table)
+
+
+def diff(
+    session: Annotated[str, typer.Argument(help="Session name (see `trade play sessions`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Replay a session's recorded bars: every decision must be reproduced (exit 1 otherwise);
+    for demo and live, each trade's live fill against the simulated fill on the same bars."""
+    from ..live.diff import diff_session
+    from ..live.session import SessionRecord, session_path
+
+    path = session_path(session)
+    if not path.exists():
+        raise InputError(f"no session {session!r} ({path}); `trade play sessions` lists them")
+    with SessionRecord(path, readonly=True) as rec:
+        report = diff_session(rec)
+    if as_json:
+        print(json.dumps(report.as_json()))
+    else:
+        verdict = "every decision reproduced" if report.reproduced else "DECISIONS DIFFER"
+        console.print(
+            f"{report.session} ({report.mode}): {report.decisions_live} decisions live, "
+            f"{report.decisions_replayed} replayed: {verdict}",
+            markup=False,
+        )
+        for title, rows in (("only live", report.missing), ("only in replay", report.extra)):
+            for t, kind, side, pct, block in rows:
+                console.print(f"  {title}: {_iso(t)} {kind} {side} {pct:g}% ({block})")
+        if report.trades and report.mode != "paper":
+            table = Table(title="live fills against simulated fills on the same bars")
+            for col in ("entry", "side", "entry gap bps", "latency ms", "exit gap bps",
+                        "exit reason", "pnl gap"):  # fmt: skip
+                table.add_column(col)
+            for g in report.trades:
+                table.add_row(
+                    _iso(g["entry_time"]), g["side"], f"{g['entry_gap_bps']:.2f}",
+                    str(g["entry_latency_ms"]), f"{g['exit_gap_bps']:.2f}",
+                    g["exit_reason_live"], f"{g['pnl_gap']:.4f}",
+                )  # fmt: skip
+            console.print(table)
+    if not report.reproduced:
+        raise typer.Exit(1)
+
+
+def _session_json(s) -> dict:  # type: ignore[no-untyped-def]
+    keep = ("mode", "play", "symbol", "created", "environment", "start_ms", "last_instant")
+    return {
+        "name": s.name,
+        "path": str(s.path),
+        **{k: s.meta[k] for k in keep if k in s.meta},
+        "last_bar_ms": s.last_bar_ms,
+        "decisions": s.decisions,
+        "trades": s.trades,
+    }
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _n(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.2f}"

@@ -1,0 +1,160 @@
+"""`trade play run`: everything checked before a connection opens, then one session run to its end.
+
+The checks come first and fail with one line each (exit 2): the mode, the Play, `--confirm` for
+live money, the mode's own keys (a live session never runs on demo keys, a demo session never on
+live keys), the session name. Only then does the runner connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import config
+from ..engine.provenance import sha256_text
+from ..errors import InputError
+from ..exchange.bybit import BybitRest, Credentials, endpoints, load_credentials
+from ..instruments import InstrumentSpec
+from ..play import find_play, validate_play
+from ..play.compile import CompiledPlay
+from .broker import Broker
+from .paper import MarketExtras, PaperBroker
+from .runner import LiveRunner, Snapshot
+from .session import SessionRecord, session_path
+
+MODES = ("paper", "demo", "live")
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """A session ready to start: every input checked."""
+
+    mode: str
+    name: str
+    play_path: Path
+    play_text: str
+    compiled: CompiledPlay
+    symbol: str
+    credentials: Credentials | None
+    environment: str  # whose hosts: paper reads mainnet's public market data, with no keys
+
+
+def plan_session(
+    play: str,
+    mode: str,
+    *,
+    symbol: str | None = None,
+    session: str | None = None,
+    confirm: bool = False,
+    now: dt.datetime | None = None,
+) -> SessionPlan:
+    if mode not in MODES:
+        raise InputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    if mode == "live" and not confirm:
+        raise InputError(
+            "--mode live trades real money: add --confirm to start (try --mode demo first)"
+        )
+    path = Path(find_play(play))
+    compiled = validate_play(path)
+    sym = (symbol or compiled.play.symbol).upper()
+    creds: Credentials | None = None
+    if mode != "paper":
+        try:
+            creds = load_credentials(mode)
+        except InputError as exc:
+            hint = ""
+            if mode == "live":
+                with contextlib.suppress(InputError):
+                    load_credentials("demo")
+                    hint = " (only demo keys are set; a live session never uses them)"
+            raise InputError(f"{exc}{hint}") from None
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M%S")
+    name = session or f"{compiled.play.name}-{sym}-{mode}-{stamp}"
+    if session_path(name).exists():
+        raise InputError(
+            f"session {name!r} exists already ({session_path(name)}); choose another --session"
+        )
+    return SessionPlan(
+        mode=mode,
+        name=name,
+        play_path=path,
+        play_text=path.read_text(encoding="utf-8"),
+        compiled=compiled,
+        symbol=sym,
+        credentials=creds,
+        environment="demo" if mode == "demo" else "live",
+    )
+
+
+def open_record(plan: SessionPlan, intrabar: str = "pessimistic") -> SessionRecord:
+    return SessionRecord.create(
+        plan.name,
+        {
+            "mode": plan.mode,
+            "play": plan.compiled.play.name,
+            "play_path": str(plan.play_path),
+            "play_text": plan.play_text,
+            "play_sha256": sha256_text(plan.play_text),
+            "symbol": plan.symbol,
+            "environment": plan.environment,
+            "intrabar": intrabar,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def broker_factory(
+    plan: SessionPlan, record: SessionRecord, rest: BybitRest, intrabar: str = "pessimistic"
+) -> Callable[[InstrumentSpec, MarketExtras], Broker]:
+    """The broker of the plan's mode, built once the runner knows the instrument."""
+    if plan.mode == "paper":
+        return lambda spec, extras: PaperBroker(
+            plan.compiled, spec, record, extras, intrabar_policy=intrabar
+        )
+    from .bybit_broker import make_bybit_broker
+
+    return make_bybit_broker(plan, record, rest)
+
+
+def make_runner(
+    plan: SessionPlan,
+    record: SessionRecord,
+    rest: BybitRest,
+    *,
+    on_update: Callable[[Snapshot], None] | None = None,
+    **options: Any,
+) -> LiveRunner:
+    """The runner of a planned session (`options`: LiveRunner's keyword options)."""
+    options.setdefault("store_path", config.db_path())
+    return LiveRunner(
+        plan.compiled, plan.symbol, rest, endpoints(plan.environment).ws_public, record,
+        broker_factory(plan, record, rest, record.meta().get("intrabar", "pessimistic")),
+        on_update=on_update, **options,
+    )  # fmt: skip
+
+
+async def run_session(
+    plan: SessionPlan,
+    record: SessionRecord,
+    *,
+    on_update: Callable[[Snapshot], None] | None = None,
+) -> LiveRunner:
+    """Run until Ctrl-C or SIGTERM: resting entries are cancelled, a position keeps its stop."""
+    async with BybitRest(environment=plan.environment, credentials=plan.credentials) as rest:
+        record.set_meta(rest_url=rest.base_url)
+        runner = make_runner(plan, record, rest, on_update=on_update)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, runner.request_stop)
+        try:
+            await runner.run()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    return runner
