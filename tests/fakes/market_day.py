@@ -11,7 +11,7 @@ frozen between steps: nothing in the session may wait on real time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,14 +68,22 @@ class MarketDay:
         return range(self.start - MINUTE_MS, self.end, MINUTE_MS)
 
     async def play(
-        self, runner: LiveRunner, *, trades: bool = False, until: int | None = None
+        self,
+        runner: LiveRunner | None = None,
+        *,
+        trades: bool = False,
+        wait: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
+        """Play every minute; after each, wait until the session handled its close
+        (`runner.wait_handled`, or `wait(close)` for a session in another process)."""
+        waiter = wait or (runner.wait_handled if runner is not None else None)
+        assert waiter is not None, "give the runner or a wait function"
         for m in self.minutes():
-            if until is not None and m + MINUTE_MS > until:
-                return
-            await self.play_minute(runner, m, trades=trades)
+            await self.play_minute(m, waiter, trades=trades)
 
-    async def play_minute(self, runner: LiveRunner, m: int, *, trades: bool = False) -> None:
+    async def play_minute(
+        self, m: int, wait: Callable[[int], Awaitable[None]], *, trades: bool = False
+    ) -> None:
         close = m + MINUTE_MS
         if trades and m >= self.start:
             if m in self.funding:
@@ -84,7 +92,7 @@ class MarketDay:
             self.trade_through(m)
         self.fake.set_time(close)
         self.push_closed(close)
-        await runner.wait_handled(close)
+        await wait(close)
 
     def trade_through(self, m: int) -> None:
         """The minute's trades: open, then the extreme nearer the open first, then the close."""
