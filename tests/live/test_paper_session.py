@@ -5,7 +5,7 @@ the same bars, byte for byte, and the session records everything it fed and did.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,15 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBybit]:
 
 
 def paper_day(
-    fake: FakeBybit, home: Path, play: str, symbol: str, day: str, end: str, *, use_store: bool
+    fake: FakeBybit,
+    home: Path,
+    play: str,
+    symbol: str,
+    day: str,
+    end: str,
+    *,
+    use_store: bool,
+    playing: Callable[[MarketDay, LiveRunner], Awaitable[None]] | None = None,
 ) -> tuple[LiveRunner, SessionRecord]:
     """A paper session through `trade play run`'s own set-up, fed `day` → `end` by the fake."""
     plan = plan_session(play, "paper", symbol=symbol, session=f"paper-{play}")
@@ -65,7 +73,7 @@ def paper_day(
                     task.result()
                 await asyncio.sleep(0.01)
             await _subscribed(fake)
-            await driver.play(runner)
+            await (playing(driver, runner) if playing else driver.play(runner))
             runner.request_stop()
             await task
             return runner
@@ -132,3 +140,51 @@ def test_paper_session_trades_equal_the_backtest_on_the_same_bars(
 def rec_decisions(record: SessionRecord) -> list[dict]:
     with SessionRecord(record.path, readonly=True) as rec:
         return rec.decision_rows()
+
+
+def test_public_stream_lost_across_an_exec_close_is_backfilled_and_fed_once(
+    fake: FakeBybit, home: Path
+) -> None:
+    """The socket drops, the exchange refuses reconnects for a while, and the 1m and 15m bars
+    closing at 10:00 are published meanwhile: after the reconnect they come by REST, once each,
+    and the day's trades still equal the backtest's (a bar fed twice or never would move the
+    EMAs)."""
+    lost_close = parse_time("2025-06-11T10:00", "t")
+
+    async def playing(day: MarketDay, runner: LiveRunner) -> None:
+        for m in day.minutes():
+            close = m + 60_000
+            if close == lost_close:
+                fake.maintenance(90)  # reconnects refused for 90 s of exchange time
+                fake.drop_all_ws()
+                fake.set_time(close)
+                day.push_closed(close)  # published to nobody
+                fake.set_time(close + 31_000)  # maintenance over: the client gets back in
+            else:
+                fake.set_time(close)
+                day.push_closed(close)
+            await runner.wait_handled(close)
+
+    runner, record = paper_day(
+        fake, home, "ema_cross", "BTCUSDT", "2025-06-11", "2025-06-12", use_store=False,
+        playing=playing,
+    )  # fmt: skip
+    with SessionRecord(record.path, readonly=True) as rec:
+        rows = rec.bar_rows()
+        journal = rec.journal_rows()
+    by_close = {(r[0], r[1]): r[7] for r in rows}
+    assert by_close[("1m", lost_close - 60_000)] == "rest"
+    assert by_close[("15m", lost_close - 15 * 60_000)] == "rest"
+    assert sum(1 for r in rows if r[0] == "1m" and r[7] == "rest") == 1
+    assert len([r for r in rows if r[0] == "1m"]) == 1440
+    assert any(j["kind"] == "stream" and "reconnected" in j["message"] for j in journal)
+    broker = runner.broker
+    assert isinstance(broker, PaperBroker)
+    assert broker.sim.tape.n == 1440  # every minute simulated once
+    paper, _ = position_trades(broker.trades(), broker.sim.events)
+    if broker.sim.position is not None:
+        paper = [t for t in paper if t["entry_time"] != broker.sim.position.entry_ts]
+    bt = run_backtest("ema_cross", start="2025-06-11", end="2025-06-12", mode="replay")
+    assert trades_csv(paper) == trades_csv(
+        [t for t in bt.trades if t["exit_reason"] != "end_of_data"]
+    )

@@ -93,6 +93,7 @@ class MarketFeed:
                 if k.confirm:
                     out += await self._accept(tf, k)
         elif event.kind == "reconnected":
+            await self.rest.sync_time()  # the outage may have been long: where is the exchange now?
             for tf in self.tfs:
                 out += await self.catch_up(tf)
         return sorted(out, key=lambda b: (b.close_ms, tf_ms(b.tf)))
