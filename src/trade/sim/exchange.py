@@ -27,6 +27,7 @@ from numba import njit
 
 from ..errors import SimulationError
 from ..instruments import InstrumentSpec
+from .levels import entry_levels, moved_stop, sized_notional, stop_distance
 from .orders import EXIT_REASONS, REJECT_REASONS, AccountConfig, OrderRequest
 from .position import Position
 from .scan import extremes, first_touch, first_trigger, first_true
@@ -511,19 +512,16 @@ class SimulatedExchange:
             self._reject(t, p.id, "position_open", req)
             return
         side = "long" if req.side == "buy" else "short"
-        sign = 1.0 if side == "long" else -1.0
         lev = self.account.leverage
-        sl_dist: float | None = None
-        if req.stop_loss is not None:
-            sl_dist = (
-                abs(price - req.stop_loss.value)
-                if req.stop_loss.kind == "price"
-                else req.stop_loss.distance(price, None)
-            )
+        sl_dist = stop_distance(req.stop_loss, price)
         if req.qty is not None:
             raw_qty = req.qty
         else:
-            notional = self._sized_notional(req, price, fee_rate, sl_dist)
+            assert req.sizing is not None  # checked by OrderRequest.problem
+            notional = sized_notional(
+                req.sizing, self.cash, price, fee_rate, sl_dist, lev,
+                self.account.max_position_equity_pct,
+            )  # fmt: skip
             if notional is None:
                 self._reject(t, p.id, "risk_sizing_needs_stop", req)
                 return
@@ -538,43 +536,20 @@ class SimulatedExchange:
         if qty * price < self.min_notional:
             self._reject(t, p.id, "min_notional", req)
             return
-        liq = (
-            price * (1 - 1 / lev + self.mmr) if side == "long" else price * (1 + 1 / lev - self.mmr)
-        )
-        sl = math.nan
-        if req.stop_loss is not None:
-            sl = (
-                req.stop_loss.value
-                if req.stop_loss.kind == "price"
-                else price - sign * float(sl_dist)
-            )  # type: ignore[arg-type]
-            sl = spec.round_price(sl)
-            if (sl - liq) * sign <= 0:
-                if self.account.stop_beyond_liquidation == "reject":
-                    self._reject(t, p.id, "stop_beyond_liquidation", req)
-                    return
-                sl = spec.round_price(liq + sign * spec.tick_size)
-                if (sl - liq) * sign <= 0:  # rounding landed on the wrong side
-                    sl = spec.round_price(sl + sign * spec.tick_size)
-                sl_dist = abs(price - sl)
-        tp = math.nan
-        if req.take_profit is not None:
-            tp = (
-                req.take_profit.value
-                if req.take_profit.kind == "price"
-                else price + sign * req.take_profit.distance(price, sl_dist)
-            )
-            tp = spec.round_price(tp)
+        lv = entry_levels(
+            side, price, spec, lev, self.mmr, req.stop_loss, req.take_profit, req.trailing,
+            req.break_even, self.account.stop_beyond_liquidation,
+        )  # fmt: skip
+        if lv is None:
+            self._reject(t, p.id, "stop_beyond_liquidation", req)
+            return
+        liq, sl, tp = lv.liq, lv.sl, lv.tp
         fee = qty * price * fee_rate
         self.cash -= fee
         pos = Position(side, qty, price, t, fee, liq, qty * price / lev, sl, tp, tag=dict(req.tag))
         pos.best_seen = pos.worst_seen = price
-        if req.trailing is not None:
-            pos.trailing = req.trailing
-            pos.trail_dist = req.trailing.distance.distance(price, sl_dist)
-        if req.break_even is not None:
-            pos.break_even = req.break_even
-            pos.be_dist = req.break_even.trigger.distance(price, sl_dist)
+        pos.trailing, pos.trail_dist = req.trailing, lv.trail_dist
+        pos.break_even, pos.be_dist = req.break_even, lv.be_dist
         self.position = pos
         self._changed = True
         self.events.append(
@@ -594,28 +569,6 @@ class SimulatedExchange:
             }
         )
         self._ledger(t)
-
-    def _sized_notional(
-        self, req: OrderRequest, price: float, fee_rate: float, sl_dist: float | None
-    ) -> float | None:
-        """DESIGN §5 sizing from equity (flat: cash) at the fill price, capped by
-        max_position_equity_pct and by the margin available after the fee; None when risk-based
-        sizing has no stop."""
-        sz = req.sizing
-        assert sz is not None  # checked by OrderRequest.problem
-        equity, lev = self.cash, self.account.leverage
-        if sz.model == "percent_equity":
-            notional = equity * sz.value / 100.0 * lev
-        elif sz.model == "fixed_notional":
-            notional = sz.value
-        elif sz.model == "risk_based":
-            if not sl_dist:
-                return None
-            notional = equity * sz.value / 100.0 / (sl_dist / price)
-        else:
-            raise SimulationError(f"unknown sizing model {sz.model!r}")
-        notional = min(notional, equity * lev * self.account.max_position_equity_pct / 100.0)
-        return min(notional, equity / (1.0 / lev + fee_rate))
 
     def _levels(self, t: int, k: int) -> None:
         """Liquidation, stop and take-profit against bar k (the fill's own bar included)."""
@@ -689,23 +642,13 @@ class SimulatedExchange:
 
     def _move_stop(self, pos: Position, t: int) -> None:
         """Trail / break-even from the best price of closed bars; a stop never loosens."""
-        sign, best = pos.sign, pos.best_seen
-        new, kind = pos.sl, pos.stop_kind
-        if pos.break_even is not None and (best - pos.entry_price) * sign >= pos.be_dist:
-            be = self.instrument.round_price(
-                pos.entry_price * (1 + sign * pos.break_even.offset_pct / 100.0)
-            )
-            if math.isnan(new) or (be - new) * sign > 0:
-                new = be
-        if pos.trailing is not None:
-            moved = (best - pos.entry_price) * sign / pos.entry_price * 100.0
-            if moved >= pos.trailing.activation_pct:
-                trail = self.instrument.round_price(best - sign * pos.trail_dist)
-                if math.isnan(new) or (trail - new) * sign > 0:
-                    new, kind = trail, "trailing_stop"
-        if new == new and (math.isnan(pos.sl) or new != pos.sl):
-            pos.sl, pos.stop_kind = new, kind
-            self.events.append({"type": "amend_stop", "ts": t, "sl": new, "kind": kind})
+        moved = moved_stop(
+            pos.side, pos.entry_price, pos.best_seen, pos.sl, pos.stop_kind, self.instrument,
+            pos.trailing, pos.trail_dist, pos.break_even, pos.be_dist,
+        )  # fmt: skip
+        if moved is not None:
+            pos.sl, pos.stop_kind = moved
+            self.events.append({"type": "amend_stop", "ts": t, "sl": moved[0], "kind": moved[1]})
 
     def _excursions(self, pos: Position, k0: int, k1: int) -> None:
         """Best and worst prices traded over bars [k0, k1) (MAE/MFE, trailing, break-even)."""

@@ -123,6 +123,8 @@ class Execution:
     is_maker: bool
     leaves_qty: float
     closed_size: float
+    stop_order_type: str = ""  # TakeProfit / StopLoss when a position TP/SL filled
+    seq: int = 0  # the symbol's sequence: orders executions that share a millisecond
 
     @classmethod
     def parse(cls, d: Mapping[str, Any]) -> Execution:
@@ -141,6 +143,8 @@ class Execution:
             is_maker=d.get("isMaker") in (True, "true"),
             leaves_qty=number(d.get("leavesQty"), f"{w} leavesQty", empty=0.0),
             closed_size=number(d.get("closedSize"), f"{w} closedSize", empty=0.0),
+            stop_order_type=str(d.get("stopOrderType") or ""),
+            seq=int(number(d.get("seq"), f"{w} seq", empty=0.0)),
         )
 
 

@@ -1,0 +1,745 @@
+"""The order manager for demo and live trading: the engine's decisions as Bybit orders, the stop
+invariant, and the position view rebuilt from the exchange's executions (DESIGN §9.3, §9.4).
+
+Every level and size is computed by the simulator's own functions (`sim.levels`): the entry is
+sized from the live wallet balance at the last price and sent with a stop (and target) computed
+from that price; when it fills, the levels are re-based to the average fill price, so they equal
+the backtest's for the same fill. At every evaluation instant the position is read by REST (the
+exchange is the truth), fills the stream may have missed are fetched, expired limit entries are
+cancelled, trailing stop and break-even are amended, and a position without a stop on the exchange
+gets one at once or is closed, halting the session.
+
+The private stream (order, execution, position, wallet) is consumed by a background task; it and
+the runner's calls act on the exchange one at a time (one lock), never interleaved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..data.sample import sample_instruments
+from ..engine.decide import Decision
+from ..engine.execution import MissingAtr, entry_request
+from ..errors import ExchangeError, InputError
+from ..exchange.bybit import (
+    BybitError,
+    BybitRest,
+    BybitStream,
+    Credentials,
+    Execution,
+    Kline,
+    Order,
+    OrderNotFound,
+    Position,
+    Rejected,
+    StreamEvent,
+    UnknownOutcome,
+    instrument_spec,
+)
+from ..instruments import InstrumentSpec
+from ..play.compile import CompiledPlay
+from ..sim import Level, OrderRequest
+from ..sim.levels import entry_levels, moved_stop, sized_notional, stop_distance
+from ..timeframes import TIMEFRAMES
+from .broker import BrokerView, DecisionContext
+from .orders import entry_body, link_id, reduce_body, role_of, session_prefix
+from .positions import MINUTE_MS, BookPosition, FillBook
+from .session import SessionRecord
+
+PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
+CONNECT_TIMEOUT_S = 15.0
+EXEC_WINDOW_MS = 7 * 24 * 3_600_000 - 60_000  # Bybit's execution list spans at most 7 days
+DEFAULT_MMR = 0.005
+LAG_S = 0.3
+SIDES = ("flat", "long", "short")
+
+
+class ForeignState(ExchangeError):
+    """The symbol holds a position or orders this session did not create (adoption is not
+    supported: the user closes them, or trades another symbol)."""
+
+    exit_code = 2
+
+
+@dataclass
+class OurOrder:
+    """An order this session sent, followed to its end."""
+
+    role: str  # entry | exit | close
+    t: int
+    status: str = "intent"  # Bybit's orderStatus once known
+    order_id: str = ""
+    expire_ts: int | None = None
+    limit: bool = False
+
+    @property
+    def final(self) -> bool:
+        return self.status in Order.FINAL or self.status in ("rejected", "failed")
+
+
+@dataclass
+class Protection:
+    """The levels of the open position, as the backtest would hold them for the same fill."""
+
+    link: str  # the entry order that opened the position
+    basis: float  # the average fill price they were computed from
+    sl: float
+    tp: float
+    kind: str  # exit reason when the stop fills: stop_loss | trailing_stop
+    req: OrderRequest
+    trail_dist: float
+    be_dist: float
+    moved: bool = False  # trailed or moved to break-even
+
+
+class BybitBroker:
+    """Bybit (demo or live) behind the runner's `Broker` contract."""
+
+    def __init__(
+        self,
+        rest: BybitRest,
+        private_ws_url: str,
+        credentials: Credentials,
+        compiled: CompiledPlay,
+        symbol: str,
+        record: SessionRecord,
+        session_id: str,
+        mode: str,
+        *,
+        maintenance_margin_rate: float | None = None,
+        stream_options: dict[str, Any] | None = None,
+    ) -> None:
+        if mode not in ("demo", "live"):
+            raise InputError(f"BybitBroker mode must be demo or live, got {mode!r}")
+        play = compiled.play
+        if play.risk.stop_loss is None:
+            raise InputError(
+                f"play {play.name!r}: {mode} trading needs risk.stop_loss (every open position "
+                "keeps a stop on the exchange)"
+            )
+        self.mode = mode
+        self.rest, self.ws_url, self.credentials = rest, private_ws_url, credentials
+        self.compiled, self.symbol, self.record = compiled, symbol, record
+        self.session_id = session_id
+        self.prefix = session_prefix(session_id)
+        self.exec_ms = TIMEFRAMES[compiled.exec_tf]
+        acc = play.account
+        self.leverage = acc.leverage
+        self.taker, self.maker = acc.fee_bps.taker / 1e4, acc.fee_bps.maker / 1e4
+        self.mmr = (
+            maintenance_margin_rate
+            if maintenance_margin_rate is not None
+            else _mmr(symbol, acc.mmr)
+        )
+        self.stream_options = stream_options or {}
+        self.spec: InstrumentSpec | None = None
+        self.book = FillBook(self.exec_ms, self._exit_reason)
+        self.orders: dict[str, OurOrder] = {}
+        self.requests: dict[str, OrderRequest] = {}  # entry link id → its request
+        self.prot: Protection | None = None
+        self.exchange_pos: Position | None = None
+        self.balance = math.nan
+        self.equity = math.nan
+        self.last_close = math.nan
+        self._halted: str | None = None
+        self._suspect = True  # the stream may have missed something: reconcile by REST
+        self._since = 0  # executions are read from here (the session's start)
+        self._recorded: dict[int, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+        self._connected = asyncio.Event()
+        self._stream: BybitStream | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ contract: facts
+
+    @property
+    def halted(self) -> bool:
+        return self._halted is not None
+
+    def side(self) -> str:
+        pos = self.book.position
+        return pos.side if pos is not None else "flat"
+
+    def entry_pending(self) -> bool:
+        return any(o.role == "entry" and not o.final for o in self.orders.values())
+
+    def position_values(self, t: int) -> dict[str, float]:
+        pos = self.book.position
+        if pos is None:
+            return {
+                "position.side": 0.0,
+                "position.entry_price": math.nan,
+                "position.bars_held": math.nan,
+                "position.unrealized_pnl_pct": math.nan,
+            }
+        price = self._mark()
+        return {
+            "position.side": float(SIDES.index(pos.side)),
+            "position.entry_price": pos.entry_price,
+            "position.bars_held": float((int(t) - pos.entry_ts) // self.exec_ms),
+            "position.unrealized_pnl_pct": (price / pos.entry_price - 1.0) * 100.0 * pos.sign,
+        }
+
+    def trades(self) -> list[dict[str, Any]]:
+        return [dict(t) for t in self.book.trades]
+
+    def view(self) -> BrokerView:
+        pos, prot = self.book.position, self.prot
+        orders = tuple(
+            {"link_id": k, "role": o.role, "status": o.status, "expire_ts": o.expire_ts}
+            for k, o in self.orders.items()
+            if not o.final
+        )
+        return BrokerView(
+            side=self.side(),
+            qty=pos.qty if pos else 0.0,
+            entry_price=pos.entry_price if pos else None,
+            stop=prot.sl if prot and pos and not math.isnan(prot.sl) else None,
+            target=prot.tp if prot and pos and not math.isnan(prot.tp) else None,
+            equity=self.equity,
+            balance=self.balance,
+            open_orders=orders,
+            halted=self._halted,
+            extra={"funding": self.book.funding_total, "mode": self.mode},
+        )
+
+    # ------------------------------------------------------------------ contract: life cycle
+
+    async def start(self, first_instant: int) -> None:
+        """Instrument filters, a clean symbol (no foreign position or orders), one-way mode, the
+        Play's leverage, isolated margin, the wallet, then the private stream."""
+        rest, sym = self.rest, self.symbol
+        await rest.sync_time()
+        self.spec = instrument_spec(await rest.instrument(sym), self.mmr)
+        self.book.qty_step = self.spec.qty_step
+        foreign = [p for p in await rest.positions(sym) if p.size > 0]
+        if foreign:
+            p = foreign[0]
+            raise ForeignState(
+                f"{sym} already has a {p.side} position of {p.size:g} on Bybit {self.mode} that "
+                "this session did not open; close it first (or trade another symbol)"
+            )
+        strangers = [o for o in await rest.open_orders(sym) if not self._ours(o.order_link_id)]
+        if strangers:
+            raise ForeignState(
+                f"{sym} has {len(strangers)} open order(s) on Bybit {self.mode} that this "
+                f"session did not send (e.g. {strangers[0].order_link_id or strangers[0].order_id});"
+                " cancel them first (or trade another symbol)"
+            )
+        await rest.set_position_mode(sym, hedge=False)
+        await rest.set_leverage(sym, self.leverage)
+        await rest.set_margin_mode("ISOLATED_MARGIN")
+        now = rest.now_ms()
+        self._since = now - MINUTE_MS
+        try:
+            w = await rest.wallet()
+            self.balance, self.equity = w.wallet_balance, w.equity
+        except ExchangeError as exc:
+            self._halt(now, f"the wallet balance could not be read ({exc})")
+        self.record.journal(
+            now, "start", f"{self.mode} broker on {sym}: one-way, {self.leverage:g}x isolated",
+            tick=self.spec.tick_size, qty_step=self.spec.qty_step, balance=self.balance,
+            first_instant=first_instant,
+        )  # fmt: skip
+        self._stream = BybitStream(
+            self.ws_url, PRIVATE_TOPICS, credentials=self.credentials, clock_ms=rest.now_ms,
+            **self.stream_options,
+        )  # fmt: skip
+        self._stream.start()
+        self._task = asyncio.create_task(self._consume(), name="bybit-broker private stream")
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await self._connected.wait()
+        except TimeoutError:
+            await self._close_stream()
+            raise ExchangeError(
+                f"Bybit {self.mode} private stream {self.ws_url}: not connected within "
+                f"{CONNECT_TIMEOUT_S:g} s"
+            ) from None
+        self._suspect = True
+
+    async def on_minute(self, bar: Kline) -> None:
+        self._check_task()
+        self.book.bar(bar.start, bar.high, bar.low)
+        self.last_close = bar.close
+        if self.book.trades and self.book.trades[-1]["exit_time"] >= bar.start:
+            self.book.fold()  # a late bar changes the excursions of a trade that closed in it
+            self._sync_trades()
+
+    async def before_instant(self, t: int) -> None:
+        self._check_task()
+        async with self._lock:
+            await self._reconcile(t)
+            await self._expire(t)
+            await self._rebase(t)
+            await self._move_stop(t)
+            await self._protect(t)
+
+    async def execute(self, t: int, decisions: Sequence[Decision], ctx: DecisionContext) -> None:
+        self._check_task()
+        async with self._lock:
+            closing = False
+            for i, d in enumerate(decisions):
+                tag: dict[str, Any] = {"block": d.block, **d.metadata}
+                if d.kind == "refused":
+                    self.record.journal(
+                        t, "refused", f"{d.side} entry refused: a position is open", **tag
+                    )
+                elif d.kind == "exit":
+                    closing = await self._exit(t, i, d) or closing
+                else:
+                    await self._entry(t, i, d, ctx, tag, closing)
+
+    async def stop(self) -> None:
+        """Resting entries cancelled; an open position keeps its stop (checked); streams closed."""
+        async with self._lock:
+            now = self.rest.now_ms()
+            for link, o in list(self.orders.items()):
+                if o.role == "entry" and not o.final:
+                    await self._cancel(now, link, "session stopped")
+            await self._reconcile(now)
+            await self._protect(now)
+            self.record.journal(now, "stop", "broker stopped", side=self.side())
+        await self._close_stream()
+
+    # ------------------------------------------------------------------ decisions
+
+    async def _entry(
+        self, t: int, i: int, d: Decision, ctx: DecisionContext, tag: dict[str, Any], flip: bool
+    ) -> None:
+        spec = self._spec()
+        try:
+            req = entry_request(self.compiled, spec, d, t, ctx.series_value, ctx.exec_close, tag)
+        except MissingAtr as exc:
+            self._refuse(t, "atr_missing", f"{d.side} entry: ATR {exc} has no value yet")
+            return
+        if self._halted is not None:
+            self._refuse(t, "halted", f"{d.side} entry: the session is halted ({self._halted})")
+            return
+        side = "long" if req.side == "buy" else "short"
+        limit = req.kind == "limit"
+        price = float(req.limit_price) if limit else await self._last_price()  # type: ignore[arg-type]
+        try:
+            equity = await self._sizing_equity(flip)
+        except ExchangeError as exc:
+            self._refuse(t, "wallet", f"{side} entry: the wallet balance could not be read ({exc})")
+            return
+        play = self.compiled.play
+        sl_dist = stop_distance(req.stop_loss, price)
+        assert req.sizing is not None
+        notional = sized_notional(
+            req.sizing, equity, price, self.maker if limit else self.taker, sl_dist,
+            self.leverage, play.risk.sizing.max_position_equity_pct,
+        )  # fmt: skip
+        if notional is None:
+            self._refuse(t, "risk_sizing_needs_stop", f"{side} entry: risk sizing needs a stop")
+            return
+        qty = spec.round_qty_down(notional / price)
+        min_notional = play.account.min_notional
+        min_notional = spec.min_notional if min_notional is None else min_notional
+        for bad, reason in (
+            (qty <= 0, "qty_step"),
+            (0 < qty < spec.min_qty, "min_qty"),
+            (qty > 0 and qty * price < min_notional, "min_notional"),
+        ):
+            if bad:
+                self._refuse(t, reason, f"{side} entry: {qty:g} at {price:g} fails {reason}")
+                return
+        lv = self._levels(side, price, req)
+        if lv is None:
+            self._refuse(t, "stop_beyond_liquidation", f"{side} entry: stop beyond liquidation")
+            return
+        link = link_id(self.session_id, t, i, "entry")
+        body = entry_body(
+            self.symbol, link, req.side, qty, req.limit_price if limit else None, lv.sl, lv.tp
+        )
+        self.requests[link] = req
+        self.book.tags[link] = dict(tag)
+        self.orders[link] = OurOrder("entry", t, expire_ts=req.expire_ts, limit=limit)
+        await self._send(t, link, body, f"{side} {'limit' if limit else 'market'} entry")
+
+    async def _exit(self, t: int, i: int, d: Decision) -> bool:
+        """A reduce-only market order for `percent` of the position; True when it closes all."""
+        pos = self.book.position
+        if pos is None or pos.side != d.side:
+            self.record.journal(t, "skip", f"exit {d.side}: no {d.side} position to reduce")
+            return False
+        whole = d.percent >= 100.0
+        qty = pos.qty if whole else self._spec().round_qty_down(pos.qty * d.percent / 100.0)
+        if qty <= 0:
+            self._refuse(t, "qty_step", f"exit {d.percent:g}% of {pos.qty:g} rounds to nothing")
+            return False
+        link = link_id(self.session_id, t, i, "exit")
+        self.orders[link] = OurOrder("exit", t)
+        await self._send(
+            t, link, reduce_body(self.symbol, link, pos.side, qty), f"exit {d.percent:g}%"
+        )
+        return whole
+
+    async def _send(self, t: int, link: str, body: dict[str, Any], what: str) -> None:
+        """Intent on disk, then the order exactly once (`place_order`), then its outcome."""
+        self.record.order_intent(link, t, body)
+        order = self.orders[link]
+        try:
+            ack = await self.rest.place_order(body)
+        except Rejected as exc:
+            order.status = "rejected"
+            reason = f"retCode {exc.code}: {exc.bybit_message}"
+            self.record.order_status(link, "rejected", reason=reason)
+            self.record.journal(
+                t, "rejected", f"{what} {link} rejected by Bybit ({reason})",
+                link_id=link, code=exc.code, text=exc.bybit_message,
+            )  # fmt: skip
+            return
+        except UnknownOutcome as exc:
+            self._suspect = True  # the next reconcile looks it up
+            self.record.order_status(link, "unknown", reason=str(exc))
+            self.record.journal(t, "unknown", f"{what} {link}: outcome unknown ({exc})")
+            return
+        except BybitError as exc:  # rate limit or no connection after the retries: not applied
+            order.status = "failed"
+            self.record.order_status(link, "failed", reason=str(exc))
+            self.record.journal(t, "failed", f"{what} {link} not sent ({exc})", link_id=link)
+            return
+        order.order_id = ack.order_id
+        if order.status == "intent":  # the stream may have told its fate already
+            order.status = "sent"
+        self.record.order_status(link, order.status, exchange_id=ack.order_id)
+        self.record.journal(t, "order", f"{what} {link} sent", link_id=link, **_loggable(body))
+
+    def _refuse(self, t: int, reason: str, message: str) -> None:
+        self.record.journal(t, "rejected", message, reason=reason)
+
+    # ------------------------------------------------------------------ each instant
+
+    async def _reconcile(self, t: int) -> None:
+        """The position by REST; executions and our unfinished orders too when the stream may
+        have missed something (a reconnect, an order not final, a position the fills do not
+        explain)."""
+        rest, sym = self.rest, self.symbol
+        listed = [p for p in await rest.positions(sym) if p.symbol == sym]
+        self.exchange_pos = listed[0] if listed else None
+        pending = [k for k, o in self.orders.items() if not o.final]
+        if not (self._suspect or pending or self._mismatch()):
+            return
+        since = max(self._since, rest.now_ms() - EXEC_WINDOW_MS)
+        self._book(t, await rest.executions(sym, start_ms=since))
+        if self._mismatch():  # Bybit's execution list may lag its position a moment
+            await asyncio.sleep(LAG_S)
+            self._book(t, await rest.executions(sym, start_ms=since))
+        for link in pending:
+            found = await rest.find_order(sym, link)
+            if found is not None:
+                self._order_update(found)
+            elif self.orders[link].status == "intent":
+                self.orders[link].status = "rejected"  # never reached Bybit
+                self.record.order_status(link, "rejected", reason="not found on the exchange")
+        if self._mismatch():
+            p = self.exchange_pos
+            self._halt(
+                t, f"the exchange shows a {p.side or 'flat'} position of {p.size if p else 0:g} "
+                f"that this session's fills do not explain (book: {self.side()})",
+            )  # fmt: skip
+        else:
+            self._suspect = False
+
+    async def _expire(self, t: int) -> None:
+        for link, o in list(self.orders.items()):
+            if o.role == "entry" and not o.final and o.expire_ts is not None and t >= o.expire_ts:
+                await self._cancel(t, link, "expired")
+
+    async def _cancel(self, t: int, link: str, why: str) -> None:
+        with contextlib.suppress(OrderNotFound):  # final already: looked up below
+            await self.rest.cancel_order(self.symbol, link)
+        found = await self.rest.find_order(self.symbol, link)
+        if found is not None:
+            self._order_update(found)
+        o = self.orders[link]
+        filled = found.cum_exec_qty if found is not None else 0.0
+        self.record.journal(
+            t, "cancel", f"entry {link} {why}: {o.status}, {filled:g} filled",
+            link_id=link, status=o.status, filled=filled,
+        )  # fmt: skip
+        if filled:  # the part that filled stays (protected): its executions are booked now
+            self._book(t, await self.rest.executions(self.symbol, start_ms=self._since))
+
+    async def _rebase(self, t: int) -> None:
+        """The open position's levels from its average fill price (the backtest's function)."""
+        pos = self.book.position
+        if pos is None:
+            self.prot = None
+            return
+        prot = self.prot
+        if prot is not None and prot.link == pos.link_id and prot.basis == pos.entry_price:
+            return
+        req = self.requests.get(pos.link_id)
+        if req is None:
+            return  # not ours: the reconcile halted; the invariant still protects it
+        lv = self._levels(pos.side, pos.entry_price, req) or self._levels(
+            pos.side, pos.entry_price, req, "tighten"
+        )
+        assert lv is not None
+        sl, kind, moved = lv.sl, "stop_loss", False
+        same = prot is not None and prot.link == pos.link_id and prot.moved
+        if same and (prot.sl - sl) * pos.sign > 0:  # type: ignore[union-attr]
+            sl, kind, moved = prot.sl, prot.kind, True  # never loosen a stop already moved
+        self.prot = Protection(
+            pos.link_id, pos.entry_price, sl, lv.tp, kind, req, lv.trail_dist, lv.be_dist, moved
+        )
+        await self._set_levels(t, sl, lv.tp, f"levels re-based to the fill at {pos.entry_price:g}")
+
+    async def _move_stop(self, t: int) -> None:
+        """Trailing stop and break-even at an exec close, from the best price of closed 1m bars
+        since the fill (the backtest's `moved_stop`), amended with trading-stop."""
+        pos, prot = self.book.position, self.prot
+        if t % self.exec_ms or pos is None or prot is None or prot.link != pos.link_id:
+            return
+        if prot.req.trailing is None and prot.req.break_even is None:
+            return
+        best, _ = self.book.best_worst(pos, t)
+        moved = moved_stop(
+            pos.side, pos.entry_price, best, prot.sl, prot.kind, self._spec(), prot.req.trailing,
+            prot.trail_dist, prot.req.break_even, prot.be_dist,
+        )  # fmt: skip
+        if moved is None:
+            return
+        new, kind = moved
+        if await self._set_levels(t, new, math.nan, f"stop moved ({kind}) to {new:g}"):
+            prot.sl, prot.kind, prot.moved = new, kind, True
+            self.book.stop_kind(self.rest.now_ms(), kind)
+
+    async def _protect(self, t: int) -> None:
+        """The stop invariant: an open position without a stop on the exchange gets one at once;
+        when that fails, the position is closed reduce-only and the session halts."""
+        p = self.exchange_pos
+        if p is None or p.size <= 0 or p.stop_loss > 0:
+            return
+        sl = self._stop_for(p)
+        if sl is not None and await self._set_levels(t, sl, math.nan, "stop missing: placed"):
+            return
+        why = "no stop level is known" if sl is None else "the stop could not be placed"
+        await self._close_unprotected(t, p, why)
+
+    async def _close_unprotected(self, t: int, p: Position, why: str) -> None:
+        side = "long" if p.side == "Buy" else "short"
+        link = link_id(self.session_id, t, 0, "close")
+        self.orders[link] = OurOrder("close", t)
+        self._halt(t, f"an open {side} position had no stop on the exchange and {why}")
+        await self._send(t, link, reduce_body(self.symbol, link, side, p.size), "protective close")
+
+    async def _set_levels(self, t: int, sl: float, tp: float, what: str) -> bool:
+        """trading-stop for the position (NaN leaves a level as it is); False when Bybit refused
+        it after the client's retries (journaled)."""
+        try:
+            await self.rest.trading_stop(
+                self.symbol,
+                stop_loss=None if math.isnan(sl) else sl,
+                take_profit=None if math.isnan(tp) else tp,
+            )
+        except BybitError as exc:
+            self.record.journal(
+                t, "stop_failed", f"{what}: trading-stop failed ({exc})", sl=sl, tp=tp,
+                code=exc.code,
+            )  # fmt: skip
+            return False
+        self.record.journal(t, "stop", what, sl=_num(sl), tp=_num(tp))
+        return True
+
+    # ------------------------------------------------------------------ the private stream
+
+    async def _consume(self) -> None:
+        assert self._stream is not None
+        while True:
+            ev = await self._stream.next()
+            await self._on_event(ev)
+
+    async def _on_event(self, ev: StreamEvent) -> None:
+        now = self.rest.now_ms()
+        if ev.kind == "connected":
+            self._connected.set()
+        elif ev.kind in ("reconnected", "disconnected"):
+            self._suspect = True  # Bybit replays nothing: the next instant reads REST
+            self.record.journal(now, ev.kind, f"private stream {ev.kind}: {ev.detail}")
+        elif ev.kind == "error":
+            self.record.journal(now, "stream_error", ev.detail)
+        elif ev.kind == "execution":
+            execs = [e for e in ev.items if e.symbol == self.symbol]
+            async with self._lock:
+                if self._book(now, execs):
+                    await self._rebase(now)
+        elif ev.kind == "order":
+            for o in ev.items:
+                if o.symbol == self.symbol:
+                    self._order_update(o)
+        elif ev.kind == "position":
+            for p in ev.items:
+                if p.symbol == self.symbol:
+                    self.exchange_pos = p
+        elif ev.kind == "wallet" and ev.items:
+            self.balance, self.equity = ev.items[0].wallet_balance, ev.items[0].equity
+
+    def _book(self, t: int, executions: list[Execution]) -> bool:
+        """Book executions of our symbol (each once); True when any was new."""
+        new = self.book.add([e for e in executions if e.symbol == self.symbol])
+        for e in new:
+            self.record.fill(
+                e.exec_id, e.time, e.order_link_id, e.side, e.qty, e.price, e.fee, e.exec_type,
+                {"order_id": e.order_id, "stop_order_type": e.stop_order_type,
+                 "maker": e.is_maker},
+            )  # fmt: skip
+            if e.exec_type == "Funding":
+                self.record.journal(t, "funding", f"funding {e.fee:g} USDT", fee=e.fee)
+        if new:
+            self._sync_trades()
+        return bool(new)
+
+    def _sync_trades(self) -> None:
+        for trade in self.book.trades:
+            if self._recorded.get(trade["trade_id"]) != trade:
+                self.record.trade(trade)
+                self._recorded[trade["trade_id"]] = dict(trade)
+
+    def _order_update(self, o: Order) -> None:
+        mine = self.orders.get(o.order_link_id)
+        if mine is None or mine.status == o.status:
+            return
+        if mine.final and not o.is_final:
+            return  # a late message about an earlier state
+        mine.status, mine.order_id = o.status, o.order_id
+        reason = o.reject_reason if o.reject_reason not in ("", "EC_NoError") else None
+        self.record.order_status(o.order_link_id, o.status, exchange_id=o.order_id, reason=reason)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _exit_reason(self, e: Execution) -> str:
+        role = role_of(e.order_link_id, self.prefix)
+        if role == "exit":
+            return "signal"
+        if role == "close":
+            return "unprotected"
+        return "external"  # closed by hand or by another program
+
+    def _ours(self, link: str) -> bool:
+        return role_of(link, self.prefix) is not None
+
+    def _spec(self) -> InstrumentSpec:
+        if self.spec is None:
+            raise ExchangeError("the broker is not started")
+        return self.spec
+
+    def _levels(self, side: str, price: float, req: OrderRequest, policy: str | None = None) -> Any:
+        return entry_levels(
+            side, price, self._spec(), self.leverage, self.mmr, req.stop_loss, req.take_profit,
+            req.trailing, req.break_even,
+            policy or self.compiled.play.risk.stop_beyond_liquidation,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def _stop_for(self, p: Position) -> float | None:
+        """The stop an unprotected position should have: its own levels when it is ours, else
+        the Play's stop distance from its average price (when that needs no ATR value)."""
+        side = "long" if p.side == "Buy" else "short"
+        prot, pos = self.prot, self.book.position
+        if prot is not None and pos is not None and pos.side == side and not math.isnan(prot.sl):
+            return prot.sl
+        stop = self.compiled.play.risk.stop_loss
+        if stop is None or stop.type not in ("percent", "fixed"):
+            return None
+        req = OrderRequest(side="buy", stop_loss=_level(stop.type, stop.value))
+        lv = self._levels(side, p.avg_price, req, "tighten")
+        return None if lv is None or math.isnan(lv.sl) else lv.sl
+
+    def _mismatch(self) -> bool:
+        """The exchange's position and the fills' disagree (side or size)."""
+        p, pos = self.exchange_pos, self.book.position
+        size = p.size if p is not None else 0.0
+        if pos is None:
+            return size > 0
+        side = "long" if p is not None and p.side == "Buy" else "short"
+        step = self._spec().qty_step
+        return size <= 0 or side != pos.side or abs(size - pos.qty) > step / 2
+
+    def _mark(self) -> float:
+        p = self.exchange_pos
+        if p is not None and p.mark_price > 0:
+            return p.mark_price
+        return self.last_close
+
+    async def _last_price(self) -> float:
+        try:
+            last = float((await self.rest.ticker(self.symbol)).get("lastPrice") or "nan")
+        except (BybitError, ValueError):
+            last = math.nan
+        if not last > 0:
+            last = self.last_close
+        if not last > 0:
+            raise ExchangeError(f"Bybit {self.mode}: no last price for {self.symbol}")
+        return last
+
+    async def _sizing_equity(self, flip: bool) -> float:
+        """The wallet balance (the backtest sizes on cash); on a flip, as it will be once the
+        close sent just before fills at the last price."""
+        w = await self.rest.wallet()
+        self.balance, self.equity = w.wallet_balance, w.equity
+        pos = self.book.position
+        if not flip or pos is None:
+            return w.wallet_balance
+        last = await self._last_price()
+        return (
+            w.wallet_balance
+            + pos.qty * (last - pos.entry_price) * pos.sign
+            - (pos.qty * last * self.taker)
+        )
+
+    def _halt(self, t: int, why: str) -> None:
+        if self._halted is None:
+            self._halted = why
+            self.record.journal(t, "halt", f"session halted: {why}")
+
+    def _check_task(self) -> None:
+        """A background failure is not swallowed: the runner's next call raises it."""
+        task = self._task
+        if task is not None and task.done() and not task.cancelled():
+            exc = task.exception()
+            if exc is not None:
+                raise exc
+
+    async def _close_stream(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._stream is not None:
+            await self._stream.close()
+            self._stream = None
+
+
+def _mmr(symbol: str, play_mmr: float | None) -> float:
+    """The maintenance margin rate the backtest uses: the Play's, else the bundled spec's."""
+    if play_mmr is not None:
+        return play_mmr
+    for spec in sample_instruments():
+        if spec.symbol == symbol:
+            return spec.maintenance_margin_rate
+    return DEFAULT_MMR
+
+
+def _level(kind: str, value: float) -> Level:
+    return Level("percent", value) if kind == "percent" else Level("distance", value)
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def _loggable(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k in ("side", "orderType", "qty", "price",
+                                                   "stopLoss", "takeProfit", "reduceOnly")}  # fmt: skip
+
+
+__all__ = ["BookPosition", "BybitBroker", "ForeignState"]
