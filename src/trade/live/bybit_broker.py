@@ -142,7 +142,8 @@ class BybitBroker:
         self.orders: dict[str, OurOrder] = {}
         self.requests: dict[str, OrderRequest] = {}  # entry link id → its request
         self.prot: Protection | None = None
-        self.exchange_pos: Position | None = None
+        self.exchange_pos: Position | None = None  # the latest word, REST or pushed
+        self._rest_pos: Position | None = None  # the open position as REST last showed it
         self.balance = math.nan
         self.equity = math.nan
         self.last_close = math.nan
@@ -297,6 +298,9 @@ class BybitBroker:
 
     async def stop(self) -> None:
         """Resting entries cancelled; an open position keeps its stop (checked); streams closed."""
+        if self.spec is None:  # start failed before anything was set up
+            await self._close_stream()
+            return
         async with self._lock:
             now = self.rest.now_ms()
             for link, o in list(self.orders.items()):
@@ -422,15 +426,15 @@ class BybitBroker:
         have missed something (a reconnect, an order not final, a position the fills do not
         explain)."""
         rest, sym = self.rest, self.symbol
-        listed = [p for p in await rest.positions(sym) if p.symbol == sym]
-        self.exchange_pos = listed[0] if listed else None
+        p = await self._position()
         pending = [k for k, o in self.orders.items() if not o.final]
-        if not (self._suspect or pending or self._mismatch()):
+        if not (self._suspect or pending or self._mismatch(p)):
             return
         since = max(self._since, rest.now_ms() - EXEC_WINDOW_MS)
         self._book(t, await rest.executions(sym, start_ms=since))
-        if self._mismatch():  # Bybit's execution list may lag its position a moment
+        if self._mismatch(p):  # a fill between the two reads, or a list lagging the position
             await asyncio.sleep(LAG_S)
+            p = await self._position()
             self._book(t, await rest.executions(sym, start_ms=since))
         for link in pending:
             found = await rest.find_order(sym, link)
@@ -439,11 +443,11 @@ class BybitBroker:
             elif self.orders[link].status == "intent":
                 self.orders[link].status = "rejected"  # never reached Bybit
                 self.record.order_status(link, "rejected", reason="not found on the exchange")
-        if self._mismatch():
-            p = self.exchange_pos
+        if self._mismatch(p):
+            shown = f"a {p.side} position of {p.size:g}" if p is not None else "no position"
             self._halt(
-                t, f"the exchange shows a {p.side or 'flat'} position of {p.size if p else 0:g} "
-                f"that this session's fills do not explain (book: {self.side()})",
+                t, f"the exchange shows {shown} that this session's fills do not explain "
+                f"(they make it {self.side()})",
             )  # fmt: skip
         else:
             self._suspect = False
@@ -488,10 +492,12 @@ class BybitBroker:
         same = prot is not None and prot.link == pos.link_id and prot.moved
         if same and (prot.sl - sl) * pos.sign > 0:  # type: ignore[union-attr]
             sl, kind, moved = prot.sl, prot.kind, True  # never loosen a stop already moved
-        self.prot = Protection(
-            pos.link_id, pos.entry_price, sl, lv.tp, kind, req, lv.trail_dist, lv.be_dist, moved
-        )
-        await self._set_levels(t, sl, lv.tp, f"levels re-based to the fill at {pos.entry_price:g}")
+        what = f"levels re-based to the fill at {pos.entry_price:g}"
+        if await self._set_levels(t, sl, lv.tp, what):  # else tried again at the next instant
+            self.prot = Protection(
+                pos.link_id, pos.entry_price, sl, lv.tp, kind, req, lv.trail_dist, lv.be_dist,
+                moved,
+            )  # fmt: skip
 
     async def _move_stop(self, t: int) -> None:
         """Trailing stop and break-even at an exec close, from the best price of closed 1m bars
@@ -516,8 +522,11 @@ class BybitBroker:
     async def _protect(self, t: int) -> None:
         """The stop invariant: an open position without a stop on the exchange gets one at once;
         when that fails, the position is closed reduce-only and the session halts."""
-        p = self.exchange_pos
-        if p is None or p.size <= 0 or p.stop_loss > 0:
+        p = self._rest_pos
+        if p is None or p.stop_loss > 0:
+            return
+        p = await self._position()  # act on the exchange's word now, not on a pushed snapshot
+        if p is None or p.stop_loss > 0:
             return
         sl = self._stop_for(p)
         if sl is not None and await self._set_levels(t, sl, math.nan, "stop missing: placed"):
@@ -653,9 +662,17 @@ class BybitBroker:
         lv = self._levels(side, p.avg_price, req, "tighten")
         return None if lv is None or math.isnan(lv.sl) else lv.sl
 
-    def _mismatch(self) -> bool:
+    async def _position(self) -> Position | None:
+        """The symbol's position as REST shows it now (None: flat)."""
+        listed = [p for p in await self.rest.positions(self.symbol) if p.symbol == self.symbol]
+        self.exchange_pos = listed[0] if listed else None
+        p = self.exchange_pos
+        self._rest_pos = p if p is not None and p.size > 0 else None
+        return self._rest_pos
+
+    def _mismatch(self, p: Position | None) -> bool:
         """The exchange's position and the fills' disagree (side or size)."""
-        p, pos = self.exchange_pos, self.book.position
+        pos = self.book.position
         size = p.size if p is not None else 0.0
         if pos is None:
             return size > 0
