@@ -519,3 +519,30 @@ def test_partial_exit_is_reduce_only_and_rounded_down_to_the_qty_step(
             assert fake.positions[SYM]["stopLoss"] == "49098"  # the rest keeps its stop
 
     asyncio.run(go())
+
+
+def test_a_flip_closes_then_opens_at_the_same_trade(fake: FakeBybit, tmp_path: Path) -> None:
+    play = PLAY.replace("  entry_long: [[close, \">\", 0]]\n", "  entry_long: [[close, \">\", 0]]\n"
+                        "  entry_short: [[close, \"<\", 0]]\n")  # fmt: skip
+    play += "position_policy: {mode: long_short, allow_flip: true}\n"
+
+    async def go() -> None:
+        async with session(fake, tmp_path, play) as (broker, _):
+            await enter_long(broker, fake)
+            flip = [Decision("exit", "long"), Decision("entry", "short")]
+            await broker.execute(T0 + M15, flip, ctx(50_100.0))
+            sent = [(o["side"], o["reduceOnly"], o["qty"]) for o in fake.orders.values()][1:]
+            # the short is sized on the balance the close leaves at the last price (10% × 2x)
+            assert sent == [("Sell", True, "0.04"), ("Sell", False, "0.039")]
+            fake.trade(SYM, 50_000.0)
+            await broker.before_instant(T0 + 2 * M15)
+            pos = fake.positions[SYM]
+            assert (pos["side"], pos["size"], pos["avgPrice"]) == ("Sell", "0.039", "50000")
+            assert (pos["stopLoss"], pos["takeProfit"]) == ("51000", "48000")
+            assert broker.side() == "short" and broker.view().qty == 0.039
+            (trade,) = broker.trades()
+            assert (trade["side"], trade["exit_reason"], trade["exit_price"]) == (
+                "long", "signal", 50_000.0,
+            )  # fmt: skip
+
+    asyncio.run(go())
