@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..data.sample import sample_instruments
 from ..engine.decide import Decision
@@ -48,8 +48,12 @@ from ..sim.levels import entry_levels, moved_stop, sized_notional, stop_distance
 from ..timeframes import TIMEFRAMES
 from .broker import BrokerView, DecisionContext
 from .orders import entry_body, link_id, reduce_body, role_of, session_prefix
-from .positions import MINUTE_MS, BookPosition, FillBook
+from .positions import MINUTE_MS, FillBook
 from .session import SessionRecord
+
+if TYPE_CHECKING:
+    from .launch import SessionPlan
+    from .paper import MarketExtras
 
 PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
 CONNECT_TIMEOUT_S = 15.0
@@ -736,6 +740,27 @@ class BybitBroker:
             self._stream = None
 
 
+def make_bybit_broker(
+    plan: SessionPlan, record: SessionRecord, rest: BybitRest
+) -> Callable[[InstrumentSpec, MarketExtras], BybitBroker]:
+    """The demo or live broker of a planned session, built once the runner knows the instrument
+    (its maintenance margin rate is the one the backtest uses; the filters come from Bybit)."""
+    from ..exchange.bybit import endpoints
+
+    assert plan.credentials is not None  # planning refused demo and live without keys
+    credentials = plan.credentials
+
+    def make(spec: InstrumentSpec, extras: MarketExtras) -> BybitBroker:
+        mmr = plan.compiled.play.account.mmr
+        return BybitBroker(
+            rest, endpoints(plan.environment).ws_private, credentials, plan.compiled,
+            plan.symbol, record, plan.name, plan.mode,
+            maintenance_margin_rate=spec.maintenance_margin_rate if mmr is None else mmr,
+        )  # fmt: skip
+
+    return make
+
+
 def _mmr(symbol: str, play_mmr: float | None) -> float:
     """The maintenance margin rate the backtest uses: the Play's, else the bundled spec's."""
     if play_mmr is not None:
@@ -759,4 +784,4 @@ def _loggable(body: dict[str, Any]) -> dict[str, Any]:
                                                    "stopLoss", "takeProfit", "reduceOnly")}  # fmt: skip
 
 
-__all__ = ["BookPosition", "BybitBroker", "ForeignState"]
+__all__ = ["BybitBroker", "ForeignState", "make_bybit_broker"]
