@@ -153,6 +153,7 @@ class BybitBroker:
         self.last_close = math.nan
         self._halted: str | None = None
         self._suspect = True  # the stream may have missed something: reconcile by REST
+        self._dirty = False  # something was filled since the last check at a minute's close
         self._since = 0  # executions are read from here (the session's start)
         self._recorded: dict[int, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
@@ -186,7 +187,8 @@ class BybitBroker:
         return {
             "position.side": float(SIDES.index(pos.side)),
             "position.entry_price": pos.entry_price,
-            "position.bars_held": float((int(t) - pos.entry_ts) // self.exec_ms),
+            # counted from the fill's minute, as the backtest counts from the fill's bar open
+            "position.bars_held": float((int(t) - _minute(pos.entry_ts)) // self.exec_ms),
             "position.unrealized_pnl_pct": (price / pos.entry_price - 1.0) * 100.0 * pos.sign,
         }
 
@@ -269,12 +271,21 @@ class BybitBroker:
         self._suspect = True
 
     async def on_minute(self, bar: Kline) -> None:
+        """Excursions; and after a fill (or while a market order is out), the fill booked, the
+        levels re-based and the stop checked at the minute's close, whatever the stream did."""
         self._check_task()
         self.book.bar(bar.start, bar.high, bar.low)
         self.last_close = bar.close
         if self.book.trades and self.book.trades[-1]["exit_time"] >= bar.start:
             self.book.fold()  # a late bar changes the excursions of a trade that closed in it
             self._sync_trades()
+        if self._dirty or any(not o.final and not o.limit for o in self.orders.values()):
+            t = bar.start + MINUTE_MS
+            async with self._lock:
+                self._dirty = False
+                await self._reconcile(t)
+                await self._rebase(t)
+                await self._protect(t)
 
     async def before_instant(self, t: int) -> None:
         self._check_task()
@@ -584,6 +595,7 @@ class BybitBroker:
             execs = [e for e in ev.items if e.symbol == self.symbol]
             async with self._lock:
                 if self._book(now, execs):
+                    self._dirty = True
                     await self._rebase(now)
         elif ev.kind == "order":
             for o in ev.items:
@@ -773,6 +785,10 @@ def _mmr(symbol: str, play_mmr: float | None) -> float:
 
 def _level(kind: str, value: float) -> Level:
     return Level("percent", value) if kind == "percent" else Level("distance", value)
+
+
+def _minute(ms: int) -> int:
+    return ms // MINUTE_MS * MINUTE_MS
 
 
 def _num(x: float) -> float | None:

@@ -88,7 +88,7 @@ class FillBook:
         """Most and least favourable prices traded from the fill's own 1m bar up to (not
         including) the bar opening at `until_ms`, fill price included (as the simulator's
         best_seen / worst_seen)."""
-        first = pos.entry_ts // MINUTE_MS * MINUTE_MS
+        first = _minute(pos.entry_ts)
         i = bisect.bisect_left(self._bar_starts, first)
         j = (
             len(self._bar_starts)
@@ -170,7 +170,7 @@ class FillBook:
         gross = (price - pos.entry_price) * qty * pos.sign
         pnl = gross - entry_fee - exit_fee - funding
         notional = qty * pos.entry_price
-        best, worst = self.best_worst(pos, e.time // MINUTE_MS * MINUTE_MS)
+        best, worst = self.best_worst(pos, _minute(e.time))
         ref = pos.entry_price
         if pos.side == "long":
             mae = (min(worst, price) / ref - 1) * 100
@@ -194,6 +194,11 @@ class FillBook:
             "return_pct": pnl / notional * 100.0,
             "mae_pct": mae,
             "mfe_pct": mfe,
-            "bars_held": (e.time - pos.entry_ts) // self.exec_ms,
+            "bars_held": (_minute(e.time) - _minute(pos.entry_ts)) // self.exec_ms,
             "metadata": dict(pos.tag),
         }
+
+
+def _minute(ms: int) -> int:
+    """The open of the 1m bar holding `ms` (bars held count bar opens, as the backtest does)."""
+    return ms // MINUTE_MS * MINUTE_MS
