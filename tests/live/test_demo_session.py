@@ -17,6 +17,7 @@ from fakes.market_day import MarketDay
 from trade.data import MarketStore
 from trade.engine.backtest import parse_time, run_backtest
 from trade.engine.play_engine import PlayEngine
+from trade.errors import InputError
 from trade.exchange.bybit import BybitRest
 from trade.exchange.bybit import rest as rest_module
 from trade.live.bybit_broker import BybitBroker
@@ -141,3 +142,13 @@ def test_demo_session_makes_the_backtests_entries_and_exits_with_a_stop_always_o
         assert fake.positions[symbol]["stopLoss"] != "0"
     else:
         assert broker.side() == "flat"
+
+
+def test_demo_refuses_a_play_without_a_stop_before_connecting(fake: FakeBybit, home: Path) -> None:
+    with pytest.raises(InputError) as err:
+        plan_session("adx_flip", "demo")
+    assert str(err.value) == (
+        "play 'adx_flip': --mode demo needs risk.stop_loss (every open position keeps a stop on "
+        "the exchange); try --mode paper"
+    )
+    assert fake.requests == [] and sum(fake.connects.values()) == 0

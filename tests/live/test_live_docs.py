@@ -52,3 +52,15 @@ def test_the_facts_stated_match_the_code() -> None:
     assert f"the {runner.MARK_TF} mark-price bars" in FLAT
     assert "grace period (3 s)" in FLAT
     assert set(re.findall(r"\| `(paper|demo|live)` \|", DOC)) == set(MODES)
+
+
+def test_the_demo_and_live_facts_match_the_broker() -> None:
+    from trade.live.bybit_broker import EXTERNAL, ROLE_REASONS
+    from trade.live.positions import FORCED, STOP_REASONS
+
+    reasons = {*FORCED.values(), *ROLE_REASONS.values(), EXTERNAL, *STOP_REASONS}
+    assert reasons == {"liquidation", "adl", "signal", "unprotected", "external", "take_profit",
+                       "stop_loss", "trailing_stop"}  # fmt: skip
+    for reason in reasons:
+        assert f"`{reason}`" in FLAT, reason
+    assert "A Play without `risk.stop_loss` is refused for demo and live" in FLAT

@@ -61,6 +61,18 @@ EXEC_WINDOW_MS = 7 * 24 * 3_600_000 - 60_000  # Bybit's execution list spans at 
 DEFAULT_MMR = 0.005
 LAG_S = 0.3
 SIDES = ("flat", "long", "short")
+#: exit_reason of a trade one of our reduce orders closed, by the order's role
+ROLE_REASONS = {"exit": "signal", "close": "unprotected"}
+EXTERNAL = "external"  # closed by something else: by hand on Bybit, another program
+
+
+def check_play(compiled: CompiledPlay, mode: str) -> None:
+    """Demo and live keep a stop on the exchange for every open position: a Play needs one."""
+    if mode in ("demo", "live") and compiled.play.risk.stop_loss is None:
+        raise InputError(
+            f"play {compiled.play.name!r}: --mode {mode} needs risk.stop_loss (every open "
+            "position keeps a stop on the exchange); try --mode paper"
+        )
 
 
 class ForeignState(ExchangeError):
@@ -120,12 +132,8 @@ class BybitBroker:
     ) -> None:
         if mode not in ("demo", "live"):
             raise InputError(f"BybitBroker mode must be demo or live, got {mode!r}")
+        check_play(compiled, mode)
         play = compiled.play
-        if play.risk.stop_loss is None:
-            raise InputError(
-                f"play {play.name!r}: {mode} trading needs risk.stop_loss (every open position "
-                "keeps a stop on the exchange)"
-            )
         self.mode = mode
         self.rest, self.ws_url, self.credentials = rest, private_ws_url, credentials
         self.compiled, self.symbol, self.record = compiled, symbol, record
@@ -642,12 +650,7 @@ class BybitBroker:
     # ------------------------------------------------------------------ helpers
 
     def _exit_reason(self, e: Execution) -> str:
-        role = role_of(e.order_link_id, self.prefix)
-        if role == "exit":
-            return "signal"
-        if role == "close":
-            return "unprotected"
-        return "external"  # closed by hand or by another program
+        return ROLE_REASONS.get(role_of(e.order_link_id, self.prefix) or "", EXTERNAL)
 
     def _ours(self, link: str) -> bool:
         return role_of(link, self.prefix) is not None
@@ -800,4 +803,4 @@ def _loggable(body: dict[str, Any]) -> dict[str, Any]:
                                                    "stopLoss", "takeProfit", "reduceOnly")}  # fmt: skip
 
 
-__all__ = ["BybitBroker", "ForeignState", "make_bybit_broker"]
+__all__ = ["BybitBroker", "ForeignState", "check_play", "make_bybit_broker"]

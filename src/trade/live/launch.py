@@ -62,6 +62,10 @@ def plan_session(
         )
     path = Path(find_play(play))
     compiled = validate_play(path)
+    if mode != "paper":
+        from .bybit_broker import check_play
+
+        check_play(compiled, mode)
     sym = (symbol or compiled.play.symbol).upper()
     creds: Credentials | None = None
     if mode != "paper":

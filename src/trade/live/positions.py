@@ -21,6 +21,8 @@ EPS = 1e-12
 #: execType → exit_reason of the trade it closes (Bybit closes these, not us)
 FORCED = {"BustTrade": "liquidation", "AdlTrade": "adl"}
 POSITION_FILLS = frozenset({"Trade", *FORCED})
+#: exit_reason of a position TP/SL fill: the target, or the stop as it stood (trailed or not)
+STOP_REASONS = ("take_profit", "stop_loss", "trailing_stop")
 
 
 @dataclass
