@@ -105,6 +105,7 @@ class LiveRunner:
         self.decisions = 0
         self.exec_close = math.nan
         self.stream_state = "connecting"
+        self.event_at = 0.0  # monotonic arrival time of the stream event being handled
         self._pending: list[ClosedBar] = []  # closed bars the engine has not been fed yet
         self._store_rows: list[tuple[str, Kline]] = []
         self._store_marks: list[Kline] = []
@@ -189,6 +190,8 @@ class LiveRunner:
             except TimeoutError:
                 event = None
             bars: list[ClosedBar] = []
+            # when what is being handled arrived (the reaction-time benchmark measures from here)
+            self.event_at = event.at if event is not None else time.monotonic()
             if event is not None:
                 if event.kind in ("connected", "reconnected", "disconnected"):
                     self.stream_state = event.kind
