@@ -121,6 +121,12 @@ def test_paper_session_trades_equal_the_backtest_on_the_same_bars(
     with SessionRecord(record.path, readonly=True) as rec:
         assert rec.trade_rows() == broker.trades()
         assert len(rec.bar_rows("1m")) == 1440
+        orders, fills = rec.order_rows(), rec.fill_rows()
+    sim_orders = [e for e in sim.events if e["type"] == "order"]
+    assert sorted(o["link_id"] for o in orders) == sorted(f"paper-{e['id']}" for e in sim_orders)
+    finals = {"filled", "cancelled", "expired", "rejected", "accepted"}
+    assert {o["status"] for o in orders} <= finals
+    assert len(fills) == sum(1 for e in sim.events if e["type"] == "fill")
     still_open = [t for t in bt.trades if t["exit_reason"] == "end_of_data"]
     view = runner.broker.view()  # type: ignore[union-attr]
     if still_open:

@@ -146,14 +146,26 @@ class PaperBroker:
         events = self.sim.events
         for k in range(self._events_seen, len(events)):
             e = events[k]
+            link = f"paper-{e['id']}" if "id" in e else ""
             if e["type"] == "fill":
                 self.record.fill(
-                    f"paper-{k}", e["ts"], str(e.get("id", "")), e["side"], e["qty"], e["price"],
-                    e["fee"], e.get("reason", "entry"), {"tag": e.get("tag")},
+                    f"paper-fill-{k}", e["ts"], link, e["side"], e["qty"], e["price"], e["fee"],
+                    e.get("reason", "entry"), {"tag": e.get("tag")},
                 )  # fmt: skip
-            else:
-                detail = {x: v for x, v in e.items() if x not in ("type", "ts")}
-                self.record.journal(e["ts"], e["type"], _describe(e), **detail)
+                if link:
+                    self.record.order_status(link, "filled")
+                continue
+            if e["type"] == "order":
+                body = {x: v for x, v in e.items() if x not in ("type", "ts", "id")}
+                self.record.order_intent(link, e["ts"], body)
+                self.record.order_status(link, "accepted")
+            elif link and e["type"] in ("cancel", "expire", "reject", "skip"):
+                self.record.order_status(
+                    link, {"cancel": "cancelled", "expire": "expired"}.get(e["type"], "rejected"),
+                    reason=e.get("reason"),
+                )  # fmt: skip
+            detail = {x: v for x, v in e.items() if x not in ("type", "ts")}
+            self.record.journal(e["ts"], e["type"], _describe(e), **detail)
         self._events_seen = len(events)
         for trade in self.sim.trades[self._trades_seen :]:
             self.record.trade(trade)
