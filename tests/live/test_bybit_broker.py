@@ -14,6 +14,7 @@ import pytest
 
 from fakes.bybit import FakeBybit
 from trade.engine.decide import Decision
+from trade.errors import ExchangeError
 from trade.exchange.bybit import BybitRest, Credentials, Kline
 from trade.exchange.bybit import rest as rest_module
 from trade.live.broker import DecisionContext
@@ -191,10 +192,10 @@ def test_take_profit_filled_while_the_private_stream_is_down_is_booked_once_from
     asyncio.run(go())
 
 
-def _stream_run(fake: FakeBybit, tmp_path: Path) -> tuple[list[dict], list[dict], list[str]]:
+def _stream_run(fake: FakeBybit, tmp_path: Path) -> tuple[Any, ...]:
     """Entry and take-profit seen through the stream only (no instant in between)."""
 
-    async def go() -> tuple[list[dict], list[dict], list[str]]:
+    async def go() -> tuple[Any, ...]:
         async with session(fake, tmp_path) as (broker, record):
             await broker.before_instant(T0)
             await broker.execute(T0, LONG, ctx())
@@ -209,7 +210,8 @@ def _stream_run(fake: FakeBybit, tmp_path: Path) -> tuple[list[dict], list[dict]
             ]
             keep = ("side", "entry_price", "exit_price", "qty", "exit_reason", "fees", "pnl")
             trades = [{k: t[k] for k in keep} for t in broker.trades()]
-            return trades, fills, [fake.positions[SYM]["size"], broker.side()]
+            journaled = [(j["kind"], j["message"]) for j in record.journal_rows()][1:]  # no start
+            return trades, fills, [fake.positions[SYM]["size"], broker.side()], journaled
 
     return asyncio.run(go())
 
@@ -220,6 +222,8 @@ def test_duplicated_and_reordered_executions_give_the_same_book(
     clean = _stream_run(fake, tmp_path / "clean")
     assert clean[0][0]["exit_reason"] == "take_profit" and len(clean[1]) == 2
     assert clean[2] == ["0", "flat"]
+    assert [kind for kind, _ in clean[3]] == ["order", "stop", "trade"]
+    assert clean[3][-1][1] == "long 0.04 closed at 52200: take_profit, pnl 81.75"
     with FakeBybit() as noisy:
         noisy.set_time(T0 + 1_000, speed=1.0)
         noisy.trade(SYM, 50_000.0)
@@ -489,7 +493,7 @@ def test_liquidation_and_adl_close_the_position_with_their_reason(
     fake: FakeBybit, tmp_path: Path, how: str, reason: str
 ) -> None:
     async def go() -> None:
-        async with session(fake, tmp_path) as (broker, _):
+        async with session(fake, tmp_path) as (broker, record):
             await enter_long(broker, fake)
             getattr(fake, how)(SYM, 48_000.0)
             await broker.before_instant(T0 + 2 * M15)
@@ -497,6 +501,7 @@ def test_liquidation_and_adl_close_the_position_with_their_reason(
             (trade,) = broker.trades()
             assert (trade["exit_reason"], trade["exit_price"]) == (reason, 48_000.0)
             assert not broker.halted
+            assert [j["data"]["reason"] for j in journal(record, "trade")] == [reason]
 
     asyncio.run(go())
 
@@ -546,3 +551,49 @@ def test_a_flip_closes_then_opens_at_the_same_trade(fake: FakeBybit, tmp_path: P
             )  # fmt: skip
 
     asyncio.run(go())
+
+
+def test_stop_cancels_the_resting_entry_and_leaves_the_position_with_its_stop(
+    fake: FakeBybit, tmp_path: Path
+) -> None:
+    async def go() -> None:
+        async with session(fake, tmp_path, LIMIT_PLAY) as (broker, record):
+            await broker.before_instant(T0)
+            await broker.execute(T0, LONG, ctx())
+            fake.partial_fill_ratio = 0.5
+            fake.trade(SYM, 49_800.0)  # half filled, half resting
+            await broker.before_instant(T0 + M15)
+            await broker.stop()
+            (order,) = fake.orders.values()
+            assert order["orderStatus"] in ("Cancelled", "PartiallyFilledCanceled")
+            pos = fake.positions[SYM]
+            assert (pos["size"], pos["stopLoss"]) == ("0.02", "48902")
+            assert [j["message"] for j in journal(record, "cancel")] == [
+                f"entry {ENTRY} session stopped: Cancelled, 0.02 filled"
+            ]
+            assert journal(record, "stop")[-1]["message"] == "broker stopped"
+            assert not [c for c in fake.connections if c["stream"] == "private"]
+
+    asyncio.run(go())
+
+
+def test_a_private_stream_refusing_the_keys_stops_the_start_at_once(
+    fake: FakeBybit, tmp_path: Path
+) -> None:
+    async def go() -> str:
+        record = SessionRecord(tmp_path / "session.sqlite")
+        good = Credentials("demo", fake.api_key, fake.api_secret)
+        bad = Credentials("demo", fake.api_key, "not-the-secret-0000000000000000000")
+        async with BybitRest(fake.rest_url, environment="demo", credentials=good) as rest:
+            broker = BybitBroker(
+                rest, fake.ws_private_url, bad, validate_play_text(PLAY), SYM, record, SESSION,
+                "demo",
+            )  # fmt: skip
+            with pytest.raises(ExchangeError) as err:
+                await asyncio.wait_for(broker.start(T0), 5.0)
+        record.close()
+        return str(err.value)
+
+    message = asyncio.run(go())
+    assert message.startswith(f"Bybit demo private stream {fake.ws_private_url}: ")
+    assert "auth refused" in message and "not-the-secret" not in message

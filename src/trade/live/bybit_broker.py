@@ -165,7 +165,8 @@ class BybitBroker:
         self._since = 0  # executions are read from here (the session's start)
         self._recorded: dict[int, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
-        self._connected = asyncio.Event()
+        self._connected = asyncio.Event()  # set on connecting, or on an error before it
+        self._connect_error: str | None = None
         self._stream: BybitStream | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -271,11 +272,12 @@ class BybitBroker:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await self._connected.wait()
         except TimeoutError:
+            self._connect_error = f"not connected within {CONNECT_TIMEOUT_S:g} s"
+        if self._connect_error is not None:
             await self._close_stream()
             raise ExchangeError(
-                f"Bybit {self.mode} private stream {self.ws_url}: not connected within "
-                f"{CONNECT_TIMEOUT_S:g} s"
-            ) from None
+                f"Bybit {self.mode} private stream {self.ws_url}: {self._connect_error}"
+            )
         self._suspect = True
 
     async def on_minute(self, bar: Kline) -> None:
@@ -599,6 +601,9 @@ class BybitBroker:
             self.record.journal(now, ev.kind, f"private stream {ev.kind}: {ev.detail}")
         elif ev.kind == "error":
             self.record.journal(now, "stream_error", ev.detail)
+            if not self._connected.is_set():  # e.g. the keys were refused: do not wait
+                self._connect_error = ev.detail
+                self._connected.set()
         elif ev.kind == "execution":
             execs = [e for e in ev.items if e.symbol == self.symbol]
             async with self._lock:
@@ -632,10 +637,19 @@ class BybitBroker:
         return bool(new)
 
     def _sync_trades(self) -> None:
+        """Closed trades into the record (again when a late bar changed their excursions)."""
         for trade in self.book.trades:
-            if self._recorded.get(trade["trade_id"]) != trade:
-                self.record.trade(trade)
-                self._recorded[trade["trade_id"]] = dict(trade)
+            if self._recorded.get(trade["trade_id"]) == trade:
+                continue
+            if trade["trade_id"] not in self._recorded:
+                self.record.journal(
+                    trade["exit_time"], "trade",
+                    f"{trade['side']} {trade['qty']:g} closed at {trade['exit_price']:g}: "
+                    f"{trade['exit_reason']}, pnl {trade['pnl']:.2f}",
+                    trade_id=trade["trade_id"], reason=trade["exit_reason"],
+                )  # fmt: skip
+            self.record.trade(trade)
+            self._recorded[trade["trade_id"]] = dict(trade)
 
     def _order_update(self, o: Order) -> None:
         mine = self.orders.get(o.order_link_id)
