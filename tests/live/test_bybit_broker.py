@@ -597,3 +597,24 @@ def test_a_private_stream_refusing_the_keys_stops_the_start_at_once(
     message = asyncio.run(go())
     assert message.startswith(f"Bybit demo private stream {fake.ws_private_url}: ")
     assert "auth refused" in message and "not-the-secret" not in message
+
+
+def test_bybit_unreachable_at_an_instant_refuses_entries_until_it_answers_again(
+    fake: FakeBybit, tmp_path: Path
+) -> None:
+    async def go() -> None:
+        async with session(fake, tmp_path) as (broker, record):
+            fake.inject("http502", path="/v5/position/list", times=7)  # 1 try + 6 retries
+            await broker.before_instant(T0)  # no exception: the session goes on
+            (down,) = journal(record, "unreachable")
+            assert "/v5/position/list" in down["message"] and "HTTP 502" in down["message"]
+            await broker.execute(T0, LONG, ctx())
+            assert fake.orders == {}
+            assert journal(record, "rejected")[-1]["data"]["reason"] == "position_unknown"
+            await broker.before_instant(T0 + M15)  # answers again
+            await broker.execute(T0 + M15, LONG, ctx())
+            assert [o["orderLinkId"] for o in fake.orders.values()] == [
+                link_id(SESSION, T0 + M15, 0, "entry")
+            ]
+
+    asyncio.run(go())

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from ..exchange.bybit import (
     BybitError,
     BybitRest,
     BybitStream,
+    ConfigError,
     Credentials,
     Execution,
     Kline,
@@ -159,6 +160,9 @@ class BybitBroker:
         self.balance = math.nan
         self.equity = math.nan
         self.last_close = math.nan
+        self._last_bar_close = 0  # close time of the last 1m bar seen
+        self._wallet_at_t = math.nan  # the balance read at the current instant
+        self._blind: str | None = None  # why the position could not be read at this instant
         self._halted: str | None = None
         self._suspect = True  # the stream may have missed something: reconcile by REST
         self._dirty = False  # something was filled since the last check at a minute's close
@@ -285,26 +289,41 @@ class BybitBroker:
         levels re-based and the stop checked at the minute's close, whatever the stream did."""
         self._check_task()
         self.book.bar(bar.start, bar.high, bar.low)
-        self.last_close = bar.close
+        self.last_close, self._last_bar_close = bar.close, bar.start + MINUTE_MS
         if self.book.trades and self.book.trades[-1]["exit_time"] >= bar.start:
             self.book.fold()  # a late bar changes the excursions of a trade that closed in it
             self._sync_trades()
+        t = bar.start + MINUTE_MS
+        if t % self.exec_ms == 0:
+            return  # an exec close: `before_instant` does all of it next
         if self._dirty or any(not o.final and not o.limit for o in self.orders.values()):
-            t = bar.start + MINUTE_MS
             async with self._lock:
                 self._dirty = False
-                await self._reconcile(t)
-                await self._rebase(t)
-                await self._protect(t)
+                await self._guarded(t, self._reconcile, self._rebase, self._protect)
 
     async def before_instant(self, t: int) -> None:
         self._check_task()
         async with self._lock:
-            await self._reconcile(t)
-            await self._expire(t)
-            await self._rebase(t)
-            await self._move_stop(t)
-            await self._protect(t)
+            self._wallet_at_t = math.nan
+            ok = await self._guarded(
+                t, self._reconcile, self._expire, self._rebase, self._move_stop, self._protect
+            )
+            self._blind = None if ok else "the position could not be read from Bybit"
+
+    async def _guarded(self, t: int, *steps: Callable[[int], Awaitable[None]]) -> bool:
+        """Run the steps; Bybit unreachable after the client's retries (outage, rate limit, IP
+        pause) ends them for this time: journaled, the next instant tries again (the position
+        keeps the stop it has on the exchange). Wrong keys are not waited out."""
+        try:
+            for step in steps:
+                await step(t)
+        except ConfigError:
+            raise
+        except BybitError as exc:
+            self._suspect = True
+            self.record.journal(t, "unreachable", f"Bybit not reachable: {exc}")
+            return False
+        return True
 
     async def execute(self, t: int, decisions: Sequence[Decision], ctx: DecisionContext) -> None:
         self._check_task()
@@ -352,11 +371,13 @@ class BybitBroker:
             return
         side = "long" if req.side == "buy" else "short"
         limit = req.kind == "limit"
-        price = float(req.limit_price) if limit else await self._last_price()  # type: ignore[arg-type]
-        try:
-            equity = await self._sizing_equity(flip)
-        except ExchangeError as exc:
-            self._refuse(t, "wallet", f"{side} entry: the wallet balance could not be read ({exc})")
+        if self._blind is not None:
+            self._refuse(t, "position_unknown", f"{side} entry: {self._blind}")
+            return
+        price = float(req.limit_price) if limit else await self._last_price(t)  # type: ignore[arg-type]
+        equity = await self._sizing_equity(t, flip)
+        if not equity > 0:
+            self._refuse(t, "wallet", f"{side} entry: no wallet balance read at this instant")
             return
         play = self.compiled.play
         sl_dist = stop_distance(req.stop_loss, price)
@@ -451,7 +472,7 @@ class BybitBroker:
         have missed something (a reconnect, an order not final, a position the fills do not
         explain)."""
         rest, sym = self.rest, self.symbol
-        p = await self._position()
+        p, _ = await asyncio.gather(self._position(), self._wallet())
         pending = [k for k, o in self.orders.items() if not o.final]
         if not (self._suspect or pending or self._mismatch(p)):
             return
@@ -695,6 +716,18 @@ class BybitBroker:
         lv = self._levels(side, p.avg_price, req, "tighten")
         return None if lv is None or math.isnan(lv.sl) else lv.sl
 
+    async def _wallet(self) -> None:
+        """The balance entries are sized on, read with the position (NaN when unreadable: no
+        entry is sized on a stale balance)."""
+        try:
+            w = await self.rest.wallet()
+        except ExchangeError as exc:
+            self._wallet_at_t = math.nan
+            self.record.journal(self.rest.now_ms(), "wallet", f"wallet not read ({exc})")
+            return
+        self.balance, self.equity = w.wallet_balance, w.equity
+        self._wallet_at_t = w.wallet_balance
+
     async def _position(self) -> Position | None:
         """The symbol's position as REST shows it now (None: flat)."""
         listed = [p for p in await self.rest.positions(self.symbol) if p.symbol == self.symbol]
@@ -719,7 +752,11 @@ class BybitBroker:
             return p.mark_price
         return self.last_close
 
-    async def _last_price(self) -> float:
+    async def _last_price(self, t: int) -> float:
+        """The last traded price at instant `t`: the close of the 1m bar that closed at `t` (no
+        request on the way to the order), else the ticker's."""
+        if self._last_bar_close == t and self.last_close > 0:
+            return self.last_close
         try:
             last = float((await self.rest.ticker(self.symbol)).get("lastPrice") or "nan")
         except (BybitError, ValueError):
@@ -730,17 +767,15 @@ class BybitBroker:
             raise ExchangeError(f"Bybit {self.mode}: no last price for {self.symbol}")
         return last
 
-    async def _sizing_equity(self, flip: bool) -> float:
-        """The wallet balance (the backtest sizes on cash); on a flip, as it will be once the
-        close sent just before fills at the last price."""
-        w = await self.rest.wallet()
-        self.balance, self.equity = w.wallet_balance, w.equity
+    async def _sizing_equity(self, t: int, flip: bool) -> float:
+        """The wallet balance read at this instant (the backtest sizes on cash); on a flip, as it
+        will be once the close sent just before fills at the last price."""
         pos = self.book.position
         if not flip or pos is None:
-            return w.wallet_balance
-        last = await self._last_price()
+            return self._wallet_at_t
+        last = await self._last_price(t)
         return (
-            w.wallet_balance
+            self._wallet_at_t
             + pos.qty * (last - pos.entry_price) * pos.sign
             - (pos.qty * last * self.taker)
         )
