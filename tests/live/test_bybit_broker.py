@@ -296,6 +296,10 @@ def test_partial_fill_of_a_limit_entry_is_protected_and_the_rest_cancelled_at_ex
             fake.trade(SYM, 49_800.0)  # through the limit: half of it fills
             await broker.before_instant(T0 + M15)  # not expired yet (two exec bars)
             assert broker.entry_pending() and broker.side() == "long"
+            assert broker.view().open_orders == ({
+                "link_id": ENTRY, "role": "entry", "status": "PartiallyFilled", "side": "buy",
+                "kind": "limit", "price": 49_900.0, "reduce_only": False, "expire_ts": T0 + 2 * M15,
+            },)  # fmt: skip
             assert fake.orders[order["orderId"]]["orderStatus"] == "PartiallyFilled"
             await broker.before_instant(T0 + 2 * M15)  # expiry: the rest is cancelled
             after = fake.orders[order["orderId"]]

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..data.sample import sample_instruments
@@ -93,10 +93,21 @@ class OurOrder:
     order_id: str = ""
     expire_ts: int | None = None
     limit: bool = False
+    body: dict[str, Any] = field(default_factory=dict)  # what was sent
 
     @property
     def final(self) -> bool:
         return self.status in Order.FINAL or self.status in ("rejected", "failed")
+
+    def shown(self, link: str) -> dict[str, Any]:
+        """The order as the live panel lists it."""
+        b = self.body
+        return {
+            "link_id": link, "role": self.role, "status": self.status,
+            "side": str(b.get("side", "")).lower(), "kind": str(b.get("orderType", "")).lower(),
+            "price": float(b["price"]) if "price" in b else None,
+            "reduce_only": bool(b.get("reduceOnly")), "expire_ts": self.expire_ts,
+        }  # fmt: skip
 
 
 @dataclass
@@ -210,11 +221,7 @@ class BybitBroker:
 
     def view(self) -> BrokerView:
         pos, prot = self.book.position, self.prot
-        orders = tuple(
-            {"link_id": k, "role": o.role, "status": o.status, "expire_ts": o.expire_ts}
-            for k, o in self.orders.items()
-            if not o.final
-        )
+        orders = tuple(o.shown(k) for k, o in self.orders.items() if not o.final)
         return BrokerView(
             side=self.side(),
             qty=pos.qty if pos else 0.0,
@@ -435,6 +442,7 @@ class BybitBroker:
         """Intent on disk, then the order exactly once (`place_order`), then its outcome."""
         self.record.order_intent(link, t, body)
         order = self.orders[link]
+        order.body = body
         try:
             ack = await self.rest.place_order(body)
         except Rejected as exc:
