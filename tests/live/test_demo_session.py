@@ -6,7 +6,6 @@ open position at every bar."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from trade.engine.backtest import parse_time, run_backtest
 from trade.engine.play_engine import PlayEngine
 from trade.errors import InputError
 from trade.exchange.bybit import BybitRest
-from trade.exchange.bybit import rest as rest_module
 from trade.live.bybit_broker import BybitBroker
 from trade.live.diff import diff_session
 from trade.live.launch import make_runner, open_record, plan_session
@@ -28,26 +26,6 @@ from trade.live.session import SessionRecord
 from trade.report.positions import positions
 
 MINUTE = 60_000
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("TRADE_DB", str(tmp_path / "market.duckdb"))
-    with MarketStore(tmp_path / "market.duckdb") as store:
-        store.ensure_sample()
-    return tmp_path
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBybit]:
-    with FakeBybit() as server:
-        for var, url in server.env().items():
-            monkeypatch.setenv(var, url)
-        monkeypatch.setenv("BYBIT_DEMO_API_KEY", server.api_key)
-        monkeypatch.setenv("BYBIT_DEMO_API_SECRET", server.api_secret)
-        yield server
-    rest_module._ip_paused_until.clear()
 
 
 def demo_day(

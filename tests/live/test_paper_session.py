@@ -5,7 +5,7 @@ the same bars, byte for byte, and the session records everything it fed and did.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -23,23 +23,6 @@ from trade.live.runner import LiveRunner
 from trade.live.session import SessionRecord
 from trade.report.artifacts import trades_csv
 from trade.report.positions import position_trades
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("TRADE_DB", str(tmp_path / "market.duckdb"))
-    with MarketStore(tmp_path / "market.duckdb") as store:
-        store.ensure_sample()
-    return tmp_path
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBybit]:
-    with FakeBybit() as server:
-        for var, url in server.env().items():  # what a user's TRADE_BYBIT_*_URL would do
-            monkeypatch.setenv(var, url)
-        yield server
 
 
 def paper_day(
