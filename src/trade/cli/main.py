@@ -16,7 +16,7 @@ from rich.console import Console
 
 from .. import __version__, config
 from ..errors import InputError, TradeError
-from . import backtest, data, exchange, indicators, play, runs, validate
+from . import backtest, data, exchange, indicators, play, runs, sweep, validate
 
 app = typer.Typer(
     name="trade",
@@ -32,6 +32,7 @@ app.add_typer(backtest.app, name="backtest")
 app.add_typer(runs.app, name="runs")
 app.add_typer(validate.app, name="validate")
 app.add_typer(exchange.app, name="exchange")
+app.command("sweep")(sweep.sweep)
 
 err_console = Console(stderr=True, highlight=False)
 

@@ -333,33 +333,32 @@ class MarketStore:
         end_ms: int | None,
         cover_from: int | None = None,
     ) -> Bars | None:
-        """Mark-price klines in [start, end) (volume zero), or None: of the finest stored mark
-        timeframe whose bars reach from `cover_from` (default `start`) to `end`, else of the
-        finest stored (a week of 1m marks does not stand in for two years of 1h marks)."""
-        lo, hi = _bounds(start_ms, end_ms)
-        rows = self.con.execute(
-            "SELECT timeframe, min(ts), max(ts) FROM mark WHERE symbol = ? AND ts >= ? AND ts < ? "
-            "GROUP BY timeframe",
-            [symbol, lo, hi],
-        ).fetchall()
-        if not rows:
-            return None
-        rows.sort(key=lambda r: TIMEFRAMES[r[0]])
-        need_from = lo if cover_from is None else int(cover_from)
-        covering = [r for r in rows if r[1] <= need_from and r[2] + TIMEFRAMES[r[0]] >= hi]
-        tf = (covering or rows)[0][0]
+        """Mark-price klines in [start, end) (volume zero), or None: see `pick_mark`."""
+        return pick_mark(self.mark_series(symbol, start_ms, end_ms), start_ms, end_ms, cover_from)
+
+    def mark_series(self, symbol: str, start_ms: int | None, end_ms: int | None) -> dict[str, Bars]:
+        """Every stored mark timeframe's klines in [start, end) (volume zero), finest first."""
         res = self.con.execute(
-            "SELECT ts, open, high, low, close FROM mark WHERE symbol = ? AND timeframe = ? "
-            "AND ts >= ? AND ts < ?",
-            [symbol, tf, *_bounds(start_ms, end_ms)],
+            "SELECT timeframe, ts, open, high, low, close FROM mark WHERE symbol = ? AND ts >= ? "
+            "AND ts < ?",
+            [symbol, *_bounds(start_ms, end_ms)],
         ).fetchnumpy()
-        res = _by_ts(res)
-        if len(res["ts"]) == 0:
-            return None
-        zeros = np.zeros(len(res["ts"]))
-        return Bars.from_arrays(
-            symbol, tf, res["ts"], res["open"], res["high"], res["low"], res["close"], zeros
-        )
+        out: dict[str, Bars] = {}
+        tfs = np.asarray(res["timeframe"], dtype=object)
+        for tf in sorted(set(tfs.tolist()), key=TIMEFRAMES.get):  # type: ignore[arg-type]
+            rows = _by_ts({k: np.asarray(v)[tfs == tf] for k, v in res.items() if k != "timeframe"})
+            zeros = np.zeros(len(rows["ts"]))
+            out[tf] = Bars.from_arrays(
+                symbol,
+                tf,
+                rows["ts"],
+                rows["open"],
+                rows["high"],
+                rows["low"],
+                rows["close"],
+                zeros,
+            )
+        return out
 
     def instrument(self, symbol: str) -> InstrumentSpec | None:
         """Stored filters of `symbol` (bundled for the sample symbols, else synced), or None."""
@@ -484,3 +483,22 @@ class _Tx:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.con.execute("ROLLBACK" if et is not None else "COMMIT")
+
+
+def pick_mark(
+    series: dict[str, Bars], start_ms: int | None, end_ms: int | None, cover_from: int | None = None
+) -> Bars | None:
+    """The mark klines of [start, end) from `series` (per timeframe): of the finest timeframe whose
+    bars reach from `cover_from` (default `start`) to `end`, else of the finest one (a week of 1m
+    marks does not stand in for two years of 1h marks). One rule for the store and for a sweep's
+    shared data, so both price the same window on the same marks."""
+    lo, hi = _bounds(start_ms, end_ms)
+    cut = {tf: b.window(lo, hi) for tf, b in series.items()}
+    rows = sorted((tf for tf, b in cut.items() if len(b)), key=TIMEFRAMES.get)  # type: ignore[arg-type]
+    if not rows:
+        return None
+    need_from = lo if cover_from is None else int(cover_from)
+    covering = [
+        tf for tf in rows if cut[tf].ts[0] <= need_from and cut[tf].ts[-1] + TIMEFRAMES[tf] >= hi
+    ]
+    return cut[(covering or rows)[0]]

@@ -171,11 +171,8 @@ def _assemble(
     synthetic: Synthetic | None,
     overrides: Mapping[str, str] | None,
 ) -> BacktestResult:
-    from ..report.metrics import buy_and_hold_curve, compute_metrics
-
     play = compiled.play
-    trades, fills = position_trades(out.trades, out.events)
-    t_text = trades_csv(trades)
+    trades, fills, t_text, metrics = summarise(compiled, window, out)
     peak = np.maximum.accumulate(out.equity) if len(out.equity) else out.equity
     dd_pct = (
         np.where(peak > 0, (peak - out.equity) / peak * 100.0, 0.0)
@@ -183,24 +180,6 @@ def _assemble(
         else out.equity
     )
     e_text = equity_csv(out.equity_ts, out.equity, dd_pct)
-    exec_bars = window.bars[compiled.exec_tf]
-    hold = buy_and_hold_curve(
-        np.asarray(out.equity_ts),
-        exec_bars.ts + exec_bars.tf_ms,
-        exec_bars.close,
-        play.account.starting_equity,
-    )
-    metrics = compute_metrics(
-        trades,
-        out.equity_ts,
-        out.equity,
-        starting_equity=play.account.starting_equity,
-        bars_per_year=bars_per_year(compiled.exec_tf),
-        window=(window.start_ms, window.end_ms),
-        buy_hold_final=float(hold[-1]) if len(hold) else None,
-        closes=out.trades,
-    )
-    metrics.update(out.counters)
     result = {
         "play": play.name,
         "play_file": compiled.origin,
@@ -239,6 +218,36 @@ def _assemble(
         trades=trades,
         fills_text=fills_csv(fills),
     )
+
+
+def summarise(
+    compiled: CompiledPlay, window: MarketWindow, out: RunOutput
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, dict[str, Any]]:
+    """A run's trades (one per position), fills, trades.csv text (what the fingerprint hashes)
+    and metrics: the part of a result a sweep keeps for every combination."""
+    from ..report.metrics import buy_and_hold_curve, compute_metrics
+
+    play = compiled.play
+    trades, fills = position_trades(out.trades, out.events)
+    exec_bars = window.bars[compiled.exec_tf]
+    hold = buy_and_hold_curve(
+        np.asarray(out.equity_ts),
+        exec_bars.ts + exec_bars.tf_ms,
+        exec_bars.close,
+        play.account.starting_equity,
+    )
+    metrics = compute_metrics(
+        trades,
+        out.equity_ts,
+        out.equity,
+        starting_equity=play.account.starting_equity,
+        bars_per_year=bars_per_year(compiled.exec_tf),
+        window=(window.start_ms, window.end_ms),
+        buy_hold_final=float(hold[-1]) if len(hold) else None,
+        closes=out.trades,
+    )
+    metrics.update(out.counters)
+    return trades, fills, trades_csv(trades), metrics
 
 
 def _coverage(window: MarketWindow, exec_tf: str) -> dict[str, Any]:

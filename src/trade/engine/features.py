@@ -51,21 +51,45 @@ def series_tf(compiled: CompiledPlay) -> dict[str, str]:
     return out
 
 
+FeatureCache = dict[tuple[Any, ...], dict[str, np.ndarray]]
+
+
 def compute_batch_features(
-    compiled: CompiledPlay, bars: Mapping[str, Bars]
+    compiled: CompiledPlay, bars: Mapping[str, Bars], cache: FeatureCache | None = None
 ) -> dict[str, np.ndarray]:
-    """Every feature output (and the exec price built-ins) as arrays on its own timeframe's bars."""
+    """Every feature output (and the exec price built-ins) as arrays on its own timeframe's bars.
+
+    With `cache` (a sweep's, one per process), a feature whose definition and bars were already
+    computed is reused: its key holds the kind, type, params, source, timeframe, symbol, the first bar and
+    the bar count (the warmup history changes values), and its dependencies' keys."""
     used = {s.id for s in compiled.series}
     prices = builtin_prices(bars[compiled.exec_tf], derived={"hl2", "hlc3", "ohlc4"} & used)
     values: dict[str, np.ndarray] = dict(prices)
     per_key: dict[str, dict[str, np.ndarray]] = {}
+    keys: dict[str, tuple[Any, ...]] = {}
     for f in compiled.features:
         b = bars[f.tf]
-        if f.kind == "indicator":
-            out = indicators.compute_batch(f.type, f.params, b, f.source)
-        else:
-            deps = {slot: per_key[key] for slot, key in f.deps.items()}
-            out = structures.compute_structure_batch(f.type, f.params, b, deps)
+        key = (
+            f.kind,
+            f.type,
+            repr(sorted(f.params.items())),
+            f.source,
+            f.tf,
+            b.symbol,
+            int(b.ts[0]) if len(b) else None,
+            len(b),
+            tuple((slot, keys[dep]) for slot, dep in sorted(f.deps.items())),
+        )
+        keys[f.key] = key
+        out = cache.get(key) if cache is not None else None
+        if out is None:
+            if f.kind == "indicator":
+                out = indicators.compute_batch(f.type, f.params, b, f.source)
+            else:
+                deps = {slot: per_key[k] for slot, k in f.deps.items()}
+                out = structures.compute_structure_batch(f.type, f.params, b, deps)
+            if cache is not None:
+                cache[key] = out
         per_key[f.key] = out
         for name, arr in out.items():
             values[f"{f.key}.{name}"] = arr

@@ -133,10 +133,37 @@ def load_from_store(
     An exec bar missing inside the window is an error unless `allow_gaps` (the run then lists
     them); an exec bar without 1m data is priced on its own OHLC, or an error with `require_1m`.
     `history_factor` > 1 loads that many times the warmup history (the warmup audit compares)."""
+    need = warmup_ms(compiled)
+    start, end = window_bounds(
+        store, symbol, compiled.exec_tf, need, start_ms, end_ms, history_factor
+    )
+    history_from = {tf: start - int(need[tf] * history_factor) for tf in play_timeframes(compiled)}
+    data = load_market_data(store, symbol, history_from, start, end)
+    return window_of(
+        data,
+        compiled,
+        start,
+        end,
+        history_factor=history_factor,
+        allow_gaps=allow_gaps,
+        require_1m=require_1m,
+    )
+
+
+def window_bounds(
+    store: object,
+    symbol: str,
+    exec_tf: str,
+    need: dict[str, int],
+    start_ms: int | None,
+    end_ms: int | None,
+    history_factor: float = 1.0,
+) -> tuple[int, int]:
+    """[start, end) of the evaluated exec bars: as asked, else from the first bar where every
+    timeframe has `need` of history (and 1m data, when any is stored) to the last stored bar."""
     from ..data import MarketStore
 
     assert isinstance(store, MarketStore)
-    exec_tf = compiled.exec_tf
     exec_ms = TIMEFRAMES[exec_tf]
     span = store.span(symbol, exec_tf) or _derived_span(store, symbol, exec_tf)
     if span is None:
@@ -145,7 +172,6 @@ def load_from_store(
             f"no {exec_tf} data for {symbol} in the store (symbols stored: {known}); import or sync it first"
         )
     minute_span = store.span(symbol, "1m")
-    need = warmup_ms(compiled)
     if start_ms is None or end_ms is None:
         lo = max(
             span[0] + int(need[exec_tf] * history_factor),
@@ -162,10 +188,80 @@ def load_from_store(
         raise DataError(
             f"empty window for {symbol} {exec_tf}: start {_iso(start)} is not before end {_iso(end)}"
         )
+    return start, end
+
+
+MARK_LEAD_MS = 8 * 3_600_000  # mark history before the window (an 8h mark bar covers its start)
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """Everything the store holds for one symbol over a span: what a sweep reads once and slices
+    into each combination's window (`window_of`), exactly as a single backtest would load it."""
+
+    symbol: str
+    instrument: InstrumentSpec
+    bars: dict[str, Bars]  # per timeframe, from the earliest history any window needs
+    minute: Bars | None  # 1m bars over [start, end)
+    marks: dict[str, Bars]  # every stored mark timeframe over [start − MARK_LEAD_MS, end)
+    funding_ts: np.ndarray
+    funding_rate: np.ndarray
+    start_ms: int
+    end_ms: int
+
+
+def load_market_data(
+    store: object, symbol: str, history_from: dict[str, int], start: int, end: int
+) -> MarketData:
+    """Read once what windows inside [start, end) need; `history_from[tf]` is the earliest bar of
+    each timeframe any of them needs (warmup)."""
+    from ..data import MarketStore
+
+    assert isinstance(store, MarketStore)
+    bars: dict[str, Bars] = {}
+    for tf, from_ms in history_from.items():
+        b = store.bars_for(symbol, tf, from_ms, end)
+        _check_cover(b, symbol, tf, from_ms, start, end)
+        bars[tf] = b
+    minute = store.load_bars(symbol, "1m", start, end) if store.span(symbol, "1m") else None
+    f_ts, f_rate = store.load_funding(symbol, start, end + 1)
+    return MarketData(
+        symbol=symbol,
+        instrument=store.instrument(symbol) or default_spec(symbol),
+        bars=bars,
+        minute=minute,
+        marks=store.mark_series(symbol, start - MARK_LEAD_MS, end),
+        funding_ts=np.asarray(f_ts, dtype=np.int64),
+        funding_rate=np.asarray(f_rate, dtype=np.float64),
+        start_ms=start,
+        end_ms=end,
+    )
+
+
+def window_of(
+    data: MarketData,
+    compiled: CompiledPlay,
+    start: int,
+    end: int,
+    *,
+    history_factor: float = 1.0,
+    allow_gaps: bool = False,
+    require_1m: bool = False,
+) -> MarketWindow:
+    """The window [start, end) of `compiled` cut from `data`: each timeframe from its own warmup,
+    the 1m intrabar, the marks and the funding of the window. Checks coverage and gaps."""
+    from ..data.store import pick_mark
+
+    symbol, exec_tf = data.symbol, compiled.exec_tf
+    exec_ms = TIMEFRAMES[exec_tf]
+    need = warmup_ms(compiled)
     bars: dict[str, Bars] = {}
     for tf in play_timeframes(compiled):
         from_ms = start - int(need[tf] * history_factor)
-        b = store.bars_for(symbol, tf, from_ms, end)
+        have = data.bars.get(tf)
+        if have is None:
+            raise DataError(f"{symbol} {tf}: not loaded for this window")
+        b = have.window(from_ms, end)
         _check_cover(b, symbol, tf, from_ms, start, end)
         bars[tf] = b
     holes = missing_ranges(bars[exec_tf].window(start, end).ts, exec_tf, start, end)
@@ -175,25 +271,22 @@ def load_from_store(
             f"{_iso(start)} → {_iso(end)}: {describe_ranges(holes)}; heal them with --fix-gaps, or run "
             "without them with --allow-gaps"
         )
-    minute = store.load_bars(symbol, "1m", start, end) if minute_span is not None else None
-    intrabar = build_intrabar(minute, bars[exec_tf], start, end)
+    intrabar = build_intrabar(data.minute, bars[exec_tf], start, end)
     if require_1m and intrabar.fallbacks:
         raise DataError(
             f"{symbol}: {intrabar.fallbacks} {exec_tf} bar(s) of the window have no 1m data "
             f"({describe_ranges(runs(intrabar.fallback_ts, exec_ms))}); sync 1m for them, or drop "
             "--require-1m to price them on the exec bar's OHLC"
         )
-    mark = store.load_mark(symbol, start - 8 * 3_600_000, end, cover_from=start)
-    f_ts, f_rate = store.load_funding(symbol, start, end + 1)
-    instrument = store.instrument(symbol) or default_spec(symbol)
+    lo, hi = np.searchsorted(data.funding_ts, [start, end + 1])
     return MarketWindow(
         symbol=symbol,
-        instrument=instrument,
+        instrument=data.instrument,
         bars=bars,
         intrabar=intrabar,
-        mark=mark,
-        funding_ts=np.asarray(f_ts, dtype=np.int64),
-        funding_rate=np.asarray(f_rate, dtype=np.float64),
+        mark=pick_mark(data.marks, start - MARK_LEAD_MS, end, cover_from=start),
+        funding_ts=data.funding_ts[lo:hi],
+        funding_rate=data.funding_rate[lo:hi],
         start_ms=start,
         end_ms=end,
         missing_exec=tuple(holes),

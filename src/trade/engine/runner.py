@@ -24,7 +24,7 @@ from . import fastloop
 from .asof import asof_index, closes_are, take_asof
 from .decide import Decision, decide, intents_at
 from .execution import SimExecution
-from .features import compute_batch_features, series_tf
+from .features import FeatureCache, compute_batch_features, series_tf
 from .market import MarketWindow
 from .play_engine import INSTANT_IDS, PlayEngine
 
@@ -85,8 +85,14 @@ def instant_values(
 class ArraySource:
     """Series over all instants from batch features (as of each instant, by timestamp)."""
 
-    def __init__(self, compiled: CompiledPlay, window: MarketWindow, instants: np.ndarray) -> None:
-        self.values = compute_batch_features(compiled, window.bars)
+    def __init__(
+        self,
+        compiled: CompiledPlay,
+        window: MarketWindow,
+        instants: np.ndarray,
+        cache: FeatureCache | None = None,
+    ) -> None:
+        self.values = compute_batch_features(compiled, window.bars, cache)
         self.tf_of = series_tf(compiled)
         self.window, self.instants = window, instants
         # a feed whose bar closes are exactly the instants (the exec timeframe) reads a slice
@@ -129,9 +135,11 @@ def run_fast(
     *,
     intrabar_policy: str,
     progress: ProgressFn | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> RunOutput:
+    """`feature_cache`: see `compute_batch_features` (a sweep shares features across runs)."""
     instants = evaluation_instants(compiled, window)
-    source = ArraySource(compiled, window, instants)
+    source = ArraySource(compiled, window, instants, feature_cache)
     ex = SimExecution(
         compiled, window, instants, intrabar_policy, lambda s, i: float(source.series(s)[i])
     )

@@ -166,6 +166,11 @@ class _Compiler:
         for name in self.play.setups:
             self._setup(name, f"setups.{name}")
         self._policy(blocks)
+        if self.play.sweep is not None:
+            from ..report.metrics import OBJECTIVES
+            from .space import check_sweep
+
+            check_sweep(self.play.sweep, self.play.variables, self.report, OBJECTIVES)
         if self.problems:
             raise PlayError(self.problems)
         features = [n for k, n in self.nodes.items() if n.kind == "indicator"] + [

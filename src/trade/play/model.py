@@ -247,6 +247,51 @@ class Expected(_Model):
     data: dict[str, Any] = {}
 
 
+Scalar = bool | int | float | str
+
+
+class SweepParam(_Model):
+    """Values one variable takes in a sweep: `choices`, or `low`..`high` (inclusive) by `step`
+    (default 1), or with `log: true` `count` values spaced evenly in log scale."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    step: int | float | None = Field(None, gt=0)
+    log: bool = False
+    count: int | None = Field(None, ge=2, le=10_000)
+    choices: list[Scalar] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> SweepParam:
+        ranged = self.low is not None or self.high is not None
+        if self.choices is not None:
+            if ranged or self.step is not None or self.log or self.count is not None:
+                raise ValueError("give either choices or low/high, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("expected choices: [...] or low and high")
+        if self.low > self.high:
+            raise ValueError(f"empty range: low {self.low} is above high {self.high}")
+        if self.log:
+            if self.step is not None:
+                raise ValueError("a log range takes count, not step")
+            if self.count is None:
+                raise ValueError("a log range needs count (how many values)")
+            if self.low <= 0:
+                raise ValueError(f"a log range needs low > 0, got {self.low}")
+        elif self.count is not None:
+            raise ValueError("count applies to a log range (log: true); use step")
+        return self
+
+
+class Sweep(_Model):
+    """The search space of `trade sweep` and `trade walkforward` over the Play's variables."""
+
+    params: dict[str, SweepParam] = Field(min_length=1)
+    constraints: list[str] = []  # `fast < slow`: variable or number, operator, variable or number
+    objective: str = "sharpe"  # a metric of result.json (see trade.report.metrics.OBJECTIVES)
+
+
 class Play(_Model):
     version: Literal["1"] = "1"
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
@@ -268,6 +313,7 @@ class Play(_Model):
     warmup_bars: int = Field(0, ge=0, le=MAX_BARS)
     evaluation: Literal["exec_close", "every_1m"] = "exec_close"
     expected: Expected | None = None
+    sweep: Sweep | None = None
 
     @field_validator("version", mode="before")
     @classmethod

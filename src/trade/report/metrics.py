@@ -164,6 +164,33 @@ def liquidation_count(trades: Sequence[Trade]) -> int:
 #: Run counters copied into the metrics (0 when the caller has none).
 COUNTERS = ("rejected_entries", "ambiguous_exits", "fallback_bars_1m")
 
+#: The metrics a sweep may rank combinations by (numbers; None ranks last), and those where lower
+#: is better. A test checks every name against a backtest's `metrics`.
+OBJECTIVES = (
+    "sharpe",
+    "sortino",
+    "calmar",
+    "total_return_pct",
+    "cagr_pct",
+    "final_equity",
+    "profit_factor",
+    "win_rate_pct",
+    "expectancy",
+    "payoff_ratio",
+    "max_drawdown_pct",
+    "max_drawdown_abs",
+    "max_drawdown_duration_bars",
+    "trades",
+    "long_pnl",
+    "short_pnl",
+    "total_fees",
+    "exposure_pct",
+    "time_in_market_pct",
+)
+MINIMISED = frozenset(
+    {"max_drawdown_pct", "max_drawdown_abs", "max_drawdown_duration_bars", "total_fees"}
+)
+
 
 def compute_metrics(
     trades: Sequence[Trade],

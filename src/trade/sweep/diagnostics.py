@@ -1,0 +1,187 @@
+"""How likely a sweep's winner is overfit: the deflated Sharpe ratio, the probability of backtest
+overfitting by combinatorially symmetric cross-validation, and the winner's neighbourhood stability.
+
+Pure functions of numbers (per-bar returns, objectives); nothing here runs a backtest. Sharpe
+ratios here are per bar (not annualised), as both papers define them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+EULER_GAMMA = 0.5772156649015329
+_N = NormalDist()
+DSR_SIGNIFICANT = 0.95  # below: the winner's Sharpe is not significant given the trials
+PBO_OVERFIT = 0.5  # above: the in-sample winner is more often below the median out of sample
+
+
+def returns_of(equity: np.ndarray, starting_equity: float) -> np.ndarray:
+    """Per-bar returns of an equity curve that starts from `starting_equity` (as the metrics)."""
+    e = np.concatenate([[starting_equity], np.asarray(equity, dtype=np.float64)])
+    return e[1:] / e[:-1] - 1.0
+
+
+def sharpe_per_bar(r: np.ndarray) -> float:
+    """mean / standard deviation (ddof 1); 0 for a flat curve."""
+    if len(r) < 2:
+        return 0.0
+    sd = float(np.std(r, ddof=1))
+    return 0.0 if sd == 0 else float(np.mean(r)) / sd
+
+
+def expected_max_sharpe(trials: int, variance: float) -> float:
+    """SR0: the expected maximum Sharpe of `trials` independent zero-skill trials whose Sharpe
+    ratios vary with `variance` (Bailey & López de Prado 2014, eq. 2 with the false-discovery
+    approximation): √V · ((1 − γ) Z⁻¹[1 − 1/N] + γ Z⁻¹[1 − 1/(N e)])."""
+    if trials < 2 or variance <= 0:
+        return 0.0
+    z1 = _N.inv_cdf(1.0 - 1.0 / trials)
+    z2 = _N.inv_cdf(1.0 - 1.0 / (trials * math.e))
+    return math.sqrt(variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2)
+
+
+def deflated_sharpe(
+    sharpe: float, trials: int, variance: float, observations: int, skew: float, kurtosis: float
+) -> float | None:
+    """DSR = Φ((SR − SR0) √(T − 1) / √(1 − γ3 SR + (γ4 − 1)/4 SR²)): the probability that the
+    selected Sharpe (per bar) beats the best of `trials` zero-skill trials (kurtosis: 3 = normal).
+    None when undefined (fewer than 2 observations, or a non-positive denominator)."""
+    if observations < 2:
+        return None
+    sr0 = expected_max_sharpe(trials, variance)
+    denom = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if denom <= 0:
+        return None
+    return _N.cdf((sharpe - sr0) * math.sqrt(observations - 1) / math.sqrt(denom))
+
+
+def moments(r: np.ndarray) -> tuple[float, float]:
+    """(skewness, kurtosis) of `r` (population moments; kurtosis 3 for a normal)."""
+    sd = float(np.std(r))
+    if len(r) < 2 or sd == 0:
+        return 0.0, 3.0
+    z = (r - np.mean(r)) / sd
+    return float(np.mean(z**3)), float(np.mean(z**4))
+
+
+def cscv(returns: np.ndarray, blocks: int = 16) -> tuple[float, np.ndarray]:
+    """Probability of backtest overfitting by combinatorially symmetric cross-validation (Bailey,
+    Borwein, López de Prado & Zhu 2015). `returns` is T × N (bars × trials). The rows are cut into
+    `blocks` (even) contiguous blocks; for every choice of half of them as in-sample, the trial
+    with the best in-sample Sharpe is ranked among all trials out of sample (the other half):
+    ω = rank / (N + 1), λ = ln(ω / (1 − ω)). PBO is the share of splits with λ ≤ 0 (the in-sample
+    winner at or below the out-of-sample median). Returns (PBO, every λ)."""
+    m = np.asarray(returns, dtype=np.float64)
+    t, n = m.shape
+    if blocks < 2 or blocks % 2:
+        raise ValueError(f"blocks must be even and at least 2, got {blocks}")
+    if n < 2 or t < 2 * blocks:
+        raise ValueError(f"need at least 2 trials and {2 * blocks} bars, got {n} and {t}")
+    edges = np.linspace(0, t, blocks + 1).astype(int)
+    cnt = np.diff(edges).astype(np.float64)
+    s = np.add.reduceat(m, edges[:-1], axis=0)  # blocks × N
+    q = np.add.reduceat(m * m, edges[:-1], axis=0)
+    splits = np.array(
+        [
+            [b in chosen for b in range(blocks)]
+            for chosen in itertools.combinations(range(blocks), blocks // 2)
+        ]
+    )
+
+    def sharpe_of(mask: np.ndarray) -> np.ndarray:
+        c = mask.astype(np.float64) @ cnt  # per split
+        sm, sq = mask @ s, mask @ q  # splits × N
+        mean = sm / c[:, None]
+        var = (sq - c[:, None] * mean**2) / (c[:, None] - 1.0)
+        sd = np.sqrt(np.maximum(var, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(sd > 1e-15, mean / sd, 0.0)
+        return out
+
+    is_sr, oos_sr = sharpe_of(splits), sharpe_of(~splits)
+    best = np.argmax(is_sr, axis=1)
+    chosen = oos_sr[np.arange(len(best)), best]
+    below = (oos_sr < chosen[:, None]).sum(axis=1)
+    ties = (oos_sr == chosen[:, None]).sum(axis=1)
+    rank = below + (ties + 1) / 2.0  # 1..N, ties at their mean rank
+    omega = rank / (n + 1.0)
+    logits = np.log(omega / (1.0 - omega))
+    return float(np.mean(logits <= 0)), logits
+
+
+def neighbourhood(
+    winner: Mapping[str, Any],
+    space: Mapping[str, Sequence[Any]],
+    objective_of: Mapping[tuple[Any, ...], float | None],
+    minimise: bool = False,
+) -> dict[str, Any]:
+    """The objective one step away from the winner in each parameter (others fixed), and a score:
+    1 − mean fall to the neighbours / (best − worst objective of the sweep), clipped to [0, 1].
+    1: the neighbours do as well (a plateau); 0: they do as badly as the worst combination.
+    `objective_of` maps each combination (values in `space` order) to its objective."""
+    names = list(space)
+    sign = -1.0 if minimise else 1.0
+    known = [v for v in objective_of.values() if v is not None]
+    key = tuple(winner[n] for n in names)
+    best = objective_of.get(key)
+    per: dict[str, Any] = {}
+    falls: list[float] = []
+    for i, name in enumerate(names):
+        vals = list(space[name])
+        k = vals.index(winner[name])
+        near = {}
+        for step, label in ((-1, "below"), (1, "above")):
+            if 0 <= k + step < len(vals):
+                nk = list(key)
+                nk[i] = vals[k + step]
+                obj = objective_of.get(tuple(nk))
+                near[label] = {"value": vals[k + step], "objective": obj}
+                if obj is not None and best is not None:
+                    falls.append(sign * (best - obj))
+        per[name] = near
+    spread = (max(known) - min(known)) if known else 0.0
+    if not falls or best is None:
+        score = None
+    elif spread == 0:
+        score = 1.0
+    else:
+        score = float(min(1.0, max(0.0, 1.0 - float(np.mean(falls)) / spread)))
+    return {"score": score, "neighbours": per}
+
+
+def diagnose(
+    curves: np.ndarray, winner: int, starting_equity: float, blocks: int = 16
+) -> dict[str, Any]:
+    """DSR of the winner's Sharpe given all trials, and PBO, from the trials' equity curves
+    (N × T, same bars). `blocks` shrinks (to an even number ≥ 2) when there are few bars."""
+    rets = np.stack([returns_of(c, starting_equity) for c in curves])  # N × T
+    n, t = rets.shape
+    srs = np.array([sharpe_per_bar(r) for r in rets])
+    skew, kurt = moments(rets[winner])
+    variance = float(np.var(srs, ddof=1)) if n > 1 else 0.0
+    dsr = deflated_sharpe(float(srs[winner]), n, variance, t, skew, kurt)
+    while blocks > 2 and t < 2 * blocks:
+        blocks -= 2
+    pbo = None
+    if n >= 2 and t >= 2 * blocks:
+        pbo, _ = cscv(rets.T, blocks)
+    flagged = (dsr is not None and dsr < DSR_SIGNIFICANT) or (pbo is not None and pbo > PBO_OVERFIT)
+    return {
+        "trials": n,
+        "bars": t,
+        "sharpe_per_bar": float(srs[winner]),
+        "expected_max_sharpe_per_bar": expected_max_sharpe(n, variance),
+        "sharpe_variance": variance,
+        "skew": skew,
+        "kurtosis": kurt,
+        "deflated_sharpe": dsr,
+        "pbo": pbo,
+        "cscv_blocks": blocks,
+        "likely_overfit": bool(flagged),
+    }

@@ -1,0 +1,126 @@
+"""Where a sweep's combinations run: this process, local worker processes, or a Ray cluster.
+
+Every executor runs the same `jobs.evaluate` on the same `SweepData`, so the rows do not depend
+on where they ran. The data goes to each worker once (fork inheritance locally, Ray's object store
+on a cluster), never once per combination.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, Protocol
+
+from ..errors import InputError
+from .jobs import Job, Row, SweepData, evaluate, evaluate_in_worker, init_worker
+
+
+class Executor(Protocol):
+    def run(self, jobs: Sequence[Job]) -> Iterator[Row]:
+        """Rows as they complete (any order)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class InProcess:
+    def __init__(self, shared: SweepData) -> None:
+        self.shared = shared
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[Row]:
+        for job in jobs:
+            yield evaluate(self.shared, job)
+
+    def close(self) -> None:
+        pass
+
+
+class LocalProcesses:
+    """N forked worker processes; each inherits the data and compiles the kernels once."""
+
+    def __init__(self, shared: SweepData, workers: int) -> None:
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=init_worker,
+            initargs=(shared,),
+        )
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[Row]:
+        todo = iter(jobs)
+        pending: set[Future[Row]] = set()
+        limit = 4 * self.workers  # a few queued per worker: Ctrl-C loses little
+        while True:
+            while len(pending) < limit:
+                job = next(todo, None)
+                if job is None:
+                    break
+                pending.add(self.pool.submit(evaluate_in_worker, job))
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield f.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayCluster:
+    """Ray tasks on the cluster at `address` (`auto`: the configured or a new local one)."""
+
+    def __init__(self, shared: SweepData, address: str) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise InputError(
+                "--ray needs Ray, an optional extra: pip install 'trade[ray]'"
+            ) from None
+        self.ray = ray
+        if not ray.is_initialized():
+            try:
+                if address == "auto":
+                    ray.init(logging_level="ERROR", log_to_driver=False)
+                else:
+                    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(f"--ray {address}: cannot reach a Ray cluster ({first})") from None
+        self.shared_ref = ray.put(shared)  # shipped once; tasks receive it by reference
+        self.task = ray.remote(_ray_evaluate)
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[Row]:
+        ray = self.ray
+        todo = iter(jobs)
+        pending: list[Any] = []
+        limit = 4 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        while True:
+            while len(pending) < limit:
+                job = next(todo, None)
+                if job is None:
+                    break
+                pending.append(self.task.remote(self.shared_ref, job))
+            if not pending:
+                return
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                yield ray.get(ref)
+
+    def close(self) -> None:
+        pass
+
+
+def _ray_evaluate(shared: SweepData, job: Job) -> Row:
+    return evaluate(shared, job)
+
+
+def make_executor(shared: SweepData, workers: int, ray_address: str | None) -> Executor:
+    if workers < 1:
+        raise InputError(f"--workers {workers}: expected 1 or more")
+    if ray_address is not None:
+        return RayCluster(shared, ray_address)
+    if workers == 1:
+        return InProcess(shared)
+    return LocalProcesses(shared, workers)

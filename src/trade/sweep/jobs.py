@@ -1,0 +1,101 @@
+"""One combination of a sweep, run where a worker runs it: in this process, a local worker process
+or a Ray worker. Workers never open the market store: they receive `SweepData` (read once by the
+parent) and cut each combination's window from it exactly as `run_backtest` would load it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..engine.backtest import summarise
+from ..engine.features import FeatureCache
+from ..engine.market import MarketData, window_of
+from ..engine.runner import run_fast
+from ..play import validate_play_text
+from ..play.model import Scalar
+from ..play.space import as_text
+from ..report.artifacts import fingerprint
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """What every combination needs, shipped once per worker."""
+
+    play_text: str
+    origin: str
+    intrabar: str
+    data: dict[str, MarketData]  # per symbol
+    windows: dict[str, tuple[int, int]]  # per symbol: [start, end) of the evaluated exec bars
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this data's caches
+
+
+@dataclass(frozen=True)
+class Job:
+    index: int  # the combination's place in the sweep (trial number for a search)
+    symbol: str
+    values: dict[str, Scalar]
+    start: int | None = None  # a sub-window of the symbol's window (walk-forward folds)
+    end: int | None = None
+
+
+@dataclass
+class Row:
+    """What a sweep keeps of one run: its metrics, trades fingerprint and equity curve."""
+
+    index: int
+    symbol: str
+    values: dict[str, Scalar]
+    metrics: dict[str, Any]
+    fingerprint: str
+    equity: np.ndarray
+
+
+_CACHES: dict[str, FeatureCache] = {}  # per SweepData token, in each worker process
+
+
+def evaluate(shared: SweepData, job: Job) -> Row:
+    """Run one combination on the fast path (features shared through this process's cache)."""
+    overrides = {k: as_text(v) for k, v in job.values.items()}
+    compiled = validate_play_text(shared.play_text, shared.origin, overrides)
+    w_start, w_end = shared.windows[job.symbol]
+    start = w_start if job.start is None else job.start
+    end = w_end if job.end is None else job.end
+    window = window_of(shared.data[job.symbol], compiled, start, end)
+    if shared.token not in _CACHES:
+        _CACHES.clear()  # one sweep's features at a time
+        _CACHES[shared.token] = {}
+    out = run_fast(
+        compiled, window, intrabar_policy=shared.intrabar, feature_cache=_CACHES[shared.token]
+    )
+    _, _, t_text, metrics = summarise(compiled, window, out)
+    return Row(
+        job.index,
+        job.symbol,
+        dict(job.values),
+        metrics,
+        fingerprint(t_text),
+        np.asarray(out.equity, dtype=np.float64),
+    )
+
+
+# ---------------------------------------------------------------- local worker processes
+
+_SHARED: SweepData | None = None
+
+
+def init_worker(shared: SweepData) -> None:
+    """Process-pool initializer: keep the data; Ctrl-C is the parent's to handle."""
+    import signal
+
+    global _SHARED
+    _SHARED = shared
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def evaluate_in_worker(job: Job) -> Row:
+    assert _SHARED is not None, "init_worker was not called"
+    return evaluate(_SHARED, job)
