@@ -45,10 +45,8 @@ RayOpt = Annotated[
     str | None,
     typer.Option(
         "--ray",
-        help="Run on a Ray cluster: ADDRESS, or auto (the configured or a local one).",
-        is_flag=False,
-        flag_value="auto",
-        metavar="[ADDRESS]",
+        help="Run on a Ray cluster: auto (the configured one, else a local one) or ADDRESS.",
+        metavar="auto|ADDRESS",
     ),
 ]
 IntrabarOpt = Annotated[

@@ -1,0 +1,225 @@
+"""`trade sweep`: every row is the backtest of its combination, tables are reproducible, an
+interrupted sweep keeps its rows and resumes, bad input is refused before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trade.cli.main import run
+from trade.engine.backtest import run_backtest
+from trade.play.space import as_text
+from trade.report.artifacts import iso
+from trade.report.metrics import OBJECTIVES
+from trade.sweep import executors
+from trade.sweep.run import Interrupted, plan, run_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAY = ROOT / "plays" / "examples" / "ema_cross.yml"
+START, END = "2025-06-05", "2025-06-19"
+PARAMS = ["fast=8..16:4", "slow=30..50:10"]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store") / "market.duckdb"
+
+
+def _plan(db: Path, params: list[str] = PARAMS, **kw):  # type: ignore[no-untyped-def]
+    return plan(str(PLAY), params=params, start=START, end=END, db=db, **kw)
+
+
+def _assert_rows_are_backtests(p, rows, db: Path) -> None:  # type: ignore[no-untyped-def]
+    for r in rows:
+        a, b = p.shared.windows[r.symbol]
+        bt = run_backtest(
+            PLAY,
+            symbol=r.symbol,
+            start=iso(a),
+            end=iso(b),
+            overrides={k: as_text(v) for k, v in r.values.items()},
+            db=db,
+        )
+        assert r.fingerprint == bt.result["trades_fingerprint"], r.values
+        assert r.metrics == bt.result["metrics"], r.values
+        assert np.array_equal(r.equity, bt.output.equity)
+
+
+def test_every_grid_row_equals_the_backtest_of_its_combination(db: Path, tmp_path: Path) -> None:
+    p = _plan(db)
+    res = run_sweep(p, tmp_path / "s")
+    assert [r.values for r in res.rows] == [
+        {"fast": f, "slow": s} for f in (8, 12, 16) for s in (30, 40, 50)
+    ]
+    assert len({r.fingerprint for r in res.rows}) == 9  # the parameters change the trades
+    _assert_rows_are_backtests(p, res.rows, db)
+    assert set(OBJECTIVES) <= set(res.rows[0].metrics)  # every objective is a metric
+    assert iso(p.shared.windows["BTCUSDT"][0]) == "2025-06-05T00:00:00Z"
+
+
+def test_optuna_rows_equal_backtests_and_reruns_are_identical(db: Path, tmp_path: Path) -> None:
+    p = _plan(db, params=["fast=5..20:1", "slow=25..60:5"])
+    a = run_sweep(p, tmp_path / "a", search="optuna", trials=12, seed=7)
+    b = run_sweep(_plan(db, params=["fast=5..20:1", "slow=25..60:5"]), tmp_path / "b",
+                  search="optuna", trials=12, seed=7)  # fmt: skip
+    assert (tmp_path / "a" / "sweep.csv").read_bytes() == (
+        tmp_path / "b" / "sweep.csv"
+    ).read_bytes()
+    assert 1 < len(a.rows) <= 12
+    assert all(r.values["fast"] in range(5, 21) and r.values["slow"] % 5 == 0 for r in a.rows)
+    _assert_rows_are_backtests(p, a.rows, db)
+    c = run_sweep(p, tmp_path / "c", search="optuna", trials=12, seed=8)
+    assert [r.values for r in c.rows] != [r.values for r in b.rows]  # the seed matters
+
+
+def test_identical_sweeps_give_identical_tables_whatever_the_workers(
+    db: Path, tmp_path: Path
+) -> None:
+    run_sweep(_plan(db), tmp_path / "one", workers=1)
+    run_sweep(_plan(db), tmp_path / "two", workers=2)
+    one = (tmp_path / "one" / "sweep.csv").read_bytes()
+    assert one == (tmp_path / "two" / "sweep.csv").read_bytes()
+    assert one.count(b"\n") == 10
+    assert (tmp_path / "one" / "winner.yml").read_bytes() == (
+        tmp_path / "two" / "winner.yml"
+    ).read_bytes()
+
+
+def test_the_winner_play_backtests_to_the_winner_row(db: Path, tmp_path: Path) -> None:
+    p = _plan(db)
+    res = run_sweep(p, tmp_path / "s")
+    best = max(res.rows, key=lambda r: r.metrics["sharpe"])
+    assert res.winner == best.values
+    a, b = p.shared.windows["BTCUSDT"]
+    bt = run_backtest(tmp_path / "s" / "winner.yml", start=iso(a), end=iso(b), db=db)
+    assert bt.result["trades_fingerprint"] == best.fingerprint
+
+
+def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = tmp_path / "full"
+    run_sweep(_plan(db), full)
+    out = tmp_path / "cut"
+
+    def stop_after_four(done: int, total: int, best, values) -> None:  # type: ignore[no-untyped-def]
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="4 of 9 runs kept"):
+        run_sweep(_plan(db), out, progress=stop_after_four)
+    assert (out / "sweep.csv").read_text().count("\n") == 5
+    assert sorted(f.name for f in out.iterdir()) == ["curves.npz", "sweep.csv", "sweep.json"]
+    ran: list[int] = []
+    real = executors.evaluate
+
+    def counting(shared, job):  # type: ignore[no-untyped-def]
+        ran.append(job.index)
+        return real(shared, job)
+
+    monkeypatch.setattr(executors, "evaluate", counting)
+    run_sweep(_plan(db), out)
+    assert ran == [4, 5, 6, 7, 8]  # only what the interrupted run had not finished
+    assert (out / "sweep.csv").read_bytes() == (full / "sweep.csv").read_bytes()
+    assert (out / "winner.yml").read_bytes() == (full / "winner.yml").read_bytes()
+
+
+def test_resuming_another_sweep_is_refused(db: Path, tmp_path: Path) -> None:
+    run_sweep(_plan(db), tmp_path / "s")
+    with pytest.raises(Exception, match="holds another sweep \\(differs in space\\)"):
+        run_sweep(_plan(db, params=["fast=8..16:4", "slow=30..60:10"]), tmp_path / "s")
+
+
+def test_several_symbols_in_one_sweep(db: Path, tmp_path: Path) -> None:
+    p = _plan(db, params=["fast=8,12", "slow=40"], symbols=["BTCUSDT", "ETHUSDT"])
+    res = run_sweep(p, tmp_path / "s", workers=2)
+    assert [(r.index, r.symbol) for r in res.rows] == [
+        (0, "BTCUSDT"), (0, "ETHUSDT"), (1, "BTCUSDT"), (1, "ETHUSDT")
+    ]  # fmt: skip
+    _assert_rows_are_backtests(p, res.rows, db)
+    mean = {i: np.mean([r.metrics["sharpe"] for r in res.rows if r.index == i]) for i in (0, 1)}
+    assert res.winner == {"fast": 8 if mean[0] >= mean[1] else 12, "slow": 40}
+    assert set(res.diagnostics["per_symbol"]) == {"BTCUSDT", "ETHUSDT"}
+
+
+BAD_SWEEP = """\
+sweep:
+  params:
+    fats: {low: 5, high: 20, step: 5}
+    slow: {low: 60, high: 40}
+"""
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (BAD_SWEEP, ":29: sweep.params.slow: empty range: low 60 is above high 40"),
+        (
+            BAD_SWEEP.replace("{low: 60, high: 40}", "{choices: [40, 50]}"),
+            ":28: sweep.params.fats: unknown variable 'fats'; did you mean 'fast'?",
+        ),
+        (
+            "sweep:\n  params: {fast: {choices: [5, 10]}}\n  constraints: [fast < slwo]\n",
+            ":28: sweep.constraints[0]: constraint 'fast < slwo': unknown variable 'slwo'",
+        ),
+        (
+            "sweep:\n  params: {fast: {choices: [5, 10]}}\n  objective: sharp\n",
+            ":28: sweep.objective: 'sharp' is not a metric; did you mean 'sharpe'?",
+        ),
+    ],
+)
+def test_a_malformed_sweep_block_is_one_line_exit_2_and_writes_nothing(
+    block: str, expected: str, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    play = tmp_path / "p.yml"
+    play.write_text(PLAY.read_text() + block)
+    out = tmp_path / "out"
+    code = run(["--db", str(db), "sweep", "--play", str(play), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"error: {play}{expected}" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--objective", "sharp"], "error: --objective 'sharp': not a metric; did you mean 'sharpe'?"),
+        (["--param", "fats=1..3"], "error: --param 'fats=1..3': unknown variable 'fats'; did you mean 'fast'?"),
+        (["--param", "fast=9..3"], "error: --param 'fast=9..3': empty range: low 9 is above high 3"),
+        (["--param", "fast"], "error: --param 'fast': expected name=lo..hi:step, name=lo..hi or name=a,b,c"),
+        (["--search", "optuna"], "error: --search optuna needs --trials N (1 or more)"),
+        (["--search", "random"], "error: --search 'random': expected optuna"),
+    ],
+)  # fmt: skip
+def test_bad_options_are_one_line_exit_2_and_write_nothing(
+    args: list[str], expected: str, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = run(["--db", str(db), "sweep", "--play", str(PLAY), "--param", "slow=40,50",
+                "--start", START, "--end", END, "--out", str(out), *args])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines()[0].startswith(expected), err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_the_cli_writes_the_table_the_winner_and_the_page(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = run(["--db", str(db), "sweep", "--play", str(PLAY), "--grid", "--param", PARAMS[0], "--param", PARAMS[1],
+                "--start", START, "--end", END, "--out", str(out), "--workers", "2"])  # fmt: skip
+    said = capsys.readouterr().out
+    assert code == 0
+    assert sorted(f.name for f in out.iterdir()) == [
+        "curves.npz", "sweep.csv", "sweep.html", "sweep.json", "winner.yml"
+    ]  # fmt: skip
+    assert "ema_cross · BTCUSDT · 9 runs · sharpe" in said
+    assert "winner sharpe " in said and "deflated Sharpe" in said and "PBO" in said
+    page = (out / "sweep.html").read_text()
+    assert "LightweightCharts" in page and "fast (down) × slow (across)" in page
