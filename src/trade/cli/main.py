@@ -33,6 +33,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(validate.app, name="validate")
 app.add_typer(exchange.app, name="exchange")
 app.command("sweep")(sweep.sweep)
+app.command("walkforward")(sweep.walkforward)
 
 err_console = Console(stderr=True, highlight=False)
 

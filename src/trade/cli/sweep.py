@@ -190,3 +190,101 @@ def _summary(p: Any, res: Any, out: Path) -> None:
     say.append(f"artifacts: {out}")
     for line in say:
         console.print(line, markup=False, soft_wrap=True)
+
+
+def walkforward(
+    play: PlayOpt,
+    train: Annotated[str, typer.Option("--train", help="Train window length, e.g. 90d.")],
+    test: Annotated[str, typer.Option("--test", help="Test window length, e.g. 30d.")],
+    step: Annotated[
+        str | None, typer.Option("--step", help="How far each fold moves (default --test).")
+    ] = None,
+    anchored: Annotated[
+        bool, typer.Option("--anchored", help="Every train window starts at the beginning.")
+    ] = False,
+    grid: GridOpt = False,
+    search: SearchOpt = None,
+    trials: TrialsOpt = None,
+    seed: SeedOpt = 0,
+    objective: ObjectiveOpt = None,
+    symbol: Annotated[
+        str | None, typer.Option("--symbol", help="Override the Play's symbol.")
+    ] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    param: ParamOpt = None,
+    workers: WorkersOpt = 1,
+    ray: RayOpt = None,
+    intrabar: IntrabarOpt = "pessimistic",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory (default runs/<play>/walkforward-<time>/)."),
+    ] = None,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip sweep.html.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Optimise on each train window, run the winner on the following test window, stitch the
+    out-of-sample equity; in-sample vs out-of-sample per fold and overall."""
+    from ..report.artifacts import check_out_dir
+    from ..sweep import walkforward as wfm
+    from ..sweep.run import manifest, plan
+
+    kind = _search_kind(grid, search)
+    if workers < 1:
+        raise InputError(f"--workers {workers}: expected 1 or more")
+    check_out_dir(out)
+    p = plan(
+        play,
+        symbols=[symbol] if symbol else None,
+        start=start,
+        end=end,
+        params=param or [],
+        objective=objective,
+        intrabar=intrabar,
+        db=db or config.db_path(),
+    )
+    if out is None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        out = Path("runs") / p.base.play.name / f"walkforward-{stamp}"
+    head = manifest(
+        p, kind, trials if kind == "optuna" else None, seed if kind == "optuna" else None
+    )
+    head.update(train=train, test=test, step=step or test, anchored=anchored)
+    with _bar("walk-forward", p.space.size() if kind == "grid" else (trials or 0)) as progress:
+        res = wfm.walk_forward(
+            p,
+            train=train,
+            test=test,
+            step=step,
+            anchored=anchored,
+            search=kind,
+            trials=trials,
+            seed=seed,
+            workers=workers,
+            ray=ray,
+            progress=progress,
+        )
+    wfm.write(out, p, res, head, report=not no_report)
+    say = [f"{p.base.play.name} · {p.symbols[0]} · {len(res.folds)} folds · {p.objective}"]
+    for r in res.folds:
+        vals = " ".join(f"{k}={v}" for k, v in (r.values or {}).items()) or "–"
+        ins = "–" if r.in_sample is None else f"{r.in_sample:.4g}"
+        oos = "–" if r.out_of_sample is None else f"{r.out_of_sample:.4g}"
+        d = r.diagnostics
+        flag = " LIKELY OVERFIT" if d.get("likely_overfit") else ""
+        say.append(
+            f"fold {r.fold.number}: test from {_day(r.fold.test[0])}  {vals}  in-sample {ins}  "
+            f"out-of-sample {oos}{flag}"
+        )
+    o = res.overall
+    say.append(
+        f"stitched out-of-sample: return {o['stitched_return_pct']:+.2f} %, max drawdown "
+        f"{o['stitched_max_drawdown_pct']:.2f} %, {o['test_trades']} trades"
+    )
+    say.append(f"artifacts: {out}")
+    for line in say:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def _day(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d")

@@ -23,11 +23,15 @@ PAGE = "sweep.html"
 
 
 def write_sweep_report(out: Path) -> Path:
-    """Write `out/sweep.html` from the sweep (and walk-forward) files in `out`."""
-    summary = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
-    wf_path = out / "walkforward.json"
-    wf = json.loads(wf_path.read_text()) if wf_path.is_file() else None
-    rows = list(csv.DictReader((out / TABLE).open(newline=""))) if (out / TABLE).is_file() else []
+    """Write `out/sweep.html` from a sweep's own files (sweep.json, sweep.csv)."""
+    return write_page(out, json.loads((out / "sweep.json").read_text()), out / TABLE, None)
+
+
+def write_page(out: Path, summary: Mapping[str, Any], rows_csv: Path, wf: Any) -> Path:
+    """sweep.html from a summary, a sweep table (a walk-forward: its last fold's) and the
+    walk-forward's folds and stitched equity (None for a sweep)."""
+    with rows_csv.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
     path = out / PAGE
     write_atomic(path, render(summary, rows, wf).encode())
     return path

@@ -52,6 +52,7 @@ class Row:
     metrics: dict[str, Any]
     fingerprint: str
     equity: np.ndarray
+    equity_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 _CACHES: dict[str, FeatureCache] = {}  # per SweepData token, in each worker process
@@ -79,6 +80,7 @@ def evaluate(shared: SweepData, job: Job) -> Row:
         metrics,
         fingerprint(t_text),
         np.asarray(out.equity, dtype=np.float64),
+        np.asarray(out.equity_ts, dtype=np.int64),
     )
 
 

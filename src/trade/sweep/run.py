@@ -268,7 +268,10 @@ def run_sweep(
     workers: int = 1,
     ray: str | None = None,
     progress: ProgressFn | None = None,
+    window: tuple[int, int] | None = None,
 ) -> Outcome:
+    """Run the plan's sweep into `out` (resuming what it holds of the same sweep). `window`:
+    a part of the plan's window (every symbol), else all of it."""
     if search not in ("grid", "optuna"):
         raise InputError(f"--search {search!r}: expected optuna (or --grid)")
     if search == "optuna" and (trials is None or trials < 1):
@@ -276,16 +279,20 @@ def run_sweep(
     head = manifest(
         p, search, trials if search == "optuna" else None, seed if search == "optuna" else None
     )
+    part: tuple[int, int] | tuple[()] = ()
+    if window is not None:
+        part = window
+        head["windows"] = {s: [iso(window[0]), iso(window[1])] for s in p.symbols}
     prepare_out(out, head)
     rows = table.load(out, p.names, p.space.params)
     executor = make_executor(p.shared, workers, ray)
     saver = _Saver(out, p.names)
     try:
         if search == "grid":
-            _grid(p, executor, rows, saver, progress)
+            _grid(p, executor, rows, saver, progress, part)
         else:
             assert trials is not None
-            _optuna(p, executor, rows, saver, trials, seed, progress)
+            _optuna(p, executor, rows, saver, trials, seed, progress, part)
     except KeyboardInterrupt:
         executor.close()
         saver(rows, force=True)
@@ -310,20 +317,23 @@ def _report(p: Plan, rows: Sequence[Row], progress: ProgressFn | None, total: in
 
 
 def _grid(
-    p: Plan, executor: Executor, rows: list[Row], saver: _Saver, progress: ProgressFn | None
+    p: Plan,
+    executor: Executor,
+    rows: list[Row],
+    saver: Callable[..., None],
+    progress: ProgressFn | None,
+    window: tuple[int, int] | tuple[()] = (),
 ) -> None:
     combos = list(p.space.grid())
     if not combos:
         raise InputError("no combination of the sweep satisfies its constraints")
     done = {(r.index, r.symbol) for r in rows}
+    kept = {r.index: r.values for r in rows}
     for i, values in enumerate(combos):
-        for r in rows:
-            if r.index == i and r.values != values:
-                raise InputError(
-                    f"{saver.out / table.TABLE}: trial {i} ran other values; choose another --out"
-                )
+        if kept.get(i, values) != values:
+            raise InputError(f"{table.TABLE}: trial {i} ran other values; choose another --out")
     jobs = [
-        Job(i, s, values)
+        Job(i, s, values, *window)
         for i, values in enumerate(combos)
         for s in p.symbols
         if (i, s) not in done
@@ -339,10 +349,11 @@ def _optuna(
     p: Plan,
     executor: Executor,
     rows: list[Row],
-    saver: _Saver,
+    saver: Callable[..., None],
     trials: int,
     seed: int,
     progress: ProgressFn | None,
+    window: tuple[int, int] | tuple[()] = (),
 ) -> None:
     """TPE, seeded; trials asked in fixed batches, a repeated combination reuses its row. A
     resumed search replays the same asks and is told the kept rows' objectives."""
@@ -388,7 +399,7 @@ def _optuna(
             for s in p.symbols:
                 if (idx, s) not in done:
                     done.add((idx, s))
-                    jobs.append(Job(idx, s, values))
+                    jobs.append(Job(idx, s, values, *window))
         for row in executor.run(jobs):
             rows.append(row)
             saver(rows)
