@@ -4,6 +4,7 @@ its own parameters (a planted future-only signal is not picked up)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def test_test_windows_follow_their_train_and_never_overlap(result) -> None:  # t
     assert len(fs) == 3
     for f in fs:
         assert f.train[1] == f.test[0]  # the test starts where the train ends
-    for a, b in zip(fs, fs[1:], strict=False):
+    for a, b in itertools.pairwise(fs):
         assert a.test[1] <= b.test[0]
     assert iso(fs[0].test[0]) == "2025-01-30T00:00:00Z"
     # each fold's parameters were chosen on runs that ended at the train window's end
