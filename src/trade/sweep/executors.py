@@ -80,6 +80,8 @@ class RayCluster:
             ) from None
         self.ray = ray
         if not ray.is_initialized():
+            if address != "auto":
+                _probe(address)
             try:
                 if address == "auto":
                     ray.init(logging_level="ERROR", log_to_driver=False)
@@ -110,6 +112,23 @@ class RayCluster:
 
     def close(self) -> None:
         pass
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse at once an address where nothing listens (Ray itself retries for minutes)."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise InputError(f"--ray {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"--ray {address}: cannot reach a Ray cluster ({exc.strerror or exc})"
+        ) from None
 
 
 def _ray_evaluate(shared: SweepData, job: Job) -> Row:

@@ -283,9 +283,13 @@ def run_sweep(
     if window is not None:
         part = window
         head["windows"] = {s: [iso(window[0]), iso(window[1])] for s in p.symbols}
-    prepare_out(out, head)
-    rows = table.load(out, p.names, p.space.params)
-    executor = make_executor(p.shared, workers, ray)
+    executor = make_executor(p.shared, workers, ray)  # an unreachable cluster: before any file
+    try:
+        prepare_out(out, head)
+        rows = table.load(out, p.names, p.space.params)
+    except BaseException:
+        executor.close()
+        raise
     saver = _Saver(out, p.names)
     try:
         if search == "grid":
