@@ -16,6 +16,7 @@ PLAY = ROOT / "plays" / "examples" / "ema_cross.yml"
 START, END = "2025-06-05", "2025-06-19"
 PARAMS = ["fast=8..16:4", "slow=30..50:10"]
 
+
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("store") / "market.duckdb"
