@@ -6,6 +6,7 @@ fixes a Play in one pass. Nothing here runs a backtest or touches market data.
 
 from __future__ import annotations
 
+import copy
 import re
 import types
 import typing
@@ -44,8 +45,26 @@ class Located:
         return self.lines.get("")
 
 
+_PARSED: dict[tuple[str, str], tuple[Any, Located]] = {}  # a few texts parsed before
+_PARSED_MAX = 16
+
+
 def read_yaml(text: str, origin: str) -> tuple[Any, Located]:
-    """Parse YAML text into Python data plus a line map; syntax errors become PlayError."""
+    """Parse YAML text into Python data plus a line map; syntax errors become PlayError.
+
+    A text parsed before is not parsed again (a sweep validates one Play text once per
+    combination, and PyYAML's pure-Python parser is most of that cost): a copy of its data."""
+    hit = _PARSED.get((text, origin))
+    if hit is not None:
+        return copy.deepcopy(hit[0]), hit[1]
+    data, located = _read_yaml(text, origin)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[(text, origin)] = (copy.deepcopy(data), located)
+    return data, located
+
+
+def _read_yaml(text: str, origin: str) -> tuple[Any, Located]:
     try:
         _check_shape(text, origin)
         node = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -34,12 +34,9 @@ def max_drawdown_duration_bars(equity: np.ndarray) -> int:
     """Longest run of consecutive bars with equity below its running peak."""
     if len(equity) == 0:
         return 0
-    under = equity < np.maximum.accumulate(equity)
-    best = run = 0
-    for u in under:
-        run = run + 1 if u else 0
-        best = max(best, run)
-    return best
+    under = np.concatenate([[0], (equity < np.maximum.accumulate(equity)).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(under))  # run starts and ends, alternating
+    return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
 
 
 def bar_returns(equity: np.ndarray) -> np.ndarray:

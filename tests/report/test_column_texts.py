@@ -1,0 +1,41 @@
+"""The vectorised paths of trades.csv and the drawdown duration give exactly what the per-value
+definitions give (the trades fingerprint hashes these bytes)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trade.report.artifacts import _num, _texts
+from trade.report.metrics import max_drawdown_duration_bars
+
+
+def test_a_float_column_is_written_as_each_value_alone() -> None:
+    rng = np.random.default_rng(3)
+    values = [float(x) for x in rng.normal(0, 1e5, 2000)]
+    values += [float(x) for x in rng.uniform(-1e-9, 1e-9, 200)]
+    values += [0.0, -0.0, 1e-11, -1e-11, 0.5e-10, 2.5e-10, float("nan"), 1e200, 109381.55000000001]
+    values += [float(np.float64(x)) for x in (0.1, 0.2, 0.30000000000000004)]
+    assert _texts(values) == [_num(v) for v in values]
+    mixed = [1, 2.5, True, "signal", None]
+    assert _texts(mixed) == [_num(v) for v in mixed]
+    assert _texts([]) == []
+
+
+def _duration_by_loop(equity: np.ndarray) -> int:
+    under = equity < np.maximum.accumulate(equity)
+    best = run = 0
+    for u in under:
+        run = run + 1 if u else 0
+        best = max(best, run)
+    return best
+
+
+def test_drawdown_duration_equals_the_running_count() -> None:
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 3, 50, 5000):
+        for _ in range(20):
+            e = 1000 + np.cumsum(rng.normal(0, 1, n))
+            assert max_drawdown_duration_bars(e) == _duration_by_loop(e)
+    assert max_drawdown_duration_bars(np.array([1.0, 2.0, 3.0])) == 0
+    assert max_drawdown_duration_bars(np.array([3.0, 2.0, 1.0, 3.0, 2.0])) == 2
+    assert max_drawdown_duration_bars(np.array([])) == 0
