@@ -111,7 +111,10 @@ def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
     with pytest.raises(Interrupted, match="4 of 9 runs kept"):
         run_sweep(_plan(db), out, progress=stop_after_four)
     assert (out / "sweep.csv").read_text().count("\n") == 5
-    assert sorted(f.name for f in out.iterdir()) == ["curves.npz", "sweep.csv", "sweep.json"]
+    assert sorted(f.name for f in out.iterdir()) == ["curves", "sweep.csv", "sweep.json"]
+    assert sorted(f.name for f in (out / "curves").iterdir()) == [
+        "0-BTCUSDT.npy", "1-BTCUSDT.npy", "2-BTCUSDT.npy", "3-BTCUSDT.npy"
+    ]  # fmt: skip
     ran: list[int] = []
     real = executors.evaluate
 
@@ -217,7 +220,7 @@ def test_the_cli_writes_the_table_the_winner_and_the_page(
     said = capsys.readouterr().out
     assert code == 0
     assert sorted(f.name for f in out.iterdir()) == [
-        "curves.npz", "sweep.csv", "sweep.html", "sweep.json", "winner.yml"
+        "curves", "sweep.csv", "sweep.html", "sweep.json", "winner.yml"
     ]  # fmt: skip
     assert "ema_cross · BTCUSDT · 9 runs · sharpe" in said
     assert "winner sharpe " in said and "deflated Sharpe" in said and "PBO" in said

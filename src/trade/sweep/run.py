@@ -2,7 +2,7 @@
 
 The store is read once per symbol (every combination's warmup included); workers cut each
 combination's window from that data, so a row is exactly `trade backtest run --start S --end E
---set …` of its combination. Rows are checkpointed (sweep.csv, curves.npz, written whole and
+--set …` of its combination. Rows are checkpointed (sweep.csv, curves/, written whole and
 renamed), so Ctrl-C keeps what finished and the same command resumes.
 """
 

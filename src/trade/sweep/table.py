@@ -1,5 +1,5 @@
-"""sweep.csv and curves.npz: one row per (symbol, combination), written whole and renamed into
-place, so an interrupted sweep leaves the rows that finished and never half a file.
+"""sweep.csv and curves/: one row per (symbol, combination), each file written whole and renamed
+into place, so an interrupted sweep leaves the rows that finished and never half a file.
 
 Columns: trial, symbol, the swept variables, every scalar metric (in result.json's order; the
 per-reason and per-month metrics as JSON), trades_fingerprint. Rows are sorted by trial then
@@ -25,7 +25,7 @@ from ..report.artifacts import _num
 from .jobs import Row
 
 TABLE = "sweep.csv"
-CURVES = "curves.npz"
+CURVES = "curves"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -68,37 +68,43 @@ def _cell(v: Any) -> str:
 
 
 def save(out: Path, rows: Sequence[Row], names: Sequence[str]) -> None:
-    """sweep.csv and the equity curves of its rows (the diagnostics' input, kept for resume)."""
+    """sweep.csv, and each new row's equity curve (the diagnostics' input, kept for resume) as
+    curves/<trial>-<symbol>.npy, written once and before the table that lists its row."""
+    folder = out / CURVES
+    folder.mkdir(exist_ok=True)
+    have = {f.name for f in folder.iterdir()}
+    for r in rows:
+        name = _curve_name(r.index, r.symbol)
+        if name not in have:
+            buf = io.BytesIO()
+            np.save(buf, r.equity)
+            write_atomic(folder / name, buf.getvalue())
     write_atomic(out / TABLE, table_text(rows, names).encode())
-    buf = io.BytesIO()
-    np.savez(buf, **{_curve_key(r): r.equity for r in ordered(rows)})
-    write_atomic(out / CURVES, buf.getvalue())
 
 
-def _curve_key(r: Row) -> str:
-    return f"{r.index}|{r.symbol}"
+def _curve_name(index: int | str, symbol: str) -> str:
+    return f"{index}-{symbol}.npy"
 
 
 def load(out: Path, names: Sequence[str], types: dict[str, list[Scalar]]) -> list[Row]:
     """The rows an earlier run of the same sweep kept (resume). Values are matched back to the
     space's own values by their text, so a resumed row has exactly the values it ran with."""
-    table, curves_path = out / TABLE, out / CURVES
+    table = out / TABLE
     if not table.is_file():
         return []
-    if not curves_path.is_file():
-        raise InputError(f"{curves_path}: missing beside {table}; remove {out} to start again")
     by_text = {n: {_cell(v): v for v in vals} for n, vals in types.items()}
     rows: list[Row] = []
-    with np.load(curves_path) as curves, table.open(newline="") as fh:
+    with table.open(newline="") as fh:
         for rec in csv.DictReader(fh):
+            curve = out / CURVES / _curve_name(rec.get("trial", ""), rec.get("symbol", ""))
             try:
                 values = {n: by_text[n][rec[n]] for n in names}
-                key = f"{rec['trial']}|{rec['symbol']}"
                 metrics = {
                     k: _parse(v)
                     for k, v in rec.items()
                     if k not in ("trial", "symbol", "trades_fingerprint", *names)
                 }
+                equity = np.load(curve)
                 rows.append(
                     Row(
                         int(rec["trial"]),
@@ -106,13 +112,13 @@ def load(out: Path, names: Sequence[str], types: dict[str, list[Scalar]]) -> lis
                         values,
                         metrics,
                         rec["trades_fingerprint"],
-                        np.asarray(curves[key]),
+                        equity,
                     )
                 )
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, OSError):
                 raise InputError(
-                    f"{table}: row {rec.get('trial')!r} does not belong to this sweep; "
-                    f"remove {out} or choose another --out"
+                    f"{table}: row {rec.get('trial')!r} does not belong to this sweep or its "
+                    f"curve {curve.name} is missing; remove {out} or choose another --out"
                 ) from None
     return rows
 
