@@ -622,3 +622,30 @@ def test_bybit_unreachable_at_an_instant_refuses_entries_until_it_answers_again(
             ]
 
     asyncio.run(go())
+
+
+def test_a_lost_fill_is_found_by_rest_and_a_late_one_is_booked_once(
+    fake: FakeBybit, tmp_path: Path
+) -> None:
+    async def go() -> None:
+        async with session(fake, tmp_path) as (broker, record):
+            await broker.before_instant(T0)
+            await broker.execute(T0, LONG, ctx())
+            fake.drop_next("execution")  # the entry's fill never comes by stream
+            fake.trade(SYM, 50_100.0)
+            await until(lambda: not broker.entry_pending(), "the order's Filled message")
+            await asyncio.sleep(0.2)
+            assert broker.side() == "flat"  # the order says filled; no fill was pushed
+            await broker.before_instant(T0 + M15)
+            assert broker.side() == "long" and broker.view().qty == 0.04
+            assert fake.positions[SYM]["stopLoss"] == "49098"
+            fake.delay_topic["execution"] = 0.5  # the take-profit's fill comes late
+            fake.trade(SYM, 52_200.0)
+            await broker.before_instant(T0 + 2 * M15)  # REST has it already
+            assert broker.side() == "flat" and len(broker.trades()) == 1
+            await asyncio.sleep(0.8)  # ... then the stream pushes it: nothing changes
+            assert [t["exit_reason"] for t in broker.trades()] == ["take_profit"]
+            assert len(record.fill_rows()) == 2 and len(record.trade_rows()) == 1
+            assert len(journal(record, "trade")) == 1 and not broker.halted
+
+    asyncio.run(go())

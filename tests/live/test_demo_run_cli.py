@@ -46,19 +46,34 @@ def env(tmp_path: Path, fake: FakeBybit) -> dict[str, str]:
     return out | {"BYBIT_DEMO_API_KEY": fake.api_key, "BYBIT_DEMO_API_SECRET": fake.api_secret}
 
 
+ACTED = ("order", "rejected", "failed", "unknown", "refused", "skip")
+
+
 def settled(path: Path, close: int) -> bool:
-    """The session evaluated `close` and every order it meant to send has an answer."""
+    """The session evaluated `close` and acted on each of its decisions there (an order sent
+    and answered, or why not)."""
     if not path.exists():
         return False
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         row = con.execute("SELECT value FROM meta WHERE key = 'last_instant'").fetchone()
-        waiting = con.execute("SELECT count(*) FROM orders WHERE status = 'intent'").fetchone()
+        decided = con.execute("SELECT count(*) FROM decisions WHERE ts = ?", (close,)).fetchone()
+        acted = con.execute(
+            f"SELECT count(*) FROM journal WHERE ts = ? AND kind IN {ACTED}", (close,)
+        ).fetchone()
     except sqlite3.OperationalError:
         return False
     finally:
         con.close()
-    return bool(row) and int(row[0]) >= close and waiting[0] == 0
+    return bool(row) and int(row[0]) >= close and acted[0] >= decided[0]
+
+
+def journal(path: Path) -> list[tuple[int, str, str]]:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT ts, kind, message FROM journal ORDER BY seq").fetchall()
+    finally:
+        con.close()
 
 
 def test_demo_session_in_a_terminal_trades_on_the_exchange_and_stops_protected(
@@ -121,7 +136,9 @@ def test_demo_session_in_a_terminal_trades_on_the_exchange_and_stops_protected(
     # 08:00 the Play went short (as the backtest); filled at the next 1m open, 109,381.5, on the
     # exchange, with the Play's 3% stop from that fill (× 1.03 on the 0.1 tick) resting there
     pos = fake.positions["BTCUSDT"]
-    assert (pos["side"], pos["avgPrice"], pos["stopLoss"]) == ("Sell", "109381.5", "112662.9")
+    assert (pos["side"], pos["avgPrice"], pos["stopLoss"]) == (
+        "Sell", "109381.5", "112662.9",
+    ), journal(session)  # fmt: skip
     assert re.search(rf"position\s+short {pos['size']} @ 109,381\.5", shown), shown[-3000:]
     assert re.search(r"stop\s+112,662\.9", shown)
     assert re.search(r"equity\s+[\d,]+\.\d\d USDT", shown)
