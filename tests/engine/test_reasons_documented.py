@@ -77,12 +77,13 @@ def _exits() -> dict[str, Callable[[], SimulatedExchange]]:
             down, (0, OrderRequest(side="buy", qty=100.0)), max_drawdown_pct=2.0, leverage=2
         ),
         "end_of_data": lambda: _end_of_data(),
+        "flatten": lambda: _end_of_data("flatten"),
     }
 
 
-def _end_of_data() -> SimulatedExchange:
+def _end_of_data(reason: str = "end_of_data") -> SimulatedExchange:
     s = _run(FLAT, (0, BUY))
-    s.close_all(4 * M, 100.0)
+    s.close_all(4 * M, 100.0, reason)
     return s
 
 

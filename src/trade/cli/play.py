@@ -81,3 +81,5 @@ def show(
 app.command("run")(sessions.run)
 app.command("sessions")(sessions.sessions)
 app.command("diff")(sessions.diff)
+app.command("status")(sessions.status)
+app.command("stop")(sessions.stop)

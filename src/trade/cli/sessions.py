@@ -133,6 +133,63 @@ def diff(
         raise typer.Exit(1)
 
 
+def status(
+    session: Annotated[
+        str | None, typer.Argument(help="Session name (default: every session).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What sessions are doing, read from their records (never disturbs a running session):
+    state, mode, position, stop, orders, equity, today's PnL, guards, last bar, stream health."""
+    from ..live.control import all_statuses, session_status
+
+    rows = [session_status(session)] if session else all_statuses()
+    if as_json:
+        print(json.dumps(rows[0] if session else rows))
+        return
+    if not rows:
+        console.print("no sessions", markup=False)
+    for st in rows:
+        pos = st.get("side", "-")
+        if pos not in ("flat", "-"):
+            pos = f"{pos} {st['qty']:g} @ {_n(st.get('entry_price'))}"
+        streams = st.get("streams") or {}
+        bar = st.get("last_bar") or {}
+        guards = ", ".join(f"{k} {v}" for k, v in (st.get("guards") or {}).items()) or "-"
+        console.print(
+            f"{st['name']} [{st['state']}] {st.get('mode')} {st.get('play')} {st.get('symbol')}\n"
+            f"  position {pos}  stop {_n(st.get('stop'))}  target {_n(st.get('target'))}  "
+            f"orders {len(st.get('open_orders') or [])}\n"
+            f"  equity {_n(st.get('equity'))}  today {_n(st.get('day_pnl'))}  "
+            f"halted {st.get('halted') or 'no'}  guards {guards}\n"
+            f"  last bar {bar.get('tf', '-')} {_iso(bar.get('start'))} close {_n(bar.get('close'))}"
+            f"  streams public {streams.get('public', '-')} private "
+            f"{streams.get('private') or '-'}",
+            markup=False,
+        )
+
+
+def stop(
+    session: Annotated[str, typer.Argument(help="Session name (see `trade play status`).")],
+    flatten: Annotated[
+        bool, typer.Option("--flatten", help="Close the open position too (reduce-only market).")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to wait for the session to stop.")
+    ] = 60.0,
+) -> None:
+    """Stop a running session from another terminal, as SIGTERM does: resting entries
+    cancelled, the position keeps its stop; `--flatten` closes the position first."""
+    from ..live.control import stop_session
+
+    st = stop_session(session, flatten=flatten, wait_s=wait)
+    console.print(
+        f"session {session} stopped: position {st.get('side', '-')}"
+        f" {st.get('qty', 0):g}, stop {_n(st.get('stop'))}",
+        markup=False,
+    )
+
+
 def _session_json(s) -> dict:  # type: ignore[no-untyped-def]
     keep = ("mode", "play", "symbol", "created", "environment", "start_ms", "last_instant")
     return {

@@ -79,6 +79,10 @@ class Broker(Protocol):
         """Act on the engine's decisions at instant `t` (orders go out at once)."""
         ...
 
+    async def flatten(self, t: int) -> None:
+        """Close the open position now (reduce-only market); before `stop` when asked to."""
+        ...
+
     async def stop(self) -> None:
         """End of session: resting entries cancelled, an open position keeps its stop."""
         ...

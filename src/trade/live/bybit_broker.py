@@ -182,6 +182,7 @@ class BybitBroker:
         self._lock = asyncio.Lock()
         self._connected = asyncio.Event()  # set on connecting, or on an error before it
         self._connect_error: str | None = None
+        self.private_state = "connecting"  # what `trade play status` shows of the private stream
         self._stream: BybitStream | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -232,7 +233,11 @@ class BybitBroker:
             balance=self.balance,
             open_orders=orders,
             halted=self._halted,
-            extra={"funding": self.book.funding_total, "mode": self.mode},
+            extra={
+                "funding": self.book.funding_total,
+                "mode": self.mode,
+                "private_stream": self.private_state,
+            },
         )
 
     # ------------------------------------------------------------------ contract: life cycle
@@ -361,6 +366,17 @@ class BybitBroker:
             await self._protect(now)
             self.record.journal(now, "stop", "broker stopped", side=self.side())
         await self._close_stream()
+
+    async def flatten(self, t: int) -> None:
+        """`trade play stop --flatten`: the open position closed with a reduce-only market order."""
+        async with self._lock:
+            p = await self._position()
+            if p is None:
+                return
+            side = "long" if p.side == "Buy" else "short"
+            link = link_id(self.session_id, t, 0, "close")
+            self.orders[link] = OurOrder("close", t)
+            await self._send(t, link, reduce_body(self.symbol, link, side, p.size), "flatten")
 
     # ------------------------------------------------------------------ decisions
 
@@ -623,6 +639,8 @@ class BybitBroker:
 
     async def _on_event(self, ev: StreamEvent) -> None:
         now = self.rest.now_ms()
+        if ev.kind in ("connected", "reconnected", "disconnected"):
+            self.private_state = ev.kind
         if ev.kind == "connected":
             self._connected.set()
         elif ev.kind in ("reconnected", "disconnected"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,16 +150,18 @@ async def run_session(
     *,
     on_update: Callable[[Snapshot], None] | None = None,
 ) -> LiveRunner:
-    """Run until Ctrl-C or SIGTERM: resting entries are cancelled, a position keeps its stop."""
+    """Run until Ctrl-C or SIGTERM (`trade play stop`): resting entries are cancelled, a position
+    keeps its stop; SIGUSR1 (`trade play stop --flatten`) closes the position first."""
     async with BybitRest(environment=plan.environment, credentials=plan.credentials) as rest:
-        record.set_meta(rest_url=rest.base_url)
+        record.set_meta(rest_url=rest.base_url, pid=os.getpid())
         runner = make_runner(plan, record, rest, on_update=on_update)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runner.request_stop)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: runner.request_stop(flatten=True))
         try:
             await runner.run()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
     return runner

@@ -121,6 +121,13 @@ class PaperBroker:
         self._book()
         self.record.journal(t, "stop", "paper session stopped; an open position keeps its stop")
 
+    async def flatten(self, t: int) -> None:
+        """`trade play stop --flatten`: the position closed at the last traded price (taker)."""
+        tape = self.sim.tape
+        if self.sim.position is not None and tape.n:
+            self.sim.close_all(int(tape.ts_close[-1]), float(tape.c[-1]), "flatten")
+            self._book()
+
     def view(self) -> BrokerView:
         pos = self.sim.position
         t = int(self.sim.tape.ts_close[-1]) if self.sim.tape.n else 0

@@ -66,6 +66,8 @@ class Snapshot:
     decisions: int
     trades: int
     stream: str
+    day_pnl: float = math.nan  # equity change since the UTC day began (exchange time)
+    guards: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class LiveRunner:
@@ -112,6 +114,10 @@ class LiveRunner:
         self._store_funding: list[tuple[int, float]] = []
         self._last_funding_ts = 0
         self._stop = asyncio.Event()
+        self.flatten_requested = False
+        self._day_open: tuple[int, float] | None = (
+            None  # (UTC day, equity at its first step)  # `trade play stop --flatten`: close the position too
+        )
         self._progress = asyncio.Condition()
         self.handled_close = 0  # every bar closing by here is handled, due instants evaluated
         self.finished = False
@@ -121,7 +127,10 @@ class LiveRunner:
 
     # ------------------------------------------------------------------ control
 
-    def request_stop(self) -> None:
+    def request_stop(self, flatten: bool = False) -> None:
+        """End the session: resting entries are cancelled, a position keeps its stop (with
+        `flatten`, the position is closed first)."""
+        self.flatten_requested = self.flatten_requested or flatten
         self._stop.set()
 
     async def wait_handled(self, close_ms: int, timeout: float = 10.0) -> None:
@@ -173,14 +182,18 @@ class LiveRunner:
             self.rest, self.ws_url, self.symbol, self.tfs, last_open,
             ping_interval=self.ping_interval, backoff=self.backoff,
         )  # fmt: skip
+        self.record.set_meta(state="running")
         try:
             async with feed:
                 await self._loop(feed, clock)
         finally:
+            if self.flatten_requested:
+                await self.broker.flatten(self.rest.now_ms())
             await self.broker.stop()
             await self._flush_store()
             self.record.journal(self.rest.now_ms(), "stop", "session stopped")
             self._update()
+            self.record.set_meta(state="stopped")
 
     async def _loop(self, feed: MarketFeed, clock: EvaluationClock) -> None:
         waiting_since: float | None = None
@@ -275,8 +288,13 @@ class LiveRunner:
         self._update()
 
     def _update(self) -> None:
-        if self.on_update is not None and self.broker is not None:
-            self.on_update(self.snapshot())
+        if self.broker is None:
+            return
+        snap = self.snapshot()
+        # what `trade play status` and the dashboard read, without touching the session
+        self.record.set_meta(status=json.dumps(status_of(snap), default=str))
+        if self.on_update is not None:
+            self.on_update(snap)
 
     def snapshot(self) -> Snapshot:
         assert self.broker is not None
@@ -292,7 +310,17 @@ class LiveRunner:
             decisions=self.decisions,
             trades=len(self.broker.trades()),
             stream=self.stream_state,
+            day_pnl=self._day_pnl(),
         )
+
+    def _day_pnl(self) -> float:
+        """Equity now against the first equity seen in this UTC day of exchange time."""
+        assert self.broker is not None
+        equity = self.broker.view().equity
+        day = self.rest.now_ms() // 86_400_000
+        if self._day_open is None or self._day_open[0] != day:
+            self._day_open = (day, equity)
+        return equity - self._day_open[1]
 
     # ------------------------------------------------------------------ warmup
 
@@ -492,6 +520,28 @@ class LiveRunner:
                 )
 
         self._with_store(write)
+
+
+def status_of(s: Snapshot) -> dict[str, Any]:
+    """The session's state as one JSON object, written to its record after every step."""
+    b = s.broker
+    bar = s.last_bar
+    return {
+        "mode": s.mode, "symbol": s.symbol, "play": s.play,
+        "side": b.side, "qty": b.qty, "entry_price": b.entry_price, "stop": b.stop,
+        "target": b.target, "equity": _finite(b.equity), "balance": _finite(b.balance),
+        "day_pnl": _finite(s.day_pnl), "open_orders": list(b.open_orders), "halted": b.halted,
+        "guards": s.guards,
+        "last_bar": None if bar is None else {
+            "tf": bar.tf, "start": bar.bar.start, "close": bar.bar.close, "source": bar.source},
+        "last_instant": s.last_instant, "next_instant": s.next_instant,
+        "exchange_ms": s.exchange_ms, "decisions": s.decisions, "trades": s.trades,
+        "streams": {"public": s.stream, "private": b.extra.get("private_stream")},
+    }  # fmt: skip
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
 
 
 def _bars(symbol: str, tf: str, ks: list[Kline]) -> Bars:

@@ -17,6 +17,7 @@ EXIT_REASONS = (
     "max_drawdown",
     "end_of_data",
     "trailing_stop",
+    "flatten",
 )
 REJECT_REASONS = (
     "position_open",
