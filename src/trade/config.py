@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 
@@ -47,3 +49,20 @@ def db_wait_seconds() -> float:
     if not 0 <= value <= 86_400:
         raise InputError(f"TRADE_DB_WAIT={raw!r}: expected seconds between 0 and 86400")
     return value
+
+
+def user_config_path() -> Path:
+    """The account-wide settings: `$TRADE_CONFIG`, else `~/.trade/config.toml`."""
+    env = os.environ.get("TRADE_CONFIG")
+    return Path(env) if env else Path.home() / ".trade" / "config.toml"
+
+
+def user_config() -> dict[str, Any]:
+    """The parsed config file ({} when there is none); a bad file is one clear line."""
+    path = user_config_path()
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None

@@ -87,6 +87,7 @@ class SimExecution:
                 mark_low=mark.low if mark is not None else None,
             )
         self.signals = 0
+        self.notional_cap: float | None = None  # a live guard's size ceiling for the next entries
         self.closed = False  # the run already ended with the end-of-data close (fast loop)
 
     @classmethod
@@ -157,7 +158,7 @@ class SimExecution:
         try:
             return entry_request(
                 self.compiled, self.instrument, d, t, lambda s: self.series_at(s, i),
-                self.exec_close_at(t), tag,
+                self.exec_close_at(t), tag, self.notional_cap,
             )  # fmt: skip
         except MissingAtr as exc:
             self.sim.refuse(t, "atr_missing", atr=str(exc))
@@ -210,11 +211,12 @@ def entry_request(
     series_value: Callable[[A.Series], float],
     exec_close: float,
     tag: dict[str, Any],
+    notional_cap: float | None = None,
 ) -> OrderRequest:
     """The order an entry decision at instant `t` sends, in every mode: stop, target, trailing and
     break-even from the Play's risk block (ATR distances read as of `t`), market or limit (priced
-    off the exec bar's close, rounded to the tick) with its expiry. Raises MissingAtr when an ATR
-    distance has no value yet."""
+    off the exec bar's close, rounded to the tick) with its expiry; `notional_cap` is a live guard's
+    ceiling on the size. Raises MissingAtr when an ATR distance has no value yet."""
     play = compiled.play
     risk, entry = play.risk, play.entry
     buy = d.side == "long"
@@ -258,7 +260,7 @@ def entry_request(
     return OrderRequest(
         side="buy" if buy else "sell",
         kind=kind,
-        sizing=Sizing(risk.sizing.model, risk.sizing.value),
+        sizing=Sizing(risk.sizing.model, risk.sizing.value, notional_cap),
         limit_price=limit_price,
         expire_ts=expire,
         stop_loss=sl,

@@ -22,11 +22,12 @@ from ..play import ast as A
 
 @dataclass(frozen=True)
 class DecisionContext:
-    """What an entry needs beyond the decision: series values as of the instant (ATR distances)
-    and the exec bar's close (the limit price's base)."""
+    """What an entry needs beyond the decision: series values as of the instant (ATR distances),
+    the exec bar's close (the limit price's base) and the guards' size ceiling."""
 
     series_value: Callable[[A.Series], float]
     exec_close: float
+    notional_cap: float | None = None  # a guard's ceiling on an entry's notional (USDT)
 
 
 @dataclass(frozen=True)

@@ -385,7 +385,9 @@ class BybitBroker:
     ) -> None:
         spec = self._spec()
         try:
-            req = entry_request(self.compiled, spec, d, t, ctx.series_value, ctx.exec_close, tag)
+            req = entry_request(
+                self.compiled, spec, d, t, ctx.series_value, ctx.exec_close, tag, ctx.notional_cap
+            )
         except MissingAtr as exc:
             self._refuse(t, "atr_missing", f"{d.side} entry: ATR {exc} has no value yet")
             return

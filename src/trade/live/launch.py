@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,10 @@ from ..exchange.bybit import BybitRest, Credentials, endpoints, load_credentials
 from ..instruments import InstrumentSpec
 from ..play import find_play, validate_play
 from ..play.compile import CompiledPlay
+from ..play.model import Guards
 from .broker import Broker
+from .guards import effective_guards
+from .panic import check_kill_switch
 from .paper import MarketExtras, PaperBroker
 from .runner import LiveRunner, Snapshot
 from .session import SessionRecord, session_path
@@ -44,6 +47,9 @@ class SessionPlan:
     symbol: str
     credentials: Credentials | None
     environment: str  # whose hosts: paper reads mainnet's public market data, with no keys
+    guards: Guards = field(
+        default_factory=Guards
+    )  # the Play's guards tightened by the account's (guards.py)
 
 
 def plan_session(
@@ -57,6 +63,7 @@ def plan_session(
 ) -> SessionPlan:
     if mode not in MODES:
         raise InputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    check_kill_switch()
     if mode == "live" and not confirm:
         raise InputError(
             "--mode live trades real money: add --confirm to start (try --mode demo first)"
@@ -67,6 +74,7 @@ def plan_session(
         from .bybit_broker import check_play
 
         check_play(compiled, mode)
+    guards = effective_guards(compiled.play, str(path))
     sym = (symbol or compiled.play.symbol).upper()
     creds: Credentials | None = None
     if mode != "paper":
@@ -94,6 +102,7 @@ def plan_session(
         symbol=sym,
         credentials=creds,
         environment="demo" if mode == "demo" else "live",
+        guards=guards,
     )
 
 
@@ -140,7 +149,7 @@ def make_runner(
     return LiveRunner(
         plan.compiled, plan.symbol, rest, endpoints(plan.environment).ws_public, record,
         broker_factory(plan, record, rest, record.meta().get("intrabar", "pessimistic")),
-        on_update=on_update, **options,
+        on_update=on_update, guards=plan.guards, **options,
     )  # fmt: skip
 
 

@@ -107,10 +107,12 @@ class PaperBroker:
 
     async def execute(self, t: int, decisions: Sequence[Decision], ctx: DecisionContext) -> None:
         self._ctx = ctx
+        self.ex.notional_cap = ctx.notional_cap
         try:
             self.ex.execute(0, t, decisions)
         finally:
             self._ctx = None
+            self.ex.notional_cap = None
         self._book()
 
     async def stop(self) -> None:

@@ -33,15 +33,20 @@ from typing import Any
 import numpy as np
 
 from ..data.bars import Bars
+from ..engine.decide import Decision
+from ..engine.execution import MissingAtr, entry_request
 from ..engine.market import warmup_ms
 from ..engine.play_engine import INSTANT_IDS, PlayEngine
 from ..exchange.bybit import BybitRest, Kline
 from ..instruments import InstrumentSpec
 from ..play.compile import CompiledPlay
+from ..play.model import Guards
+from ..sim.orders import OrderRequest
 from ..sim.tape import Tape
 from ..timeframes import MINUTE_MS, TIMEFRAMES, tf_ms
 from .broker import Broker, BrokerView, DecisionContext
 from .feed import ClosedBar, EvaluationClock, MarketFeed
+from .guards import GuardSet, describe
 from .paper import MarketExtras
 from .session import SessionRecord
 
@@ -68,6 +73,7 @@ class Snapshot:
     stream: str
     day_pnl: float = math.nan  # equity change since the UTC day began (exchange time)
     guards: dict[str, Any] = dataclasses.field(default_factory=dict)
+    guard_halt: str | None = None  # the guard halting entries, and why
 
 
 class LiveRunner:
@@ -87,6 +93,7 @@ class LiveRunner:
         backoff: float = 0.5,
         grace_s: float = 3.0,
         on_update: Callable[[Snapshot], None] | None = None,
+        guards: Guards | None = None,
     ) -> None:
         self.compiled, self.symbol = compiled, symbol
         self.rest, self.ws_url, self.record = rest, public_ws_url, record
@@ -94,6 +101,10 @@ class LiveRunner:
         self.store_path = store_path
         self.ping_interval, self.backoff, self.grace_s = ping_interval, backoff, grace_s
         self.on_update = on_update
+        self.guard_limits = guards or Guards()
+        self.guards: GuardSet | None = None
+        self.instrument: InstrumentSpec | None = None
+        self.last_price = math.nan  # the last 1m close: the guards' reference price
         self.engine = PlayEngine(compiled)
         self.exec_tf = compiled.exec_tf
         self.exec_ms = TIMEFRAMES[self.exec_tf]
@@ -161,7 +172,7 @@ class LiveRunner:
         now = self.rest.now_ms()
         self.start_ms = -(-now // self.exec_ms) * self.exec_ms
         first_instant = self.start_ms + self.exec_ms
-        instrument = await self._instrument()
+        instrument = self.instrument = await self._instrument()
         self.record.set_meta(
             start_ms=self.start_ms, exec_tf=self.exec_tf, timeframes=",".join(self.tfs),
             instrument=json.dumps(dataclasses.asdict(instrument)),
@@ -169,6 +180,8 @@ class LiveRunner:
         last_open = await self._warmup(now)
         await self._warm_marks(now)
         self.broker = self.make_broker(instrument, self.extras)
+        self.guards = GuardSet(self.guard_limits, self.compiled.play, self.record)
+        self.record.journal(now, "guards", f"guards: {describe(self.guard_limits)}")
         await self.broker.start(first_instant)
         self.record.journal(
             now, "start", f"session started; first evaluation at {_iso(first_instant)}",
@@ -243,6 +256,7 @@ class LiveRunner:
                 if self._tape is not None:
                     self._tape_bar(b.bar)
                 await self.broker.on_minute(b.bar)
+                self.last_price = b.bar.close
             if b.tf in self.engine_tfs:
                 self._pending.append(b)
             clock.fed(b)
@@ -265,6 +279,8 @@ class LiveRunner:
             engine.set_instant(**self._instant_values(t))
         broker = self.broker
         await broker.before_instant(t)
+        assert self.guards is not None
+        self.guards.observe(t, broker.view(), self.last_price)
         position = broker.position_values(t) if engine.uses_position else None
         flat = engine.step(t, position)
         decisions = (
@@ -277,9 +293,32 @@ class LiveRunner:
         self.record.set_meta(last_instant=t)
         if decisions:
             ctx = DecisionContext(engine.features.value, self.exec_close)  # type: ignore[union-attr]
-            await broker.execute(t, decisions, ctx)
+            decisions, cap = self.guards.filter(
+                t, decisions, broker.view(), self.last_price, self._request(t, ctx), self._taker
+            )
+            if decisions:
+                await broker.execute(t, decisions, dataclasses.replace(ctx, notional_cap=cap))
         if t % HOUR_MS == 0:  # the store is written hourly (and at the end): one short lock
             await self._flush_store()
+
+    def _request(self, t: int, ctx: DecisionContext) -> Callable[[Decision], OrderRequest | None]:
+        """The order an entry decision becomes (what the guards check), as the brokers build it."""
+        assert self.instrument is not None
+        spec = self.instrument
+
+        def build(d: Decision) -> OrderRequest | None:
+            try:
+                return entry_request(
+                    self.compiled, spec, d, t, ctx.series_value, ctx.exec_close, {}
+                )
+            except MissingAtr:
+                return None  # the broker refuses it with its reason
+
+        return build
+
+    @property
+    def _taker(self) -> float:
+        return self.compiled.play.account.fee_bps.taker / 1e4
 
     async def _mark_handled(self, close_ms: int) -> None:
         async with self._progress:
@@ -311,6 +350,8 @@ class LiveRunner:
             trades=len(self.broker.trades()),
             stream=self.stream_state,
             day_pnl=self._day_pnl(),
+            guards=self.guards.states() if self.guards is not None else {},
+            guard_halt=self.guards.halted if self.guards is not None else None,
         )
 
     def _day_pnl(self) -> float:
@@ -530,7 +571,7 @@ def status_of(s: Snapshot) -> dict[str, Any]:
         "mode": s.mode, "symbol": s.symbol, "play": s.play,
         "side": b.side, "qty": b.qty, "entry_price": b.entry_price, "stop": b.stop,
         "target": b.target, "equity": _finite(b.equity), "balance": _finite(b.balance),
-        "day_pnl": _finite(s.day_pnl), "open_orders": list(b.open_orders), "halted": b.halted,
+        "day_pnl": _finite(s.day_pnl), "open_orders": list(b.open_orders), "halted": b.halted or s.guard_halt,
         "guards": s.guards,
         "last_bar": None if bar is None else {
             "tf": bar.tf, "start": bar.bar.start, "close": bar.bar.close, "source": bar.source},

@@ -186,12 +186,28 @@ class Sizing(_Model):
     max_position_equity_pct: float = Field(100.0, gt=0)
 
 
+class Guards(_Model):
+    """Limits between decisions and the broker in paper, demo and live (docs/operations.md); the
+    account's `~/.trade/config.toml` `[guards]` caps them and a Play may only tighten those."""
+
+    max_daily_loss_usdt: float | None = Field(None, gt=0)
+    max_daily_loss_pct: float | None = Field(None, gt=0, le=100)
+    max_drawdown_pct: float | None = Field(None, gt=0, le=100)
+    max_position_notional: float | None = Field(None, gt=0)
+    max_leverage: float | None = Field(None, gt=0)
+    min_balance: float | None = Field(None, ge=0)
+    max_price_deviation_pct: float | None = Field(None, gt=0)
+    max_orders_per_minute: int | None = Field(None, ge=1)
+    require_stop: bool | None = None
+
+
 class Risk(_Model):
     stop_loss: Distance | None = None
     take_profit: Distance | None = None
     trailing: Trailing | None = None
     break_even: BreakEven | None = None
     sizing: Sizing = Sizing()
+    guards: Guards = Guards()
     stop_beyond_liquidation: Literal["reject", "tighten"] = Field(
         "reject",
         description="an entry whose stop lies at or beyond its liquidation price: reject it, or "

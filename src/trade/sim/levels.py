@@ -109,6 +109,8 @@ def sized_notional(
     else:
         raise SimulationError(f"unknown sizing model {sizing.model!r}")
     notional = min(notional, equity * leverage * max_position_equity_pct / 100.0)
+    if sizing.cap is not None:
+        notional = min(notional, sizing.cap)
     return min(notional, equity / (1.0 / leverage + fee_rate))
 
 

@@ -93,6 +93,7 @@ class Sizing:
 
     model: Literal["percent_equity", "risk_based", "fixed_notional"]
     value: float
+    cap: float | None = None  # a notional ceiling in USDT (a live guard's shrink), else none
 
 
 @dataclass(frozen=True)
