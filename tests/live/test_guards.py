@@ -27,15 +27,27 @@ from trade.live.launch import make_runner, open_record, plan_session
 from trade.live.runner import LiveRunner
 from trade.live.session import SessionRecord
 
+from .receiver import Receiver
+
 PLAY = Path(__file__).resolve().parents[2] / "plays" / "examples" / "ema_cross.yml"
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> Path:
+    """A home whose config sends notifications to `receiver`."""
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("TRADE_DB", str(tmp_path / "market.duckdb"))
     with MarketStore(tmp_path / "market.duckdb") as store:
         store.ensure_sample()
+    (tmp_path / ".trade").mkdir()
+    (tmp_path / ".trade" / "config.toml").write_text(f'[notify]\nurls = ["{receiver.url}"]\n')
     return tmp_path
 
 
@@ -102,6 +114,12 @@ def guard_lines(journal: list[dict[str, Any]]) -> list[str]:
     return [j["message"] for j in journal if j["kind"] in ("guard", "halt")]
 
 
+def notified(receiver: Receiver, lines: list[str]) -> None:
+    """Every guard line reached the receiver (through apprise's JSON target)."""
+    got = [m["message"] for m in receiver.messages if m["title"].endswith((": guard", ": halt"))]
+    assert got == lines
+
+
 def position(runner: LiveRunner, fake: FakeBybit, mode: str) -> tuple[str, float]:
     view = runner.broker.view()  # type: ignore[union-attr]
     if mode == "demo":  # the exchange agrees
@@ -114,10 +132,13 @@ MODES = ["paper", "demo"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_max_position_notional_shrinks_the_entry(fake: FakeBybit, home: Path, mode: str) -> None:
+def test_max_position_notional_shrinks_the_entry(
+    fake: FakeBybit, home: Path, receiver: Receiver, mode: str
+) -> None:
     runner, journal, _ = run(fake, home, play_file(home, {"max_position_notional": 1000}), mode,
                              "08:15")  # fmt: skip
     lines = guard_lines(journal)
+    notified(receiver, lines)
     assert len(lines) == 1
     assert re.fullmatch(
         r"max_position_notional: short entry shrunk from about 99\d\d\.\d\d to 1000\.00 USDT "
@@ -129,10 +150,11 @@ def test_max_position_notional_shrinks_the_entry(fake: FakeBybit, home: Path, mo
 
 @pytest.mark.parametrize("mode", MODES)
 def test_max_leverage_shrinks_the_entry_to_equity_times_the_ceiling(
-    fake: FakeBybit, home: Path, mode: str
+    fake: FakeBybit, home: Path, receiver: Receiver, mode: str
 ) -> None:
     runner, journal, _ = run(fake, home, play_file(home, {"max_leverage": 0.25}), mode, "08:15")
     lines = guard_lines(journal)
+    notified(receiver, lines)
     assert len(lines) == 1 and lines[0].startswith("max_leverage: short entry shrunk from about")
     cap = float(re.search(r"to (\d+\.\d\d) USDT", lines[0]).group(1))  # type: ignore[union-attr]
     balance = runner.broker.view().balance  # type: ignore[union-attr]
@@ -143,12 +165,13 @@ def test_max_leverage_shrinks_the_entry_to_equity_times_the_ceiling(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_max_price_deviation_vetoes_a_limit_entry_far_from_the_last_price(
-    fake: FakeBybit, home: Path, mode: str
+    fake: FakeBybit, home: Path, receiver: Receiver, mode: str
 ) -> None:
     entry = {"order_type": "limit", "limit_offset_pct": 0.5, "expire_after_bars": 2}
     path = play_file(home, {"max_price_deviation_pct": 0.2}, entry=entry)
     runner, journal, _ = run(fake, home, path, mode, "08:15")
     lines = guard_lines(journal)
+    notified(receiver, lines)
     # the 07:45-08:00 bar closed at 109,382.7 (the 1m close too): a limit 0.5% above it
     assert lines == [
         "max_price_deviation_pct: short entry vetoed (limit 109928 is 0.500% from the last price "
@@ -160,10 +183,11 @@ def test_max_price_deviation_vetoes_a_limit_entry_far_from_the_last_price(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_max_orders_per_minute_vetoes_the_entry_of_a_flip(
-    fake: FakeBybit, home: Path, mode: str
+    fake: FakeBybit, home: Path, receiver: Receiver, mode: str
 ) -> None:
     runner, journal, trades = run(fake, home, play_file(home, {"max_orders_per_minute": 1}), mode,
                                   "14:15")  # fmt: skip
+    notified(receiver, guard_lines(journal))
     assert guard_lines(journal) == [
         "max_orders_per_minute: long entry vetoed (1 order(s) sent in the last minute (limit 1))"
     ]
@@ -183,10 +207,11 @@ def test_max_orders_per_minute_vetoes_the_entry_of_a_flip(
     ],
 )  # fmt: skip
 def test_a_loss_halts_entries_and_keeps_the_position_protected(
-    fake: FakeBybit, home: Path, mode: str, guards: dict[str, float], halt: str
+    fake: FakeBybit, home: Path, receiver: Receiver, mode: str, guards: dict[str, float], halt: str
 ) -> None:
     runner, journal, trades = run(fake, home, play_file(home, guards), mode, "14:15")
     lines = guard_lines(journal)
+    notified(receiver, lines)
     assert re.fullmatch(halt, lines[0]), lines
     guard = lines[0].split(":")[0]
     why = lines[0].split(" (", 1)[1].split("); open positions")[0]
@@ -197,10 +222,13 @@ def test_a_loss_halts_entries_and_keeps_the_position_protected(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_min_balance_halts_before_the_first_entry(fake: FakeBybit, home: Path, mode: str) -> None:
+def test_min_balance_halts_before_the_first_entry(
+    fake: FakeBybit, home: Path, receiver: Receiver, mode: str
+) -> None:
     runner, journal, _ = run(fake, home, play_file(home, {"min_balance": 1_000_000}), mode,
                              "08:15")  # fmt: skip
     lines = guard_lines(journal)
+    notified(receiver, lines)
     assert re.fullmatch(
         r"min_balance: entries halted \(equity \d+\.\d\d below 1000000\.00 USDT\); open positions "
         r"keep their stops", lines[0]
@@ -212,9 +240,12 @@ def test_min_balance_halts_before_the_first_entry(fake: FakeBybit, home: Path, m
     assert st == {"min_balance": st["min_balance"]} and st["min_balance"].startswith("halted: ")
 
 
-def test_require_stop_vetoes_an_entry_without_a_stop_in_paper(fake: FakeBybit, home: Path) -> None:
+def test_require_stop_vetoes_an_entry_without_a_stop_in_paper(
+    fake: FakeBybit, home: Path, receiver: Receiver
+) -> None:
     path = play_file(home, {"require_stop": True}, stop_loss=None)
     runner, journal, _ = run(fake, home, path, "paper", "08:15")
+    notified(receiver, guard_lines(journal))
     assert guard_lines(journal) == [
         "require_stop: short entry vetoed (the Play has no risk.stop_loss)"
     ]

@@ -27,6 +27,7 @@ from ..play.compile import CompiledPlay
 from ..play.model import Guards
 from .broker import Broker
 from .guards import effective_guards
+from .notify import Notifier, notify_urls
 from .panic import check_kill_switch
 from .paper import MarketExtras, PaperBroker
 from .runner import LiveRunner, Snapshot
@@ -64,6 +65,7 @@ def plan_session(
     if mode not in MODES:
         raise InputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
     check_kill_switch()
+    notify_urls()  # a bad [notify] table is refused before anything connects
     if mode == "live" and not confirm:
         raise InputError(
             "--mode live trades real money: add --confirm to start (try --mode demo first)"
@@ -146,6 +148,8 @@ def make_runner(
 ) -> LiveRunner:
     """The runner of a planned session (`options`: LiveRunner's keyword options)."""
     options.setdefault("store_path", config.db_path())
+    if "notifier" not in options:
+        options["notifier"] = Notifier.from_config(plan.name)
     return LiveRunner(
         plan.compiled, plan.symbol, rest, endpoints(plan.environment).ws_public, record,
         broker_factory(plan, record, rest, record.meta().get("intrabar", "pessimistic")),

@@ -47,10 +47,12 @@ from ..timeframes import MINUTE_MS, TIMEFRAMES, tf_ms
 from .broker import Broker, BrokerView, DecisionContext
 from .feed import ClosedBar, EvaluationClock, MarketFeed
 from .guards import GuardSet, describe
+from .notify import Notifier
 from .paper import MarketExtras
 from .session import SessionRecord
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 MARK_TF = "1h"  # the mark bars a session tracks: what the sample and `trade data sync` store
 MARK_HISTORY_MS = 8 * HOUR_MS  # the mark history a backtest loads before its window
 BrokerFactory = Callable[[InstrumentSpec, MarketExtras], Broker]
@@ -94,6 +96,7 @@ class LiveRunner:
         grace_s: float = 3.0,
         on_update: Callable[[Snapshot], None] | None = None,
         guards: Guards | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.compiled, self.symbol = compiled, symbol
         self.rest, self.ws_url, self.record = rest, public_ws_url, record
@@ -101,6 +104,9 @@ class LiveRunner:
         self.store_path = store_path
         self.ping_interval, self.backoff, self.grace_s = ping_interval, backoff, grace_s
         self.on_update = on_update
+        self.notifier = notifier
+        if notifier is not None:
+            record.listeners.append(notifier.on_event)
         self.guard_limits = guards or Guards()
         self.guards: GuardSet | None = None
         self.instrument: InstrumentSpec | None = None
@@ -161,8 +167,14 @@ class LiveRunner:
             await self._run()
         except BaseException as exc:
             self.failure = exc
+            if isinstance(exc, Exception):
+                self.record.journal(
+                    None, "error", f"session failed: {exc}", type=type(exc).__name__
+                )
             raise
         finally:
+            if self.notifier is not None:
+                await asyncio.to_thread(self.notifier.close)
             async with self._progress:
                 self.finished = True
                 self._progress.notify_all()
@@ -298,8 +310,23 @@ class LiveRunner:
             )
             if decisions:
                 await broker.execute(t, decisions, dataclasses.replace(ctx, notional_cap=cap))
+        if t % DAY_MS == 0:
+            self._daily_summary(t)
         if t % HOUR_MS == 0:  # the store is written hourly (and at the end): one short lock
             await self._flush_store()
+
+    def _daily_summary(self, t: int) -> None:
+        """At 00:00 UTC: the day that ended, in one journal line (and one notification)."""
+        assert self.broker is not None
+        view = self.broker.view()
+        day = [x for x in self.broker.trades() if t - DAY_MS <= int(x["exit_time"]) < t]
+        pnl = sum(float(x["pnl"]) for x in day)
+        self.record.journal(
+            t, "summary",
+            f"{_iso(t - DAY_MS)[:10]}: {len(day)} trade(s) closed, pnl {pnl:.2f} USDT; equity "
+            f"{view.equity:.2f}; position {view.side} {view.qty:g}",
+            trades=len(day), pnl=pnl, equity=view.equity,
+        )  # fmt: skip
 
     def _request(self, t: int, ctx: DecisionContext) -> Callable[[Decision], OrderRequest | None]:
         """The order an entry decision becomes (what the guards check), as the brokers build it."""

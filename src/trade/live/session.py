@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,8 @@ class SessionRecord:
                 )
             return
         path.parent.mkdir(parents=True, exist_ok=True)
+        # called after each journal line and each new fill (notifications listen here)
+        self.listeners: list[Callable[[int | None, str, str, dict[str, Any]], None]] = []
         self.con = sqlite3.connect(path, isolation_level=None)
         self.con.execute("PRAGMA journal_mode=WAL")
         self.con.execute("PRAGMA synchronous=NORMAL")
@@ -240,6 +242,8 @@ class SessionRecord:
                 (exec_id, ts, link_id, side, qty, price, fee, kind,
                  json.dumps(dict(data or {}), sort_keys=True)),
             )  # fmt: skip
+        if cur.rowcount == 1:
+            self._tell(ts, "fill", f"fill {side} {qty:g} @ {price:g} ({kind})", link_id=link_id)
         return cur.rowcount == 1
 
     def trade(self, trade: Mapping[str, Any]) -> None:
@@ -255,6 +259,11 @@ class SessionRecord:
                 "INSERT INTO journal (ts, wall_ms, kind, message, data) VALUES (?, ?, ?, ?, ?)",
                 (ts, _wall_ms(), kind, message, json.dumps(data, sort_keys=True, default=str)),
             )
+        self._tell(ts, kind, message, **data)
+
+    def _tell(self, ts: int | None, kind: str, message: str, /, **data: Any) -> None:
+        for listener in self.listeners:
+            listener(ts, kind, message, data)
 
     # ------------------------------------------------------------------ reads
 
