@@ -16,7 +16,7 @@ from rich.console import Console
 
 from .. import __version__, config
 from ..errors import InputError, TradeError
-from . import backtest, data, exchange, indicators, panic, play, runs, sweep, validate
+from . import backtest, dashboard, data, exchange, indicators, panic, play, runs, sweep, validate
 
 app = typer.Typer(
     name="trade",
@@ -35,6 +35,7 @@ app.add_typer(exchange.app, name="exchange")
 app.command("sweep")(sweep.sweep)
 app.command("walkforward")(sweep.walkforward)
 app.command("panic")(panic.panic)
+app.command("dashboard")(dashboard.dashboard)
 
 err_console = Console(stderr=True, highlight=False)
 

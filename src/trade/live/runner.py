@@ -303,6 +303,9 @@ class LiveRunner:
         self.decisions += len(decisions)
         self.last_instant = t
         self.record.set_meta(last_instant=t)
+        equity = broker.view().equity
+        if math.isfinite(equity):
+            self.record.equity(t, equity)
         if decisions:
             ctx = DecisionContext(engine.features.value, self.exec_close)  # type: ignore[union-attr]
             decisions, cap = self.guards.filter(

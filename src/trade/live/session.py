@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS fills (
     exec_id TEXT PRIMARY KEY, ts INTEGER, link_id TEXT, side TEXT, qty REAL, price REAL,
     fee REAL, kind TEXT, data TEXT);
 CREATE TABLE IF NOT EXISTS trades (trade_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS equity (ts INTEGER PRIMARY KEY, equity REAL);
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER, wall_ms INTEGER, kind TEXT, message TEXT,
     data TEXT);
@@ -253,6 +254,11 @@ class SessionRecord:
                 (int(trade["trade_id"]), json.dumps(dict(trade), sort_keys=True)),
             )
 
+    def equity(self, ts: int, value: float) -> None:
+        """The account's equity at an evaluation instant (the dashboard's curve)."""
+        with self._tx():
+            self.con.execute("INSERT OR REPLACE INTO equity VALUES (?, ?)", (ts, value))
+
     def journal(self, ts: int | None, kind: str, message: str, /, **data: Any) -> None:
         with self._tx():
             self.con.execute(
@@ -315,6 +321,13 @@ class SessionRecord:
              "price": r[5], "fee": r[6], "kind": r[7], "data": json.loads(r[8] or "{}")}
             for r in rows
         ]  # fmt: skip
+
+    def equity_rows(self) -> list[tuple[int, float]]:
+        """(instant, equity); none for a file written before equity was recorded."""
+        try:
+            return self.con.execute("SELECT ts, equity FROM equity ORDER BY ts").fetchall()
+        except sqlite3.OperationalError:
+            return []
 
     def trade_rows(self) -> list[dict[str, Any]]:
         rows = self.con.execute("SELECT data FROM trades ORDER BY trade_id").fetchall()
