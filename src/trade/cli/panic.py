@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from .. import logs
 from ..errors import InputError
 
 console = Console(highlight=False)
@@ -66,6 +68,12 @@ def panic(
             return await flatten_account(rest)
 
     report = asyncio.run(go())
+    logs.setup()
+    logs.log(
+        logging.WARNING, f"trade panic --mode {mode}", mode=mode, closes=report.closes,
+        cancelled=len(report.cancelled), errors=report.errors, flat=report.flat,
+        positions_left=report.positions_left, orders_left=report.orders_left,
+    )  # fmt: skip
     for c in report.closes:
         console.print(
             f"closed {c['symbol']} {c['side']} {c['qty']:g} (reduce-only market {c['link_id']})",

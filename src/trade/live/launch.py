@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import config
+from .. import config, logs
 from ..engine.provenance import sha256_text
 from ..errors import InputError
 from ..exchange.bybit import BybitRest, Credentials, endpoints, load_credentials
@@ -89,6 +89,7 @@ def plan_session(
                     load_credentials("demo")
                     hint = " (only demo keys are set; a live session never uses them)"
             raise InputError(f"{exc}{hint}") from None
+        logs.register_secret(creds.api_key, creds.api_secret)
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M%S")
     name = session or f"{compiled.play.name}-{sym}-{mode}-{stamp}"
     if session_path(name).exists():
@@ -165,6 +166,8 @@ async def run_session(
 ) -> LiveRunner:
     """Run until Ctrl-C or SIGTERM (`trade play stop`): resting entries are cancelled, a position
     keeps its stop; SIGUSR1 (`trade play stop --flatten`) closes the position first."""
+    logs.setup()
+    record.listeners.append(logs.journal_listener(plan.name))
     async with BybitRest(environment=plan.environment, credentials=plan.credentials) as rest:
         record.set_meta(rest_url=rest.base_url, pid=os.getpid())
         runner = make_runner(plan, record, rest, on_update=on_update)
