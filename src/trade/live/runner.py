@@ -131,10 +131,8 @@ class LiveRunner:
         self._store_funding: list[tuple[int, float]] = []
         self._last_funding_ts = 0
         self._stop = asyncio.Event()
-        self.flatten_requested = False
-        self._day_open: tuple[int, float] | None = (
-            None  # (UTC day, equity at its first step)  # `trade play stop --flatten`: close the position too
-        )
+        self.flatten_requested = False  # `trade play stop --flatten`: close the position too
+        self._day_open: tuple[int, float] | None = None  # (UTC day, equity at its first step)
         self._progress = asyncio.Condition()
         self.handled_close = 0  # every bar closing by here is handled, due instants evaluated
         self.finished = False
@@ -388,7 +386,7 @@ class LiveRunner:
         """Equity now against the first equity seen in this UTC day of exchange time."""
         assert self.broker is not None
         equity = self.broker.view().equity
-        day = self.rest.now_ms() // 86_400_000
+        day = self.rest.now_ms() // DAY_MS
         if self._day_open is None or self._day_open[0] != day:
             self._day_open = (day, equity)
         return equity - self._day_open[1]
