@@ -16,10 +16,6 @@ from trade.exchange.bybit import BybitRest
 from trade.live.launch import make_runner, open_record, plan_session
 from trade.live.session import SessionRecord
 
-from .test_guards import fake, home, receiver
-
-__all__ = ["fake", "home", "receiver"]  # fixtures shared with the guard tests
-
 
 def test_flatten_closes_the_demo_position_with_one_reduce_only_order(
     fake: FakeBybit, home: Path

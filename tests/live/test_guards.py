@@ -22,7 +22,6 @@ from trade.engine.backtest import parse_time
 from trade.engine.play_engine import PlayEngine
 from trade.errors import InputError
 from trade.exchange.bybit import BybitRest
-from trade.exchange.bybit import rest as rest_module
 from trade.live.launch import make_runner, open_record, plan_session
 from trade.live.runner import LiveRunner
 from trade.live.session import SessionRecord
@@ -40,26 +39,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> Path:
-    """A home whose config sends notifications to `receiver`."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("TRADE_DB", str(tmp_path / "market.duckdb"))
-    with MarketStore(tmp_path / "market.duckdb") as store:
-        store.ensure_sample()
-    (tmp_path / ".trade").mkdir()
-    (tmp_path / ".trade" / "config.toml").write_text(f'[notify]\nurls = ["{receiver.url}"]\n')
-    return tmp_path
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBybit]:
-    with FakeBybit() as server:
-        for var, url in server.env().items():
-            monkeypatch.setenv(var, url)
-        monkeypatch.setenv("BYBIT_DEMO_API_KEY", server.api_key)
-        monkeypatch.setenv("BYBIT_DEMO_API_SECRET", server.api_secret)
-        yield server
-    rest_module._ip_paused_until.clear()
+def home(home: Path, receiver: Receiver) -> Path:
+    """The sessions' home (conftest), its config sending notifications to `receiver`."""
+    (home / ".trade").mkdir()
+    (home / ".trade" / "config.toml").write_text(f'[notify]\nurls = ["{receiver.url}"]\n')
+    return home
 
 
 def play_file(home: Path, guards: dict[str, Any], **changes: Any) -> Path:

@@ -16,9 +16,9 @@ from trade.live.launch import plan_session
 from trade.live.notify import Notifier
 
 from .receiver import Receiver
-from .test_guards import fake, home, play_file, receiver, run
+from .test_guards import home, play_file, receiver, run
 
-__all__ = ["fake", "home", "receiver"]  # fixtures shared with the guard tests
+__all__ = ["home", "receiver"]  # fixtures shared with the guard tests
 
 
 def test_a_paper_session_notifies_its_fills_and_guard_actions(

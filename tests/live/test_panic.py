@@ -9,21 +9,12 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fakes.bybit import FakeBybit
 from trade.exchange.bybit import BybitRest, Credentials
-from trade.exchange.bybit import rest as rest_module
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBybit]:
-    with FakeBybit() as server:
-        yield server
-    rest_module._ip_paused_until.clear()
 
 
 @pytest.fixture
