@@ -159,3 +159,29 @@ def test_status_of_an_unknown_session_is_one_line(env: dict[str, str]) -> None:
     done = trade("play", "status", "nope", env=env)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "no session 'nope'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_session_whose_process_is_gone_is_dead_and_cannot_be_stopped(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    sessions = tmp_path / ".trade" / "sessions"
+    sessions.mkdir(parents=True)
+    con = sqlite3.connect(sessions / "crashed.sqlite")
+    con.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE bars (tf TEXT, ts INTEGER);"
+        "CREATE TABLE decisions (kind TEXT); CREATE TABLE trades (trade_id INTEGER);"
+    )
+    con.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("schema_version", "1"), ("name", "crashed"), ("mode", "paper"), ("state", "running"),
+        ("pid", gone.stdout.strip()), ("status", json.dumps({"side": "long", "qty": 0.5})),
+    ])  # fmt: skip
+    con.commit()
+    con.close()
+    st = json.loads(trade("play", "status", "crashed", "--json", env=env).stdout)
+    assert (st["state"], st["side"], st["qty"]) == ("dead", "long", 0.5)
+    done = trade("play", "stop", "crashed", env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: session 'crashed' is not running (state dead)"

@@ -301,9 +301,7 @@ class LiveRunner:
         self.decisions += len(decisions)
         self.last_instant = t
         self.record.set_meta(last_instant=t)
-        equity = broker.view().equity
-        if math.isfinite(equity):
-            self.record.equity(t, equity)
+        equity = broker.view().equity  # as of t, recorded once the orders are out
         if decisions:
             ctx = DecisionContext(engine.features.value, self.exec_close)  # type: ignore[union-attr]
             decisions, cap = self.guards.filter(
@@ -311,6 +309,8 @@ class LiveRunner:
             )
             if decisions:
                 await broker.execute(t, decisions, dataclasses.replace(ctx, notional_cap=cap))
+        if math.isfinite(equity):
+            self.record.equity(t, equity)
         if t % DAY_MS == 0:
             self._daily_summary(t)
         if t % HOUR_MS == 0:  # the store is written hourly (and at the end): one short lock
