@@ -60,7 +60,8 @@ class Chromium:
             if select.select([self.proc.stderr], [], [], 1)[0]:
                 m = re.search(r"DevTools listening on (ws://\S+)", self.proc.stderr.readline())
                 url = m.group(1) if m else None
-        self.ws = connect(url, max_size=None)
+        self.url = url
+        self.ws: Any = None  # the DevTools socket, opened by the fixture
         self.n = 0
 
     def call(self, method: str, params: dict[str, Any] | None = None, session: str = "") -> Any:
@@ -88,7 +89,6 @@ class Chromium:
         return r["result"].get("value")
 
     def close(self) -> None:
-        self.ws.close()
         self.proc.kill()
         self.proc.wait(10)
 
@@ -106,8 +106,12 @@ def until(what: str, probe: Any, timeout: float = 60) -> Any:
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Chromium]:
     b = Chromium(tmp_path / "profile")
-    yield b
-    b.close()
+    try:
+        with connect(b.url, max_size=None) as ws:
+            b.ws = ws
+            yield b
+    finally:
+        b.close()
 
 
 def test_the_dashboard_shows_a_running_session_and_follows_it(

@@ -300,7 +300,6 @@ class LiveRunner:
             self.record.decision(t, d.kind, d.side, d.percent, d.block, d.metadata)
         self.decisions += len(decisions)
         self.last_instant = t
-        self.record.set_meta(last_instant=t)
         equity = broker.view().equity  # as of t, recorded once the orders are out
         if decisions:
             ctx = DecisionContext(engine.features.value, self.exec_close)  # type: ignore[union-attr]
@@ -309,6 +308,8 @@ class LiveRunner:
             )
             if decisions:
                 await broker.execute(t, decisions, dataclasses.replace(ctx, notional_cap=cap))
+        # `t` is done once its orders are out: what a reader of the record may rely on
+        self.record.set_meta(last_instant=t)
         if math.isfinite(equity):
             self.record.equity(t, equity)
         if t % DAY_MS == 0:
