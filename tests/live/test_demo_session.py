@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,10 +30,16 @@ MINUTE = 60_000
 
 
 def demo_day(
-    fake: FakeBybit, home: Path, play: str, symbol: str, day: str, end: str
+    fake: FakeBybit,
+    home: Path,
+    play: str,
+    symbol: str,
+    day: str,
+    end: str,
+    after: Callable[[int, LiveRunner], None] | None = None,
 ) -> tuple[LiveRunner, SessionRecord, list[tuple[int, str, str]]]:
     """A demo session fed `day` → `end`; also the fake's position after every bar: (bar close,
-    size, stop)."""
+    size, stop). `after(close, runner)` runs once each minute is handled."""
     plan = plan_session(play, "demo", symbol=symbol, session=f"demo-{play}")
     start, stop = parse_time(day, "start"), parse_time(end, "end")
     with MarketStore(home / "market.duckdb", read_only=True) as store:
@@ -60,6 +67,8 @@ def demo_day(
                 await runner.wait_handled(close)
                 pos = fake.positions.get(symbol, {})
                 seen.append((close, pos.get("size", "0"), pos.get("stopLoss", "0")))
+                if after is not None:
+                    after(close, runner)
 
             await driver.play(trades=True, wait=wait)
             runner.request_stop()
@@ -130,3 +139,32 @@ def test_demo_refuses_a_play_without_a_stop_before_connecting(fake: FakeBybit, h
         "the exchange); try --mode paper"
     )
     assert fake.requests == [] and sum(fake.connects.values()) == 0
+
+
+def test_a_halted_session_sends_no_entry_but_the_plays_exits_still_close(
+    fake: FakeBybit, home: Path
+) -> None:
+    """Halted right after the 08:00 short filled: the 14:00 flip still closes the short with a
+    reduce-only order (an exit is never held back) but opens nothing, for the rest of the day."""
+    halt_at = parse_time("2025-06-11T08:15", "t")
+
+    def after(close: int, runner: LiveRunner) -> None:
+        if close == halt_at:
+            broker = runner.broker
+            assert isinstance(broker, BybitBroker) and broker.side() == "short"
+            broker._halt(close, "halted by the test")
+
+    runner, record, _ = demo_day(
+        fake, home, "ema_cross", "BTCUSDT", "2025-06-11", "2025-06-12", after
+    )
+    broker = runner.broker
+    assert isinstance(broker, BybitBroker) and broker.halted
+    assert fake.positions["BTCUSDT"]["size"] == "0"
+    assert [(t["side"], t["exit_reason"], _minute(t["exit_time"])) for t in broker.trades()] == [
+        ("short", "signal", parse_time("2025-06-11T14:00", "t"))
+    ]
+    with SessionRecord(record.path, readonly=True) as rec:
+        kinds = [(d["kind"], d["side"]) for d in rec.decision_rows()]
+    assert kinds == [("entry", "short"), ("exit", "short")]
+    sent = [o for o in fake.orders.values() if o.get("orderLinkId")]
+    assert len(sent) == 2 and sent[1]["reduceOnly"] in (True, "true")

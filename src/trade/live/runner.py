@@ -293,9 +293,9 @@ class LiveRunner:
         self.guards.observe(t, broker.view(), self.last_price)
         position = broker.position_values(t) if engine.uses_position else None
         flat = engine.step(t, position)
-        decisions = (
-            [] if broker.halted else engine.decisions(flat, broker.side(), broker.entry_pending())
-        )
+        decisions = engine.decisions(flat, broker.side(), broker.entry_pending())
+        if broker.halted:  # no new entry; the Play's exits still close what is open
+            decisions = [d for d in decisions if d.kind == "exit"]
         for d in decisions:
             self.record.decision(t, d.kind, d.side, d.percent, d.block, d.metadata)
         self.decisions += len(decisions)
