@@ -226,3 +226,36 @@ def test_the_cli_writes_the_table_the_winner_and_the_page(
     assert "winner sharpe " in said and "deflated Sharpe" in said and "PBO" in said
     page = (out / "sweep.html").read_text()
     assert "LightweightCharts" in page and "fast (down) × slow (across)" in page
+
+
+def test_the_store_is_read_once_and_features_once_per_definition_and_history(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trade.data
+    from trade.features import indicators
+
+    opened: list[object] = []
+    real_open = trade.data.open_reader
+
+    def counting_open(*a, **k):  # type: ignore[no-untyped-def]
+        opened.append(a)
+        return real_open(*a, **k)
+
+    monkeypatch.setattr(trade.data, "open_reader", counting_open)
+    p = _plan(db, symbols=["BTCUSDT", "ETHUSDT"])
+    assert len(opened) == 1  # both symbols from one read-only opening; workers get arrays
+    computed: list[tuple[str, int]] = []
+    real_compute = indicators.compute_batch
+
+    def counting_compute(kind, params, bars, source):  # type: ignore[no-untyped-def]
+        computed.append((bars.symbol, params["length"]))
+        return real_compute(kind, params, bars, source)
+
+    monkeypatch.setattr(indicators, "compute_batch", counting_compute)
+    run_sweep(p, tmp_path / "s")
+    assert len(opened) == 1
+    # per symbol: ema_slow once per slow (3); ema_fast once per (fast, slow), since the slow EMA
+    # sets how much history every feature of the run starts from (9): 12 of 18 computations
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        mine = sorted(length for s, length in computed if s == sym)
+        assert mine == sorted([30, 40, 50] + [f for f in (8, 12, 16) for _ in range(3)])
