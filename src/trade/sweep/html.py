@@ -82,7 +82,9 @@ def render(summary: Mapping[str, Any], rows: Sequence[Mapping[str, str]], wf: An
         for a, b in itertools.combinations(names, 2)
     ) or (_strip(names[0], summary["space"], agg, values_of, minimise) if names else "")
     return _PAGE.format(
-        title=html.escape(f"sweep · {summary.get('play', '')} · {objective}"),
+        title=html.escape(
+            f"{'walk-forward' if wf else 'sweep'} · {summary.get('play', '')} · {objective}"
+        ),
         summary=html.escape(
             json.dumps(
                 {
@@ -101,12 +103,17 @@ def render(summary: Mapping[str, Any], rows: Sequence[Mapping[str, str]], wf: An
                 indent=1,
             )
         ),
-        diagnostics=html.escape(json.dumps(summary.get("diagnostics"), indent=1)),
+        diagnostics=(
+            "per fold, in the table below"
+            if wf
+            else html.escape(json.dumps(summary.get("diagnostics"), indent=1))
+        ),
         heatmaps=heatmaps or "<p>no rows</p>",
         folds=_folds(wf) if wf else "",
         library=VENDOR.read_text(encoding="utf-8"),
         data=json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/"),
         objective=html.escape(objective),
+        heat_note=" (the last fold's train sweep)" if wf else "",
     )
 
 
@@ -181,6 +188,7 @@ def _strip(
 def _folds(wf: Mapping[str, Any]) -> str:
     rows = []
     for f in wf.get("folds", []):
+        d = f.get("diagnostics") or {}
         rows.append(
             "<tr>"
             + "".join(
@@ -189,6 +197,9 @@ def _folds(wf: Mapping[str, Any]) -> str:
                     f["fold"], f["train"][0], f["train"][1], f["test"][0], f["test"][1],
                     " ".join(f"{k}={v}" for k, v in f["values"].items()),
                     _fmt(f["in_sample"]), _fmt(f["out_of_sample"]), f["test_trades"],
+                    _fmt(d.get("deflated_sharpe")), _fmt(d.get("pbo")),
+                    _fmt((d.get("neighbourhood") or {}).get("score")),
+                    "yes" if d.get("likely_overfit") else "no",
                 )
             )
             + "</tr>"
@@ -197,7 +208,8 @@ def _folds(wf: Mapping[str, Any]) -> str:
     return (
         "<h2>Walk-forward folds</h2><table><tr><th>fold</th><th>train from</th><th>train to</th>"
         "<th>test from</th><th>test to</th><th>parameters</th><th>in-sample</th>"
-        "<th>out-of-sample</th><th>test trades</th></tr>"
+        "<th>out-of-sample</th><th>test trades</th><th>deflated Sharpe</th><th>PBO</th>"
+        "<th>stability</th><th>likely overfit</th></tr>"
         f'{"".join(rows)}</table><h2>Stitched out-of-sample equity</h2><div id="stitched"></div>'
         f"<pre>{overall}</pre>"
     )
@@ -223,7 +235,7 @@ pre {{ background: #f6f6f6; padding: .6em; overflow: auto; }}
 <pre>{diagnostics}</pre>
 <h2>{objective} by trial (dots) and best so far (line)</h2>
 <div id="trials"></div>
-<h2>Heatmaps of {objective}</h2>
+<h2>Heatmaps of {objective}{heat_note}</h2>
 {heatmaps}
 {folds}
 <script>{library}</script>
