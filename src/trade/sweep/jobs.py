@@ -52,6 +52,8 @@ class Row:
     metrics: dict[str, Any]
     fingerprint: str
     equity: np.ndarray
+    # the curve's times, kept for runs on a part of the window (walk-forward folds) only: a sweep's
+    # rows share their window's times, and shipping them back doubles what a worker sends
     equity_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
@@ -80,7 +82,9 @@ def evaluate(shared: SweepData, job: Job) -> Row:
         metrics,
         fingerprint(t_text),
         np.asarray(out.equity, dtype=np.float64),
-        np.asarray(out.equity_ts, dtype=np.int64),
+        np.asarray(out.equity_ts, dtype=np.int64)
+        if job.start is not None
+        else np.empty(0, dtype=np.int64),
     )
 
 
