@@ -27,6 +27,7 @@ from trade.live.session import SessionRecord
 from trade.report.positions import positions
 
 MINUTE = 60_000
+FLIPPER = Path(__file__).resolve().parents[2] / "benchmarks" / "plays" / "reaction_ema.yml"
 
 
 def demo_day(
@@ -40,7 +41,7 @@ def demo_day(
 ) -> tuple[LiveRunner, SessionRecord, list[tuple[int, str, str]]]:
     """A demo session fed `day` → `end`; also the fake's position after every bar: (bar close,
     size, stop). `after(close, runner)` runs once each minute is handled."""
-    plan = plan_session(play, "demo", symbol=symbol, session=f"demo-{play}")
+    plan = plan_session(play, "demo", symbol=symbol, session=f"demo-{Path(play).stem}")
     start, stop = parse_time(day, "start"), parse_time(end, "end")
     with MarketStore(home / "market.duckdb", read_only=True) as store:
         driver = MarketDay(fake, store, symbol, PlayEngine(plan.compiled).timeframes(), start, stop)
@@ -99,6 +100,9 @@ CASES = [
     ("macd_blocks", "BTCUSDT", "2025-06-12", "2025-06-13", -2.0),
     # resting limit entries with expiry, stops and a take-profit: filled at the limit in both
     ("bb_mean_reversion", "ETHUSDT", "2025-06-23", "2025-06-24", 0.0),
+    # a Play that models no slippage, flipping fourteen times in the day: live and simulated entry
+    # fills are the same price, a gap of exactly 0 bps
+    (str(FLIPPER), "BTCUSDT", "2025-06-11", "2025-06-12", 0.0),
 ]
 
 
