@@ -18,13 +18,22 @@ console = Console(highlight=False)
 
 
 def run(
-    play: Annotated[str, typer.Option("--play", help="Play name or path.")],
-    mode: Annotated[str, typer.Option("--mode", help="paper, demo or live.")] = "paper",
+    play: Annotated[
+        str | None,
+        typer.Option("--play", help="Play name or path (a resumed session: its own by default)."),
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="paper, demo or live (default paper).")
+    ] = None,
     confirm: Annotated[
         bool, typer.Option("--confirm", help="Required for --mode live: real money.")
     ] = False,
     session: Annotated[
-        str | None, typer.Option("--session", help="Session name (default: Play-symbol-mode-time).")
+        str | None,
+        typer.Option(
+            "--session",
+            help="Session name (default: Play-symbol-mode-time); resumes an existing one.",
+        ),
     ] = None,
     symbol: Annotated[
         str | None, typer.Option("--symbol", help="Trade this symbol instead of the Play's.")
@@ -32,18 +41,37 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No live panel: one line per evaluation instead.")
     ] = False,
+    accept_play_change: Annotated[
+        bool,
+        typer.Option(
+            "--accept-play-change", help="Resume a session whose Play file changed (journaled)."
+        ),
+    ] = False,
 ) -> None:
     """Trade a Play on live market data until Ctrl-C or SIGTERM (resting entries are cancelled,
     an open position keeps its exchange-resident stop). Every session is recorded under
-    ~/.trade/sessions/ for `trade play diff`."""
-    from ..live.launch import open_record, plan_session, run_session
+    ~/.trade/sessions/ for `trade play diff`; `--session NAME` of an existing session resumes it."""
+    from ..live import lock
+    from ..live.launch import plan_session
+
+    plan = plan_session(
+        play, mode, symbol=symbol, session=session, confirm=confirm,
+        accept_play_change=accept_play_change,
+    )  # fmt: skip
+    key = plan.credentials.api_key if plan.credentials else None
+    keys = lock.lock_keys(plan.name, plan.mode, plan.environment, plan.symbol, key)
+    with lock.hold(keys, plan.name):
+        _run(plan, quiet)
+
+
+def _run(plan, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+    from ..live.launch import open_record, run_session
     from ..live.panel import render
 
-    plan = plan_session(play, mode, symbol=symbol, session=session, confirm=confirm)
     record = open_record(plan)
     console.print(
         f"session {plan.name}: {plan.compiled.play.name} on {plan.symbol}, {plan.mode} mode "
-        f"(recorded in {record.path})",
+        f"({'resumed from' if plan.resume else 'recorded in'} {record.path})",
         markup=False,
     )
     if quiet or not console.is_terminal:

@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..exchange.bybit import BybitRest, Credentials, endpoints, load_credentials
 from ..instruments import InstrumentSpec
 from ..play import find_play, validate_play
-from ..play.compile import CompiledPlay
+from ..play.compile import CompiledPlay, validate_play_text
 from ..play.model import Guards
 from .broker import Broker
 from .guards import effective_guards
@@ -51,17 +51,24 @@ class SessionPlan:
     guards: Guards = field(
         default_factory=Guards
     )  # the Play's guards tightened by the account's (guards.py)
+    resume: bool = False  # the session exists: continue it (resume.py)
+    play_changed: bool = False  # resumed with --accept-play-change on a changed Play file
 
 
 def plan_session(
-    play: str,
-    mode: str,
+    play: str | None,
+    mode: str | None,
     *,
     symbol: str | None = None,
     session: str | None = None,
     confirm: bool = False,
+    accept_play_change: bool = False,
     now: dt.datetime | None = None,
 ) -> SessionPlan:
+    """A new session, or (`session` names an existing one) the resume of that session."""
+    if session is not None and session_path(session).exists():
+        return _plan_resume(session, play, mode, symbol, confirm, accept_play_change)
+    mode = mode or "paper"
     if mode not in MODES:
         raise InputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
     check_kill_switch()
@@ -70,6 +77,8 @@ def plan_session(
         raise InputError(
             "--mode live trades real money: add --confirm to start (try --mode demo first)"
         )
+    if play is None:
+        raise InputError("--play is required to start a new session")
     path = Path(find_play(play))
     compiled = validate_play(path)
     if mode != "paper":
@@ -78,18 +87,7 @@ def plan_session(
         check_play(compiled, mode)
     guards = effective_guards(compiled.play, str(path))
     sym = (symbol or compiled.play.symbol).upper()
-    creds: Credentials | None = None
-    if mode != "paper":
-        try:
-            creds = load_credentials(mode)
-        except InputError as exc:
-            hint = ""
-            if mode == "live":
-                with contextlib.suppress(InputError):
-                    load_credentials("demo")
-                    hint = " (only demo keys are set; a live session never uses them)"
-            raise InputError(f"{exc}{hint}") from None
-        logs.register_secret(creds.api_key, creds.api_secret)
+    creds = _credentials(compiled, mode)
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M%S")
     name = session or f"{compiled.play.name}-{sym}-{mode}-{stamp}"
     if session_path(name).exists():
@@ -109,7 +107,104 @@ def plan_session(
     )
 
 
+def _credentials(compiled: CompiledPlay, mode: str) -> Credentials | None:
+    if mode == "paper":
+        return None
+    try:
+        creds = load_credentials(mode)
+    except InputError as exc:
+        hint = ""
+        if mode == "live":
+            with contextlib.suppress(InputError):
+                load_credentials("demo")
+                hint = " (only demo keys are set; a live session never uses them)"
+        raise InputError(f"{exc}{hint}") from None
+    logs.register_secret(creds.api_key, creds.api_secret)
+    return creds
+
+
+def _plan_resume(
+    name: str,
+    play: str | None,
+    mode: str | None,
+    symbol: str | None,
+    confirm: bool,
+    accept_play_change: bool,
+) -> SessionPlan:
+    """The recorded session's mode, symbol and Play; whatever is given must agree with them.
+    The file is only read here (a corrupt or newer file is refused, never replaced)."""
+    path = session_path(name)
+    with SessionRecord(path, readonly=True) as rec:
+        meta = rec.meta()
+    for key in ("mode", "symbol", "play_text", "play_path", "play_sha256"):
+        if key not in meta:
+            raise InputError(f"{path}: not a session record (no {key})")
+    given = {
+        "--mode": (mode, meta["mode"]),
+        "--symbol": (symbol and symbol.upper(), meta["symbol"]),
+    }
+    for opt, (value, recorded) in given.items():
+        if value is not None and value != recorded:
+            raise InputError(
+                f"session {name!r} is {recorded} ({opt}); it resumes as it began: drop {opt} "
+                "or choose another --session"
+            )
+    check_kill_switch()
+    notify_urls()
+    if meta["mode"] == "live" and not confirm:
+        raise InputError(f"session {name!r} trades real money: add --confirm to resume it")
+    if meta["mode"] != "paper":
+        raise InputError(
+            f"session {name!r}: resuming a {meta['mode']} session is not supported yet (its "
+            "orders and position on the exchange are not adopted); start a new --session"
+        )
+    play_path = Path(find_play(play)) if play is not None else Path(meta["play_path"])
+    text = meta["play_text"]
+    changed = False
+    if play_path.exists():
+        current = play_path.read_text(encoding="utf-8")
+        if sha256_text(current) != meta["play_sha256"]:
+            if not accept_play_change:
+                raise InputError(
+                    f"{play_path}: the Play changed since session {name!r} began; add "
+                    "--accept-play-change to resume it with the new text"
+                )
+            text, changed = current, True
+    elif play is not None:
+        raise InputError(f"{play_path}: no such Play file")
+    compiled = validate_play_text(text, str(play_path))
+    guards = effective_guards(compiled.play, str(play_path))
+    return SessionPlan(
+        mode=meta["mode"],
+        name=name,
+        play_path=play_path,
+        play_text=text,
+        compiled=compiled,
+        symbol=meta["symbol"],
+        credentials=_credentials(compiled, meta["mode"]),
+        environment=meta.get("environment", "live"),
+        guards=guards,
+        resume=True,
+        play_changed=changed,
+    )
+
+
 def open_record(plan: SessionPlan, intrabar: str = "pessimistic") -> SessionRecord:
+    """The new session's record, or the resumed one's (a Play change accepted is journaled)."""
+    if plan.resume:
+        record = SessionRecord(session_path(plan.name))
+        if plan.play_changed:
+            old = record.meta()["play_sha256"]
+            record.set_meta(
+                play_text=plan.play_text, play_sha256=sha256_text(plan.play_text),
+                play_change_accepted=1,
+            )  # fmt: skip
+            record.journal(
+                None, "play", f"the Play changed since the session began; accepted "
+                f"(--accept-play-change): sha256 {old[:12]} -> {sha256_text(plan.play_text)[:12]}",
+                previous_sha256=old,
+            )  # fmt: skip
+        return record
     return SessionRecord.create(
         plan.name,
         {
@@ -154,7 +249,7 @@ def make_runner(
     return LiveRunner(
         plan.compiled, plan.symbol, rest, endpoints(plan.environment).ws_public, record,
         broker_factory(plan, record, rest, record.meta().get("intrabar", "pessimistic")),
-        on_update=on_update, guards=plan.guards, **options,
+        on_update=on_update, guards=plan.guards, resume=plan.resume, **options,
     )  # fmt: skip
 
 

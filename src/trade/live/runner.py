@@ -25,7 +25,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 MARK_TF = "1h"  # the mark bars a session tracks: what the sample and `trade data sync` store
 MARK_HISTORY_MS = 8 * HOUR_MS  # the mark history a backtest loads before its window
+LATE_MS = 60_000  # an instant evaluated later than this after its close is missed, not traded
 BrokerFactory = Callable[[InstrumentSpec, MarketExtras], Broker]
 
 
@@ -97,6 +98,7 @@ class LiveRunner:
         on_update: Callable[[Snapshot], None] | None = None,
         guards: Guards | None = None,
         notifier: Notifier | None = None,
+        resume: bool = False,
     ) -> None:
         self.compiled, self.symbol = compiled, symbol
         self.rest, self.ws_url, self.record = rest, public_ws_url, record
@@ -104,6 +106,7 @@ class LiveRunner:
         self.store_path = store_path
         self.ping_interval, self.backoff, self.grace_s = ping_interval, backoff, grace_s
         self.on_update = on_update
+        self.resume = resume  # continue the session already in `record` (see resume.py)
         self.notifier = notifier
         if notifier is not None:
             record.listeners.append(notifier.on_event)
@@ -180,6 +183,40 @@ class LiveRunner:
     async def _run(self) -> None:
         await self.rest.sync_time()
         now = self.rest.now_ms()
+        if self.resume:
+            from .resume import rebuild
+
+            last_open = await rebuild(self, now)
+        else:
+            last_open = await self._begin(now)
+        assert self.broker is not None
+        clock = EvaluationClock(self.tfs, self.exec_tf)
+        for tf in self.tfs:
+            clock.fed_close[tf] = last_open[tf] + tf_ms(tf)
+        feed = MarketFeed(
+            self.rest, self.ws_url, self.symbol, self.tfs, last_open,
+            ping_interval=self.ping_interval, backoff=self.backoff,
+        )  # fmt: skip
+        self.record.set_meta(state="running")
+        try:
+            async with feed:
+                if self.resume:  # what closed while the session was down, before any push
+                    bars = [b for tf in self.tfs for b in await feed.catch_up(tf)]
+                    await self._handle(sorted(bars, key=_replay_order), clock)
+                    for t in clock.due(self.last_instant or self.start_ms):
+                        await self._evaluate(t)  # its bars were all in when the session stopped
+                await self._loop(feed, clock)
+        finally:
+            if self.flatten_requested:
+                await self.broker.flatten(self.rest.now_ms())
+            await self.broker.stop()
+            await self._flush_store()
+            self.record.journal(self.rest.now_ms(), "stop", "session stopped")
+            self._update()
+            self.record.set_meta(state="stopped")
+
+    async def _begin(self, now: int) -> dict[str, int]:
+        """A new session: its window, instrument, warmup and broker; each timeframe's last bar."""
         self.start_ms = -(-now // self.exec_ms) * self.exec_ms
         first_instant = self.start_ms + self.exec_ms
         instrument = self.instrument = await self._instrument()
@@ -197,26 +234,8 @@ class LiveRunner:
             now, "start", f"session started; first evaluation at {_iso(first_instant)}",
             start_ms=self.start_ms,
         )  # fmt: skip
-        clock = EvaluationClock(self.tfs, self.exec_tf)
-        for tf in self.tfs:
-            clock.fed_close[tf] = last_open[tf] + tf_ms(tf)
         self.last_instant = self.start_ms
-        feed = MarketFeed(
-            self.rest, self.ws_url, self.symbol, self.tfs, last_open,
-            ping_interval=self.ping_interval, backoff=self.backoff,
-        )  # fmt: skip
-        self.record.set_meta(state="running")
-        try:
-            async with feed:
-                await self._loop(feed, clock)
-        finally:
-            if self.flatten_requested:
-                await self.broker.flatten(self.rest.now_ms())
-            await self.broker.stop()
-            await self._flush_store()
-            self.record.journal(self.rest.now_ms(), "stop", "session stopped")
-            self._update()
-            self.record.set_meta(state="stopped")
+        return last_open
 
     async def _loop(self, feed: MarketFeed, clock: EvaluationClock) -> None:
         waiting_since: float | None = None
@@ -244,7 +263,7 @@ class LiveRunner:
             elif not blocked:
                 waiting_since = None
             if bars:
-                await self._handle(sorted(bars, key=lambda b: (b.close_ms, tf_ms(b.tf))), clock)
+                await self._handle(sorted(bars, key=_replay_order), clock)
             if event is not None or bars:
                 done = self.last_instant if self._blocked(clock) else clock.fed_close["1m"]
                 await self._mark_handled(done or 0)
@@ -275,39 +294,26 @@ class LiveRunner:
                 await self._evaluate(t)
 
     async def _evaluate(self, t: int) -> None:
-        """Instant `t`, exactly as replay: feed the bars closed by t, step, decide, act."""
+        """Instant `t`, exactly as replay: feed the bars closed by t, step, decide, act; an
+        instant evaluated more than `LATE_MS` after it closed (exchange time) decides but its
+        decisions are journaled as missed, never executed late."""
         assert self.broker is not None
-        engine = self.engine
-        ready = [b for b in self._pending if b.close_ms <= t]
-        self._pending = [b for b in self._pending if b.close_ms > t]
-        for b in sorted(ready, key=lambda b: (b.close_ms, tf_ms(b.tf))):
-            k = b.bar
-            engine.feed(b.tf, k.start, k.open, k.high, k.low, k.close, k.volume)
-            if b.tf == self.exec_tf:
-                self.exec_close = k.close
-        if self._tape is not None:
-            engine.set_instant(**self._instant_values(t))
-        broker = self.broker
-        await broker.before_instant(t)
-        assert self.guards is not None
-        self.guards.observe(t, broker.view(), self.last_price)
-        position = broker.position_values(t) if engine.uses_position else None
-        flat = engine.step(t, position)
-        decisions = engine.decisions(flat, broker.side(), broker.entry_pending())
-        if broker.halted:  # no new entry; the Play's exits still close what is open
-            decisions = [d for d in decisions if d.kind == "exit"]
-        for d in decisions:
-            self.record.decision(t, d.kind, d.side, d.percent, d.block, d.metadata)
+        decisions = await self._decide(t)
+        late_s = (self.rest.now_ms() - t) // 1000
+        self.record.decisions(
+            t, [(d.kind, d.side, d.percent, d.block, d.metadata) for d in decisions]
+        )
         self.decisions += len(decisions)
         self.last_instant = t
-        equity = broker.view().equity  # as of t, recorded once the orders are out
-        if decisions:
-            ctx = DecisionContext(engine.features.value, self.exec_close)  # type: ignore[union-attr]
-            decisions, cap = self.guards.filter(
-                t, decisions, broker.view(), self.last_price, self._request(t, ctx), self._taker
-            )
-            if decisions:
-                await broker.execute(t, decisions, dataclasses.replace(ctx, notional_cap=cap))
+        equity = self.broker.view().equity  # as of t, recorded once the orders are out
+        if decisions and late_s * 1000 > LATE_MS:
+            self.record.journal(
+                t, "missed", f"{len(decisions)} decision(s) at {_iso(t)} not executed: evaluated "
+                f"{late_s} s late",
+                decisions=[f"{d.kind} {d.side} {d.percent:g}% ({d.block})" for d in decisions],
+            )  # fmt: skip
+        elif decisions:
+            await self.act(t, decisions)
         # `t` is done once its orders are out: what a reader of the record may rely on
         self.record.set_meta(last_instant=t)
         if math.isfinite(equity):
@@ -316,6 +322,41 @@ class LiveRunner:
             self._daily_summary(t)
         if t % HOUR_MS == 0:  # the store is written hourly (and at the end): one short lock
             await self._flush_store()
+
+    async def _decide(self, t: int) -> list[Decision]:
+        """Feed the engine the bars closed by `t`, bring the broker up to `t`, step and decide
+        (a halted broker takes no new entry; the Play's exits still close what is open)."""
+        assert self.broker is not None and self.guards is not None
+        engine = self.engine
+        ready = [b for b in self._pending if b.close_ms <= t]
+        self._pending = [b for b in self._pending if b.close_ms > t]
+        for b in sorted(ready, key=_replay_order):
+            k = b.bar
+            engine.feed(b.tf, k.start, k.open, k.high, k.low, k.close, k.volume)
+            if b.tf == self.exec_tf:
+                self.exec_close = k.close
+        if self._tape is not None:
+            engine.set_instant(**self._instant_values(t))
+        broker = self.broker
+        await broker.before_instant(t)
+        self.guards.observe(t, broker.view(), self.last_price)
+        position = broker.position_values(t) if engine.uses_position else None
+        flat = engine.step(t, position)
+        decisions = engine.decisions(flat, broker.side(), broker.entry_pending())
+        if broker.halted:
+            decisions = [d for d in decisions if d.kind == "exit"]
+        return decisions
+
+    async def act(self, t: int, decisions: Sequence[Decision]) -> None:
+        """The guards' verdict on the decisions, then the orders."""
+        assert self.broker is not None and self.guards is not None
+        broker = self.broker
+        ctx = DecisionContext(self.engine.features.value, self.exec_close)  # type: ignore[union-attr]
+        kept, cap = self.guards.filter(
+            t, list(decisions), broker.view(), self.last_price, self._request(t, ctx), self._taker
+        )
+        if kept:
+            await broker.execute(t, kept, dataclasses.replace(ctx, notional_cap=cap))
 
     def _daily_summary(self, t: int) -> None:
         """At 00:00 UTC: the day that ended, in one journal line (and one notification)."""
@@ -620,6 +661,11 @@ def _bars(symbol: str, tf: str, ks: list[Kline]) -> Bars:
         symbol, tf, np.array([k.start for k in ks], dtype=np.int64), col("open"), col("high"),
         col("low"), col("close"), col("volume"),
     )  # fmt: skip
+
+
+def _replay_order(b: ClosedBar) -> tuple[int, int]:
+    """Replay's feeding order: close time, lower timeframe first."""
+    return (b.close_ms, tf_ms(b.tf))
 
 
 def _bar_row(

@@ -66,6 +66,21 @@ def session_path(name: str) -> Path:
     return sessions_dir() / f"{name}.sqlite"
 
 
+def _check_version(path: Path, version: str | None) -> None:
+    """A file of another schema is refused, never migrated blindly nor replaced."""
+    if version == str(SCHEMA_VERSION):
+        return
+    if version is not None and version.isdigit() and int(version) > SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: session schema version {version} is newer than this trade's "
+            f"({SCHEMA_VERSION}); upgrade trade to open it (the file is left as it is)"
+        )
+    raise InputError(
+        f"{path}: session schema version {version}, expected {SCHEMA_VERSION} "
+        "(the file is left as it is)"
+    )
+
+
 def _wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -91,11 +106,7 @@ class SessionRecord:
             if not path.exists():
                 raise InputError(f"no session file {path}")
             self.con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            version = self._meta_value("schema_version")
-            if version != str(SCHEMA_VERSION):
-                raise InputError(
-                    f"{path}: session schema version {version}, expected {SCHEMA_VERSION}"
-                )
+            _check_version(path, self._meta_value("schema_version"))
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         # called after each journal line and each new fill (notifications listen here)
@@ -107,9 +118,12 @@ class SessionRecord:
         version = self._meta_value("schema_version")
         if version is None:
             self._set_meta({"schema_version": str(SCHEMA_VERSION)})
-        elif version != str(SCHEMA_VERSION):
-            self.con.close()
-            raise InputError(f"{path}: session schema version {version}, expected {SCHEMA_VERSION}")
+        else:
+            try:
+                _check_version(path, version)
+            except InputError:
+                self.con.close()
+                raise
 
     @classmethod
     def create(cls, name: str, meta: Mapping[str, Any]) -> SessionRecord:
@@ -186,15 +200,18 @@ class SessionRecord:
         with self._tx():
             self.con.execute("INSERT OR IGNORE INTO funding VALUES (?, ?)", (ts, rate))
 
-    def decision(
-        self, ts: int, kind: str, side: str, percent: float, block: str, metadata: Mapping
+    def decisions(
+        self, t: int, decisions: list[tuple[str, str, float, str, Mapping[str, Any]]]
     ) -> None:
+        """Every decision of instant `t` (kind, side, percent, block, metadata) in one
+        transaction: a crash never leaves an instant's decisions half recorded."""
+        now = _wall_ms()
         with self._tx():
-            self.con.execute(
+            self.con.executemany(
                 "INSERT INTO decisions (ts, kind, side, percent, block, metadata, decided_ms) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (ts, kind, side, percent, block, json.dumps(dict(metadata), sort_keys=True),
-                 _wall_ms()),
+                [(t, k, s, p, b, json.dumps(dict(m), sort_keys=True), now)
+                 for k, s, p, b, m in decisions],
             )  # fmt: skip
 
     def order_intent(self, link_id: str, ts: int, body: Mapping[str, Any]) -> None:
