@@ -44,13 +44,15 @@ def test_every_command_shown_parses_with_options_that_exist() -> None:
                 assert w in names, (cmd.name, w)
         ctx = cmd.make_context(cmd.name, list(words), resilient_parsing=True)
         if path == ["play", "run"]:
-            assert ctx.params["mode"] in MODES
+            assert ctx.params["mode"] in (*MODES, None)  # None: a resume takes the session's
 
 
 def test_the_facts_stated_match_the_code() -> None:
     assert "~/.trade/sessions/NAME.sqlite" in FLAT and "$TRADE_SESSIONS" in FLAT
     assert f"the {runner.MARK_TF} mark-price bars" in FLAT
     assert "grace period (3 s)" in FLAT
+    assert f"more than {runner.LATE_MS // 1000} s (exchange time) after it closed" in FLAT
+    assert "~/.trade/locks/session-NAME.lock" in FLAT
     assert set(re.findall(r"\| `(paper|demo|live)` \|", DOC)) == set(MODES)
 
 

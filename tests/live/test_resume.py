@@ -347,3 +347,31 @@ def test_a_second_process_on_the_same_session_is_refused_with_the_holder(
     session.start()
     session.stop()
     del day
+
+
+def test_a_second_demo_session_on_the_same_account_and_symbol_is_refused(
+    fake: FakeBybit, env: dict[str, str], tmp_path: Path
+) -> None:
+    import hashlib
+
+    env = env | {"BYBIT_DEMO_API_KEY": fake.api_key, "BYBIT_DEMO_API_SECRET": fake.api_secret}
+    start, end = parse_time("2025-06-11T06:00", "s"), parse_time("2025-06-11T07:00", "e")
+    market_day(fake, env, start, end)
+    first = Session(fake, env, tmp_path, "d1")
+    first.start("--play", "ema_cross", "--mode", "demo")
+    assert first.proc is not None
+    second = trade("play", "run", "--play", "ema_cross", "--mode", "demo", "--session", "d2",
+                   env=env)  # fmt: skip
+    account = hashlib.sha256(fake.api_key.encode()).hexdigest()[:12]
+    assert second.returncode == 2
+    assert second.stderr == (
+        f"error: BTCUSDT on demo account {account} is held by pid {first.proc.pid} (session "
+        "'d1'): one process per session and per environment, account and symbol\n"
+    )
+    assert fake.api_key not in second.stderr
+    # another symbol on the same account is another key
+    other = Session(fake, env, tmp_path, "d3")
+    other.start("--play", "ema_cross", "--mode", "demo", "--symbol", "ETHUSDT")
+    other.stop()
+    first.alive()
+    first.stop()
