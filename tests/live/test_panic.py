@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fakes.bybit import FakeBybit
 from trade.exchange.bybit import BybitRest, Credentials
+
+from .cli_run import trade
 
 
 @pytest.fixture
@@ -24,13 +24,6 @@ def env(tmp_path: Path, fake: FakeBybit) -> dict[str, str]:
     for var in ("BYBIT_LIVE_API_KEY", "BYBIT_LIVE_API_SECRET"):
         out.pop(var, None)
     return out | {"BYBIT_DEMO_API_KEY": fake.api_key, "BYBIT_DEMO_API_SECRET": fake.api_secret}
-
-
-def trade(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trade.cli.main", *args], env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
 
 
 def open_account(fake: FakeBybit) -> None:

@@ -21,6 +21,8 @@ from fakes.market_day import MarketDay
 from trade.data import MarketStore
 from trade.engine.backtest import parse_time
 
+from .cli_run import trade
+
 
 @pytest.fixture
 def fake() -> Iterator[FakeBybit]:
@@ -38,13 +40,6 @@ def env(tmp_path: Path, fake: FakeBybit) -> dict[str, str]:
                 "BYBIT_LIVE_API_SECRET"):  # fmt: skip
         out.pop(var, None)
     return out
-
-
-def trade(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trade.cli.main", *args], env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
 
 
 def meta(path: Path, key: str) -> str | None:

@@ -26,6 +26,8 @@ from trade.data import MarketStore
 from trade.engine.backtest import parse_time, run_backtest
 from trade.live.session import SessionRecord
 
+from .cli_run import trade
+
 EXEC_MS = 15 * 60_000
 PLAY_ARGS = ["--play", "ema_cross", "--mode", "paper"]
 
@@ -46,13 +48,6 @@ def env(tmp_path: Path, fake: FakeBybit) -> dict[str, str]:
                 "BYBIT_LIVE_API_SECRET"):  # fmt: skip
         out.pop(var, None)
     return out
-
-
-def trade(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trade.cli.main", *args], env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
 
 
 class Session:
