@@ -53,7 +53,9 @@ What it models (facts from the reference's sections 2, 3, 5, 6 and 8):
   (REST 10016 and WS upgrades refused with HTTP 503 until server time passes), `drop_all_ws(code)`,
   `stall_ws(seconds)`, `dup_exec`, `reorder_private` (position, order, execution, wallet),
   `delay_topic[topic]`, `drop_next(topic)`, `double_filled_on_cancel` (stays on until reset),
-  `preload(...)`. On demo (`fake.demo = True`) `/v5/user/query-api` answers HTTP 404 with retCode
+  `preload(...)`. Crash hooks (kills.py): `kill_on(pid, step, where)` SIGKILLs a client process
+  when a request to `where` arrives, is applied or is answered, once an execution is on the wire,
+  or when a stream connects; `bar_positions` holds the position at every confirmed 1m kline. On demo (`fake.demo = True`) `/v5/user/query-api` answers HTTP 404 with retCode
   10017, as Bybit's demo does for endpoints it does not support.
 
 What it does not model: hedge mode (position mode 3 is stored, matching stays one-way), order book

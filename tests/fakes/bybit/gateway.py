@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .errors import Reject
 from .faults import HTTP_STATUS, Faults
+from .kills import Kills
 from .rest import ROUTES, is_private
 from .ws import Streams, dumps
 
@@ -67,6 +68,7 @@ class Gateway(Streams):
     timeout_seconds: float
     rate_limit_reset_ms: int
     _faults: Faults
+    _kills: Kills
     _rejects: deque[Reject]
     _requests: list[Request]
     _hits: dict[tuple[str, str], deque[float]]
@@ -123,18 +125,42 @@ class Gateway(Streams):
             params = req.query if req.method == "GET" else self._body(req)
             if req.path == "/v5/order/create" and self._rejects:
                 raise self._rejects.popleft()
+            if self._killed("received", req.path, params):
+                return self._unanswered(request)
             result, batches = handler(self, params, key)
         except Reject as err:
             self._publish(err.batches)
             return self._answer(err, headers)
         self._publish(batches)
+        if self._killed("applied", req.path, params):
+            return self._unanswered(request)
         if fault == "partial" and len(result.get("list", ())) > 1:
             result = result | {"list": result["list"][: len(result["list"]) // 2]}
         if fault == "unknown_after_apply":
             return self._answer(Reject(10016), headers)
         if fault == "timeout_after_apply":
             await asyncio.sleep(self.timeout_seconds)
-        return self._answer(result, headers)
+        answer = self._answer(result, headers)
+        hook = self._kills.due("answered", req.path, params)
+        if hook is not None:
+            await answer.prepare(request)
+            await answer.write_eof()
+            self._kills.kill(hook, req.path)
+        return answer
+
+    def _killed(self, step: str, path: str, params: dict[str, Any]) -> bool:
+        """Fire a kill hook armed for this step of this request, if one is due."""
+        hook = self._kills.due(step, path, params)
+        if hook is not None:
+            self._kills.kill(hook, path)
+        return hook is not None
+
+    @staticmethod
+    def _unanswered(request: web.Request) -> web.Response:
+        """The client died waiting: its connection is closed without an answer."""
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()
 
     def _answer(self, result: dict[str, Any] | Reject, headers: dict[str, str]) -> web.Response:
         if isinstance(result, Reject):

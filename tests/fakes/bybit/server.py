@@ -24,6 +24,7 @@ from . import preload as preloading
 from .errors import Reject
 from .faults import Faults
 from .gateway import Gateway, Request
+from .kills import Kills, Match
 from .market import Instrument, Series, bar_end, check_interval, text
 from .matching import Exchange
 from .models import fake_uuid, num
@@ -113,6 +114,8 @@ class FakeBybit(Gateway):
         self._drop_next: Counter[str] = Counter()
         self._rejects: deque[Reject] = deque()
         self._faults = Faults()
+        self._kills = Kills(self.server_ms)
+        self._bar_positions: list[dict[str, Any]] = []
         self._maintenance_until = 0  # server ms
         self._stall_until = 0.0  # monotonic
         self._requests: list[Request] = []
@@ -327,6 +330,11 @@ class FakeBybit(Gateway):
                "volume": item[5], "turnover": item[6], "confirm": bool(confirm),
                "timestamp": now}  # fmt: skip
         msg = {"type": "snapshot", "ts": now, "data": [bar]}
+        if confirm and interval == "1":
+            p = self.ex.position_view(symbol)
+            self._bar_positions.append({"close": start + 60_000, "symbol": symbol,
+                                        "side": p["side"], "size": p["size"],
+                                        "stopLoss": p["stopLoss"]})  # fmt: skip
         self._send_public(f"kline.{interval}.{symbol}", msg)
 
     def fill(self, order_id_or_link_id: str, price: float, qty: float | None = None) -> None:
@@ -398,6 +406,27 @@ class FakeBybit(Gateway):
         """Queue `fault` for the next `times` REST requests (to `path` only, when given)."""
         self._faults.add(fault, path, times)
 
+    def kill_on(
+        self, pid: int, step: str, where: str | None = None, *, nth: int = 1,
+        match: Match | None = None,
+    ) -> None:  # fmt: skip
+        """SIGKILL process `pid` at the `nth` matching `step` (see kills.py): "received",
+        "applied" or "answered" of the REST path `where`, "execution" (once one is pushed), or
+        "connect" of the stream `where` (public or private)."""
+        self._kills.arm(pid, step, where, nth, match)
+
+    def disarm_kills(self) -> None:
+        self._kills.disarm()
+
+    @property
+    def kills(self) -> list[dict[str, Any]]:
+        """The kills done: pid, step, where and the server time."""
+        return [dict(k) for k in list(self._kills.fired)]
+
+    @property
+    def kills_armed(self) -> int:
+        return self._kills.armed
+
     def reject_next_order(self, code: int, message: str | None = None) -> None:
         """The next order/create answers `code` with Bybit's message, nothing applied."""
         self._rejects.append(Reject(code, message))
@@ -446,6 +475,12 @@ class FakeBybit(Gateway):
     @property
     def wallet(self) -> dict[str, Any]:
         return self._call(self.ex.wallet_view)
+
+    @property
+    def bar_positions(self) -> list[dict[str, Any]]:
+        """The position at every confirmed 1m kline pushed (its close, side, size, stopLoss): what
+        the stop invariant is checked against, bar by bar."""
+        return [dict(b) for b in list(self._bar_positions)]
 
     @property
     def requests(self) -> list[Request]:

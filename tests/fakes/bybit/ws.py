@@ -9,11 +9,13 @@ import hmac
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from .kills import Hook, Kills
 from .market import INTERVAL_MS
 
 if TYPE_CHECKING:
@@ -34,7 +36,8 @@ class Conn:
     transport: Any
     authed: bool = False
     topics: set[str] = field(default_factory=set)
-    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)  # written by its own task
+    # written in order by its own task; a callable there runs once what is before it was sent
+    outbox: asyncio.Queue[str | Callable[[], None]] = field(default_factory=asyncio.Queue)
 
 
 class Streams:
@@ -46,6 +49,7 @@ class Streams:
     reorder_private: bool
     delay_topic: dict[str, float]
     _drop_next: Counter[str]
+    _kills: Kills
     _conns: dict[str, Conn]
     _ws_received: list[dict[str, Any]]
     _connects: Counter[str]
@@ -63,6 +67,10 @@ class Streams:
     async def _ws(self, request: web.Request, stream: str) -> web.StreamResponse:
         if self.server_ms() < self._maintenance_until:
             return web.Response(status=503, text="Service is under maintenance.")
+        hook = self._kills.due("connect", stream)
+        if hook is not None:
+            self._kills.kill(hook, stream)
+            return web.Response(status=503, text="the client was killed connecting")
         ws = web.WebSocketResponse(autoping=False, timeout=0.5)
         await ws.prepare(request)
         conn = Conn(f"fake-{next(self._ids)}", stream, ws, request.transport)
@@ -89,6 +97,9 @@ class Streams:
         """Send the socket's queued messages in order (so no control call waits on a socket)."""
         while not conn.ws.closed:
             text_ = await conn.outbox.get()
+            if callable(text_):
+                text_()
+                continue
             try:
                 await conn.ws.send_str(text_)
             except ConnectionError:
@@ -179,10 +190,14 @@ class Streams:
             if conn.stream == "public" and topic in conn.topics:
                 self._send(conn, text_)
 
-    def _send_private(self, topic: str, text_: str) -> None:
+    def _send_private(self, topic: str, text_: str, hook: Hook | None = None) -> None:
+        sent = []
         for conn in list(self._conns.values()):
             if conn.stream == "private" and conn.authed and topic in conn.topics:
                 self._send(conn, text_)
+                sent.append(conn)
+        if hook is not None:
+            self._kill_after(hook, topic, sent)
 
     def _publish(self, batches: list[Batch]) -> None:
         """Push private messages per the delivery knobs: drop_next, reorder, dup, delay."""
@@ -197,11 +212,20 @@ class Streams:
                               "creationTime": self.server_ms(), "data": [item]})  # fmt: skip
                 copies = 2 if topic == "execution" and self.dup_exec else 1
                 delay = self.delay_topic.get(topic, 0.0)
-                for _ in range(copies):
+                hook = self._kills.due("execution", None, item) if topic == "execution" else None
+                for i in range(copies):
+                    last = hook if i == copies - 1 else None
                     if delay > 0:
-                        self._loop.call_later(delay, self._send_private, topic, msg)
+                        self._loop.call_later(delay, self._send_private, topic, msg, last)
                     else:
-                        self._send_private(topic, msg)
+                        self._send_private(topic, msg, last)
+
+    def _kill_after(self, hook: Hook, topic: str, sent: list[Conn]) -> None:
+        """The hook fires once the message is on the wire (at once when nobody receives it)."""
+        if not sent:
+            self._kills.kill(hook, topic)
+            return
+        sent[0].outbox.put_nowait(lambda: self._kills.kill(hook, topic))
 
 
 def dumps(obj: Any) -> str:
