@@ -19,6 +19,7 @@ import numpy as np
 from .. import __version__, config
 from ..errors import InputError
 from ..play import CompiledPlay, find_play, validate_play
+from ..play.model import Guards
 from ..report.artifacts import (
     equity_csv,
     events_jsonl,
@@ -29,6 +30,7 @@ from ..report.artifacts import (
 )
 from ..report.positions import position_trades
 from ..timeframes import TIMEFRAMES
+from . import guards as G
 from .market import MarketWindow, describe_ranges, load_from_store, runs, synthetic_window
 from .provenance import data_summary, provenance
 from .runner import ProgressFn, RunOutput, bars_per_year, run_fast, run_replay
@@ -86,7 +88,11 @@ def run_backtest(
     overrides: Mapping[str, str] | None = None,
     db: Path | None = None,
     progress: ProgressFn | None = None,
+    account_guards: bool = False,
 ) -> BacktestResult:
+    """`account_guards`: apply the account's `[guards]` (`~/.trade/config.toml`) tightened by the
+    Play's, as a live session would; by default only the Play's own `risk.guards` act, so a result
+    never depends on the machine it ran on."""
     if mode not in MODES:
         raise InputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
     if intrabar not in INTRABAR:
@@ -94,6 +100,11 @@ def run_backtest(
     path = find_play(str(play))
     compiled = validate_play(path, overrides)
     play_text = Path(path).read_text(encoding="utf-8")
+    limits = (
+        G.effective_guards(compiled.play, str(path))
+        if account_guards
+        else compiled.play.risk.guards
+    )
     sym = (symbol or compiled.play.symbol).upper()
     start_ms = parse_time(start, "--start") if start else None
     end_ms = parse_time(end, "--end") if end else None
@@ -123,7 +134,7 @@ def run_backtest(
                 require_1m=require_1m,
             )
     driver = run_fast if mode == "fast" else run_replay
-    out = driver(compiled, window, intrabar_policy=intrabar, progress=progress)
+    out = driver(compiled, window, intrabar_policy=intrabar, progress=progress, guards=limits)
     res = _assemble(
         compiled,
         window,
@@ -132,6 +143,8 @@ def run_backtest(
         intrabar=intrabar,
         synthetic=synthetic,
         overrides=overrides,
+        guards=limits,
+        account_guards=account_guards,
     )
     res.play_text = play_text
     res.result["provenance"] = provenance(
@@ -150,6 +163,7 @@ def run_backtest(
             "fix_gaps": fix_gaps,
             "allow_gaps": allow_gaps,
             "require_1m": require_1m,
+            "account_guards": account_guards,
         },
         data=data_summary(
             window,
@@ -170,8 +184,11 @@ def _assemble(
     intrabar: str,
     synthetic: Synthetic | None,
     overrides: Mapping[str, str] | None,
+    guards: Guards | None = None,
+    account_guards: bool = False,
 ) -> BacktestResult:
     play = compiled.play
+    guards = play.risk.guards if guards is None else guards
     trades, fills, t_text, metrics = summarise(compiled, window, out)
     peak = np.maximum.accumulate(out.equity) if len(out.equity) else out.equity
     dd_pct = (
@@ -195,7 +212,9 @@ def _assemble(
         },
         "evaluation": play.evaluation,
         "engine_version": __version__,
-        "input_hash": _input_hash(compiled, window, synthetic, overrides),
+        "input_hash": _input_hash(
+            compiled, window, synthetic, overrides, guards if account_guards else None
+        ),
         "trades_fingerprint": fingerprint(t_text),
         "trades": len(trades),
         "fills": len(fills),
@@ -203,6 +222,7 @@ def _assemble(
         "evaluated_instants": len(out.instants),
         "metrics": metrics,
         "coverage": _coverage(window, compiled.exec_tf),
+        "guards": G.summary(guards, account_guards, out.events),
     }
     result["warnings"] = [*compiled.warnings, *_data_warnings(window, result["coverage"])]
     if not trades:
@@ -295,10 +315,14 @@ def _input_hash(
     window: MarketWindow,
     synthetic: Synthetic | None,
     overrides: Mapping[str, str] | None,
+    account_guards: Guards | None = None,
 ) -> str:
-    """sha256 over the normalised Play, the data window's bytes and the engine version."""
+    """sha256 over the normalised Play, the data window's bytes and the engine version (and the
+    guards in force when the account's were applied: they are not in the Play)."""
     h = hashlib.sha256()
     h.update(json.dumps(compiled.play.model_dump(mode="json"), sort_keys=True).encode())
+    if account_guards is not None:
+        h.update(json.dumps({"guards": account_guards.model_dump()}, sort_keys=True).encode())
     h.update(
         json.dumps(
             {

@@ -1,8 +1,11 @@
 """Backtest drivers: fast (vectorised truths, skip to the instants that matter) and replay (bar by bar).
 
 Both share everything that decides: the same compiled Play, the same `decide`, the same order
-builder and the same simulator. They differ only in how feature values and condition truths are
-produced (whole arrays vs incremental state), which is exactly what the parity audit checks.
+builder, the same guards and the same simulator. They differ only in how feature values and
+condition truths are produced (whole arrays vs incremental state), which is exactly what the parity
+audit checks. A guarded run (`risk.guards`) evaluates every instant, as a live session does: the
+daily loss, drawdown and balance guards watch the account at each one, so fast mode then skips
+neither instants nor into the jitted loop.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ..gcpause import gc_paused
 from ..play import ast as A
 from ..play.compile import CompiledBlock, CompiledPlay
 from ..play.evaluate import evaluate_vectorised
+from ..play.model import Guards
 from ..sim.tape import fresh_marks
 from ..timeframes import MINUTE_MS, TIMEFRAMES
 from . import fastloop
@@ -25,6 +29,7 @@ from .asof import asof_index, closes_are, take_asof
 from .decide import Decision, decide, intents_at
 from .execution import SimExecution
 from .features import FeatureCache, compute_batch_features, series_tf
+from .guards import SimGuards
 from .market import MarketWindow
 from .play_engine import INSTANT_IDS, PlayEngine
 
@@ -136,17 +141,20 @@ def run_fast(
     intrabar_policy: str,
     progress: ProgressFn | None = None,
     feature_cache: FeatureCache | None = None,
+    guards: Guards | None = None,
 ) -> RunOutput:
-    """`feature_cache`: see `compute_batch_features` (a sweep shares features across runs)."""
+    """`feature_cache`: see `compute_batch_features` (a sweep shares features across runs);
+    `guards`: the limits applied (default: the Play's `risk.guards`)."""
     instants = evaluation_instants(compiled, window)
     source = ArraySource(compiled, window, instants, feature_cache)
     ex = SimExecution(
         compiled, window, instants, intrabar_policy, lambda s, i: float(source.series(s)[i])
     )
     n = len(instants)
-    if compiled.uses_position:
-        # Position-dependent conditions cannot be vectorised ahead of the position: evaluate per
-        # instant, still on the batch feature arrays.
+    guard = _guards(compiled, window, instants, ex, guards)
+    if compiled.uses_position or guard is not None:
+        # Position-dependent conditions cannot be vectorised ahead of the position, and guards
+        # watch the account at every instant: evaluate per instant, on the batch feature arrays.
         i_ref = [0]
 
         def resolve(s: A.Series) -> Callable[[], float]:
@@ -158,7 +166,7 @@ def run_fast(
 
         engine = PlayEngine(compiled, resolve)
         with gc_paused():  # see gcpause: events, trades and ledger rows by the thousand
-            _loop_every_instant(engine, ex, instants, at, progress)
+            _loop_every_instant(engine, ex, instants, at, progress, guards=guard)
     else:
         table = [
             [evaluate_vectorised(cond, source, n) for cond, _ in block.cases]
@@ -181,15 +189,18 @@ def run_replay(
     intrabar_policy: str,
     progress: ProgressFn | None = None,
     on_decisions: DecisionsFn | None = None,
+    guards: Guards | None = None,
 ) -> RunOutput:
     """Replay: history fed bar by bar through the PlayEngine, the live path's decision object.
-    `on_decisions(t, decisions)` sees every instant's decisions (`trade play diff`)."""
+    `on_decisions(t, decisions)` sees every instant's decisions before the guards (`trade play
+    diff`); `guards`: the limits applied (default: the Play's `risk.guards`)."""
     instants = evaluation_instants(compiled, window)
     engine = PlayEngine(compiled)
     feats = engine.features
     assert feats is not None
     inst_vals = instant_values(window, instants, engine.instant_ids)
     ex = SimExecution(compiled, window, instants, intrabar_policy, lambda s, i: feats.value(s))
+    guard = _guards(compiled, window, instants, ex, guards)
     # every closed bar of every timeframe, in close-time order (lower timeframe first on ties)
     feeds = []
     for tf in engine.timeframes():
@@ -234,8 +245,23 @@ def run_replay(
             slots[slot] = values[i]  # a Python float
 
     with gc_paused():  # millions of short-lived acyclic objects; see gcpause
-        _loop_every_instant(engine, ex, instants, at, progress, on_decisions)
+        _loop_every_instant(engine, ex, instants, at, progress, on_decisions, guard)
     return ex.finish()
+
+
+def _guards(
+    compiled: CompiledPlay,
+    window: MarketWindow,
+    instants: np.ndarray,
+    ex: SimExecution,
+    limits: Guards | None,
+) -> SimGuards | None:
+    """The run's guards, reading the last traded price as of each instant (a live session's
+    reference price: the last 1m close), or None when no limit is set."""
+    return SimGuards.of(
+        compiled.play.risk.guards if limits is None else limits, compiled, ex,
+        lambda: instant_values(window, instants, ["last_price"])["last_price"],
+    )  # fmt: skip
 
 
 def _loop_every_instant(
@@ -245,10 +271,12 @@ def _loop_every_instant(
     at: Callable[[int, int], None],
     progress: ProgressFn | None,
     on_decisions: DecisionsFn | None = None,
+    guards: SimGuards | None = None,
 ) -> None:
-    """Evaluate at every instant (replay, and fast mode with position-dependent conditions):
-    the simulator advances to the instant, `at(i, t)` makes the instant's values current, the
-    engine steps every condition and decides."""
+    """Evaluate at every instant (replay, and fast mode with position-dependent conditions or
+    guards): the simulator advances to the instant, the guards see the account there, `at(i, t)`
+    makes the instant's values current, the engine steps every condition and decides, and the
+    guards pass on what may go to the simulator (in a live session's order)."""
     n = len(instants)
     step = max(1, n // 200)
     instant_list = instants.tolist()
@@ -264,6 +292,8 @@ def _loop_every_instant(
             progress(i, n)
         t = instant_list[i]
         advance(t)
+        if guards is not None:
+            guards.observe(i, t)
         at(i, t)
         if uses_position:
             point.position = ex.position_values(t)
@@ -274,7 +304,10 @@ def _loop_every_instant(
         if decisions:
             if on_decisions is not None:
                 on_decisions(t, decisions)
-            ex.execute(i, t, decisions)
+            if guards is None:
+                ex.execute(i, t, decisions)
+            else:
+                guards.act(i, t, decisions)
     if n:
         engine.last_instant = instant_list[-1]
     ex.advance_to(int(instants[-1]) if n else 0)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config, logs
+from ..engine.guards import effective_guards
 from ..engine.provenance import sha256_text
 from ..errors import InputError
 from ..exchange.bybit import BybitRest, Credentials, endpoints, load_credentials
@@ -26,7 +27,6 @@ from ..play import find_play, validate_play
 from ..play.compile import CompiledPlay, validate_play_text
 from ..play.model import Guards
 from .broker import Broker
-from .guards import effective_guards
 from .notify import Notifier, notify_urls
 from .panic import check_kill_switch
 from .paper import MarketExtras, PaperBroker

@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..engine.decide import Decision
+from ..engine.guards import GuardSet
 from ..errors import InputError
 from ..exchange.bybit import Kline
 from ..instruments import InstrumentSpec
 from ..timeframes import MINUTE_MS, tf_ms
 from .feed import ClosedBar, EvaluationClock
-from .guards import GuardSet
 from .session import SessionRecord
 
 if TYPE_CHECKING:

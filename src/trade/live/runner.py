@@ -35,6 +35,7 @@ import numpy as np
 from ..data.bars import Bars
 from ..engine.decide import Decision
 from ..engine.execution import MissingAtr, entry_request
+from ..engine.guards import GuardSet, describe
 from ..engine.market import warmup_ms
 from ..engine.play_engine import INSTANT_IDS, PlayEngine
 from ..exchange.bybit import BybitRest, Kline
@@ -46,7 +47,6 @@ from ..sim.tape import Tape
 from ..timeframes import MINUTE_MS, TIMEFRAMES, tf_ms
 from .broker import Broker, BrokerView, DecisionContext
 from .feed import ClosedBar, EvaluationClock, MarketFeed
-from .guards import GuardSet, describe
 from .notify import Notifier
 from .paper import MarketExtras
 from .session import SessionRecord

@@ -1,9 +1,11 @@
-"""Guards: risk limits between the engine's decisions and the broker, in paper, demo and live.
+"""Guards: risk limits between the engine's decisions and the orders, in every mode (backtest,
+paper, demo and live): one implementation, so a backtest shows what the guards would have done.
 
 The limits come from a Play's `risk.guards`, capped by the account's `~/.trade/config.toml`
 `[guards]`: a Play may only tighten an account limit (a looser value is refused before anything
-connects, naming the key). At every evaluation instant the runner shows the guards the account
-(`observe`), then passes the engine's decisions through them (`filter`) before the broker sees them:
+connects, naming the key); a backtest applies the Play's own guards (`--account-guards` adds the
+account's). At every evaluation instant the runner shows the guards the account (`observe`), then
+passes the engine's decisions through them (`filter`) before the broker (or the simulator) sees them:
 
 | guard | acts on | action |
 |---|---|---|
@@ -13,7 +15,7 @@ connects, naming the key). At every evaluation instant the runner shows the guar
 | `max_position_notional` | an entry's size | shrink it to the ceiling (USDT) |
 | `max_leverage` | an entry's size against equity | shrink it to equity × the ceiling |
 | `max_price_deviation_pct` | a limit entry's price against the last traded price | veto |
-| `max_orders_per_minute` | orders sent in the last 60 s of exchange time | veto the entry |
+| `max_orders_per_minute` | orders sent in the last 60 s of exchange (or simulated) time | veto the entry |
 | `require_stop` | an entry of a Play without `risk.stop_loss` | veto |
 
 Exits are never vetoed (they are counted by `max_orders_per_minute`): a halt stops entries and an
@@ -24,19 +26,21 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import numpy as np
 from pydantic import ValidationError
 
 from .. import config
-from ..engine.decide import Decision
 from ..errors import InputError
+from ..play.compile import CompiledPlay
 from ..play.model import Guards, Play
 from ..sim.levels import sized_notional, stop_distance
 from ..sim.orders import OrderRequest, Sizing
-from .broker import BrokerView
-from .session import SessionRecord
+from .decide import Decision
+from .execution import MissingAtr, SimExecution, entry_request
 
 DAY_MS = 86_400_000
 GUARD_KEYS = tuple(Guards.model_fields)
@@ -90,7 +94,29 @@ def effective_guards(play: Play, origin: str, account: Guards | None = None) -> 
     return Guards(**merged)
 
 
-def account_equity(view: BrokerView, last_price: float) -> float:
+class AccountView(Protocol):
+    """What the guards read of the account (a live broker's view, or the simulator's)."""
+
+    @property
+    def side(self) -> str: ...  # "flat" | "long" | "short"
+
+    @property
+    def qty(self) -> float: ...
+
+    @property
+    def entry_price(self) -> float | None: ...
+
+    @property
+    def balance(self) -> float: ...  # the wallet balance, before the open position's PnL
+
+
+class Journal(Protocol):
+    """Where the guards write what they did: a session's record, or a backtest's events."""
+
+    def journal(self, ts: int | None, kind: str, message: str, /, **data: Any) -> None: ...
+
+
+def account_equity(view: AccountView, last_price: float) -> float:
     if view.side == "flat" or view.entry_price is None:
         return view.balance
     sign = 1.0 if view.side == "long" else -1.0
@@ -103,7 +129,7 @@ EntryRequest = Callable[[Decision], OrderRequest | None]
 class GuardSet:
     """The guards of one session: halts from the account's state, vetoes and shrinks of orders."""
 
-    def __init__(self, limits: Guards, play: Play, record: SessionRecord) -> None:
+    def __init__(self, limits: Guards, play: Play, record: Journal) -> None:
         self.limits, self.play, self.record = limits, play, record
         self.halts: dict[str, str] = {}  # guard → why entries are halted
         self.peak = -math.inf
@@ -113,7 +139,7 @@ class GuardSet:
 
     @property
     def active(self) -> list[str]:
-        return [k for k in GUARD_KEYS if getattr(self.limits, k) not in (None, False)]
+        return active(self.limits)
 
     def states(self) -> dict[str, str]:
         """What `trade play status` shows: every configured guard, halted or armed (and acted)."""
@@ -133,7 +159,7 @@ class GuardSet:
 
     # ------------------------------------------------------------------ the account
 
-    def observe(self, t: int, view: BrokerView, last_price: float) -> None:
+    def observe(self, t: int, view: AccountView, last_price: float) -> None:
         """Halts (and lifts) from the account's equity as of instant `t`: the wallet balance plus
         the open position valued at the last traded price (the same rule in every mode)."""
         lim, equity = self.limits, account_equity(view, last_price)
@@ -178,12 +204,14 @@ class GuardSet:
         self.halts[guard] = why
         self.record.journal(
             t, "halt", f"{guard}: entries halted ({why}); open positions keep their stops",
-            guard=guard,
+            guard=guard, action="halt",
         )  # fmt: skip
 
     def _lift(self, t: int, guard: str, why: str) -> None:
         if self.halts.pop(guard, None) is not None:
-            self.record.journal(t, "guard", f"{guard}: entries allowed again ({why})", guard=guard)
+            self.record.journal(
+                t, "guard", f"{guard}: entries allowed again ({why})", guard=guard, action="lift"
+            )
 
     # ------------------------------------------------------------------ orders
 
@@ -191,7 +219,7 @@ class GuardSet:
         self,
         t: int,
         decisions: Sequence[Decision],
-        view: BrokerView,
+        view: AccountView,
         last_price: float,
         request: EntryRequest,
         fee_rate: float,
@@ -250,7 +278,7 @@ class GuardSet:
         self,
         t: int,
         d: Decision,
-        view: BrokerView,
+        view: AccountView,
         price: float,
         request: EntryRequest,
         fee_rate: float,
@@ -292,3 +320,134 @@ def describe(limits: Guards) -> str:
     """The limits in force, for the session's journal."""
     on = {k: v for k, v in limits.model_dump().items() if v not in (None, False)}
     return ", ".join(f"{k}={v}" for k, v in on.items()) or "none"
+
+
+# ---------------------------------------------------------------------- the backtest
+
+
+@dataclass(frozen=True)
+class SimAccount:
+    """The simulated account as the guards read it (what a paper broker's view shows)."""
+
+    side: str
+    qty: float
+    entry_price: float | None
+    balance: float
+
+
+class _Events:
+    """A backtest's journal: every guard action becomes an event of the run (events.jsonl), in
+    the simulator's own list so it sits among the orders and fills of its instant."""
+
+    def __init__(self, ex: SimExecution) -> None:
+        self.ex = ex
+
+    def journal(self, ts: int | None, kind: str, message: str, /, **data: Any) -> None:
+        self.ex.sim.events.append({"type": "guard", "ts": ts, "message": message, **data})
+
+
+class SimGuards:
+    """The guards around a backtest's simulator, called where the live runner calls them around
+    its broker: `observe` at every instant once the simulator has reached it, `act` on the
+    engine's decisions (the simulator then sees what the guards kept, with their size ceiling)."""
+
+    def __init__(
+        self, limits: Guards, compiled: CompiledPlay, ex: SimExecution, last_price: np.ndarray
+    ) -> None:
+        self.compiled, self.ex = compiled, ex
+        self.last = np.asarray(last_price, dtype=np.float64).tolist()
+        self.set = GuardSet(limits, compiled.play, _Events(ex))
+        self.taker = compiled.play.account.fee_bps.taker / 1e4
+
+    @classmethod
+    def of(
+        cls,
+        limits: Guards,
+        compiled: CompiledPlay,
+        ex: SimExecution,
+        last_price: Callable[[], np.ndarray],
+    ) -> SimGuards | None:
+        """The guards of a run, or None when no limit is set (the run is then unguarded)."""
+        if not active(limits):
+            return None
+        return cls(limits, compiled, ex, last_price())
+
+    def view(self) -> SimAccount:
+        sim = self.ex.sim
+        pos = sim.position
+        if pos is None:
+            return SimAccount("flat", 0.0, None, sim.cash)
+        return SimAccount(pos.side, pos.qty, pos.entry_price, sim.cash)
+
+    def observe(self, i: int, t: int) -> None:
+        self.set.observe(t, self.view(), self.last[i])
+
+    def act(self, i: int, t: int, decisions: Sequence[Decision]) -> None:
+        kept, cap = self.set.filter(
+            t, decisions, self.view(), self.last[i], self._request(i, t), self.taker
+        )
+        if not kept:
+            return
+        ex = self.ex
+        ex.notional_cap = cap
+        try:
+            ex.execute(i, t, kept)
+        finally:
+            ex.notional_cap = None
+
+    def _request(self, i: int, t: int) -> EntryRequest:
+        ex = self.ex
+
+        def build(d: Decision) -> OrderRequest | None:
+            try:
+                return entry_request(
+                    self.compiled, ex.instrument, d, t, lambda s: ex.series_at(s, i),
+                    ex.exec_close_at(t), {},
+                )  # fmt: skip
+            except MissingAtr:
+                return None  # the simulator refuses it with its reason
+
+        return build
+
+
+def active(limits: Guards) -> list[str]:
+    """The limits set (a guard set to None or False is off)."""
+    return [k for k in GUARD_KEYS if getattr(limits, k) not in (None, False)]
+
+
+def summary(limits: Guards, account: bool, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """result.json's `guards`: the limits applied, each guard's actions by kind, and the periods
+    entries were halted (`end` null: still halted when the window ended)."""
+    from ..report.artifacts import iso
+
+    actions: dict[str, dict[str, int]] = {}
+    halts: list[dict[str, Any]] = []
+    open_: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.get("type") != "guard":
+            continue
+        guard, action = e["guard"], e["action"]
+        per = actions.setdefault(guard, {})
+        per[action] = per.get(action, 0) + 1
+        if action == "halt":
+            open_[guard] = {"guard": guard, "start": iso(e["ts"]), "end": None,
+                            "message": e["message"]}  # fmt: skip
+            halts.append(open_[guard])
+        elif action == "lift" and guard in open_:
+            open_.pop(guard)["end"] = iso(e["ts"])
+    return {
+        "limits": {k: getattr(limits, k) for k in active(limits)},
+        "account": account,
+        "actions": actions,
+        "halts": halts,
+    }
+
+
+def acted(summary_: Mapping[str, Any]) -> str | None:
+    """One line saying what the guards did in a run, or None when they did nothing."""
+    parts = []
+    for guard, per in summary_.get("actions", {}).items():
+        done = [f"{n} {a}{'s' if n != 1 else ''}" for a, n in per.items() if a != "lift"]
+        if done:
+            parts.append(f"{guard} {', '.join(done)}")
+    return "guards acted: " + "; ".join(parts) if parts else None
