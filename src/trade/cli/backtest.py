@@ -74,6 +74,13 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print result.json to stdout.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html.")] = False,
     db: Annotated[Path | None, typer.Option("--db", help="Market store path.")] = None,
+    account_guards: Annotated[
+        bool,
+        typer.Option(
+            "--account-guards",
+            help="Also apply the account's [guards] (~/.trade/config.toml), as a live session does.",
+        ),
+    ] = False,
 ) -> None:
     """Backtest a Play and write result.json, trades.csv, equity.csv, events.jsonl (and report.html)."""
     from ..engine.backtest import Synthetic
@@ -94,6 +101,7 @@ def run(
             mode=mode,
             overrides=parse_sets(set_),
             db=db or config.db_path(),
+            account_guards=account_guards,
         ),
         out,
         as_json,
@@ -147,6 +155,7 @@ def rerun(
             mode=req["mode"],
             overrides=prov["overrides"],
             db=db or (Path(data["store"]) if data.get("store") else config.db_path()),
+            account_guards=req.get("account_guards", False),
         ),
         out,
         as_json,
@@ -274,6 +283,11 @@ def summary(result: dict, out: Path) -> None:
             80,
             subsequent_indent="  ",
         )
+    from ..engine.guards import acted
+
+    guards = acted(result.get("guards") or {})
+    if guards:
+        say += textwrap.wrap(guards, 80, subsequent_indent="  ")
     if result.get("note"):
         say.append(f"note: {result['note']}")
     say.append(f"fingerprint {result['trades_fingerprint'][:16]}")

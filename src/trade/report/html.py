@@ -67,6 +67,7 @@ def write_report(path: Path, res: Any) -> None:
             equity=np.asarray(out.equity),
             starting_equity=float(compiled.play.account.starting_equity),
             play=compiled.play.model_dump(mode="json", exclude_defaults=False),
+            guard_events=[e for e in out.events if e.get("type") == "guard"],
         )
     )
 
@@ -82,6 +83,7 @@ def render(
     equity: np.ndarray,
     starting_equity: float,
     play: Mapping[str, Any],
+    guard_events: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     ts, o, h, lo, c, vol, tf_ms = bars
     keep, tf_ms = _merge_plan(len(ts), tf_ms)
@@ -152,6 +154,7 @@ def render(
         title=html.escape(title),
         summary=html.escape(json.dumps(summary, indent=1)),
         coverage=_data_section(result),
+        guards=_guards_section(result, guard_events),
         headline=_headline(metrics, bh, starting_equity),
         price_height=380 + 140 * len(panes),
         monthly=_monthly_table(monthly),
@@ -167,6 +170,30 @@ def render(
         library=VENDOR.read_text(encoding="utf-8"),
         data=json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/"),
     )
+
+
+def _guards_section(result: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> str:
+    """The guards in force and every action they took (vetoes, shrinks, halts and their lifts);
+    nothing when the run had no guard."""
+    g = result.get("guards") or {}
+    if not g.get("limits"):
+        return ""
+    limits = ", ".join(f"{k}={v}" for k, v in g["limits"].items())
+    source = "the Play's and the account's" if g.get("account") else "the Play's"
+    rows = "".join(
+        f"<tr><td>{iso(int(e['ts']))}</td><td>{html.escape(str(e['guard']))}</td>"
+        f'<td>{html.escape(str(e["action"]))}</td><td style="text-align:left">'
+        f"{html.escape(str(e['message']))}</td></tr>"
+        for e in events
+    )
+    table = (
+        '<table id="guards"><tr><th>instant</th><th>guard</th><th>action</th><th>what</th></tr>'
+        f"{rows}</table>"
+        if rows
+        else "<p>no guard acted</p>"
+    )
+    n = len(events)
+    return f"<h2>Guards ({n} action{'s' if n != 1 else ''})</h2><p>{html.escape(source)} limits: {html.escape(limits)}</p>{table}"
 
 
 def _data_section(result: Mapping[str, Any]) -> str:
@@ -323,6 +350,7 @@ pre{{background:#fff;border:1px solid #ddd;padding:8px;overflow:auto}}
 <div class="kpis">{headline}</div>
 <pre id="summary">{summary}</pre>
 {coverage}
+{guards}
 <h2>Price, indicators and trades</h2>
 <div class="legend">scroll to zoom, drag to pan; ▲▼ entries, ● exits, green won, red lost; hover a marker for the trade</div>
 <div id="price" class="chart" style="height:{price_height}px"><div id="tooltip"></div></div>
