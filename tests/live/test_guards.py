@@ -1,7 +1,9 @@
 """Guards between the engine's decisions and the broker: each one trips in a paper session and in
 a demo session against the fake exchange (ema_cross on 2025-06-11: short at 08:00, flipped long at
-14:00 after a loss), and the vetoed or shrunk order, the halt and the journal line are checked;
-account limits in `~/.trade/config.toml` can only be tightened by a Play."""
+14:00 after a loss), and the vetoed or shrunk order, the halt and the journal line are checked; a
+backtest of the same bars (replay and fast) takes the same actions at the same instants and ends
+with the paper session's trades; account limits in `~/.trade/config.toml` can only be tightened by
+a Play."""
 
 from __future__ import annotations
 
@@ -18,13 +20,15 @@ import yaml
 from fakes.bybit import FakeBybit
 from fakes.market_day import MarketDay
 from trade.data import MarketStore
-from trade.engine.backtest import parse_time
+from trade.engine.backtest import parse_time, run_backtest
 from trade.engine.play_engine import PlayEngine
 from trade.errors import InputError
 from trade.exchange.bybit import BybitRest
 from trade.live.launch import make_runner, open_record, plan_session
 from trade.live.runner import LiveRunner
 from trade.live.session import SessionRecord
+from trade.report.artifacts import iso, trades_csv
+from trade.report.positions import position_trades
 
 from .receiver import Receiver
 
@@ -112,6 +116,31 @@ def position(runner: LiveRunner, fake: FakeBybit, mode: str) -> tuple[str, float
     return view.side, view.qty
 
 
+def backtest_agrees(
+    runner: LiveRunner, journal: list[dict[str, Any]], play: Path, end: str, at: list[str]
+) -> None:
+    """A backtest of the paper session's bars, in both drivers, acts at the instants `at` (UTC
+    times of 2025-06-11) with the session's journal lines, and its closed trades are the
+    session's; result.json counts the actions and lists the halts."""
+    want = [(j["ts"], j["message"]) for j in journal if j["kind"] in ("guard", "halt")]
+    assert [iso(t)[11:16] for t, _ in want] == at
+    paper, _ = position_trades(runner.broker.trades(), runner.broker.sim.events)  # type: ignore[union-attr]
+    for mode in ("replay", "fast"):
+        bt = run_backtest(play, start="2025-06-11T07:30", end=f"2025-06-11T{end}", mode=mode)
+        events = [e for e in bt.output.events if e["type"] == "guard"]
+        assert [(e["ts"], e["message"]) for e in events] == want, mode
+        closed = [t for t in bt.trades if t["exit_reason"] != "end_of_data"]
+        assert trades_csv(closed) == trades_csv(paper), mode
+        summary = bt.result["guards"]
+        counts: dict[str, dict[str, int]] = {}
+        for e in events:
+            per = counts.setdefault(e["guard"], {})
+            per[e["action"]] = per.get(e["action"], 0) + 1
+        assert summary["actions"] == counts and summary["account"] is False
+        halts = [(h["guard"], h["start"], h["end"]) for h in summary["halts"]]
+        assert halts == [(e["guard"], iso(e["ts"]), None) for e in events if e["action"] == "halt"]
+
+
 MODES = ["paper", "demo"]
 
 
@@ -119,8 +148,8 @@ MODES = ["paper", "demo"]
 def test_max_position_notional_shrinks_the_entry(
     fake: FakeBybit, home: Path, receiver: Receiver, mode: str
 ) -> None:
-    runner, journal, _ = run(fake, home, play_file(home, {"max_position_notional": 1000}), mode,
-                             "08:15")  # fmt: skip
+    path = play_file(home, {"max_position_notional": 1000})
+    runner, journal, _ = run(fake, home, path, mode, "08:15")
     lines = guard_lines(journal)
     notified(receiver, lines)
     assert len(lines) == 1
@@ -130,13 +159,18 @@ def test_max_position_notional_shrinks_the_entry(
     ), lines  # fmt: skip
     assert position(runner, fake, mode) == ("short", 0.009)  # 1000 / 109,360 rounded down
     assert runner.snapshot().guards == {"max_position_notional": "armed (1 action)"}
+    if mode == "paper":
+        backtest_agrees(runner, journal, path, "08:15", ["08:00"])
+        bt = run_backtest(path, start="2025-06-11T07:30", end="2025-06-11T08:15")
+        assert [(t["side"], t["qty"]) for t in bt.trades] == [("short", 0.009)]
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_max_leverage_shrinks_the_entry_to_equity_times_the_ceiling(
     fake: FakeBybit, home: Path, receiver: Receiver, mode: str
 ) -> None:
-    runner, journal, _ = run(fake, home, play_file(home, {"max_leverage": 0.25}), mode, "08:15")
+    path = play_file(home, {"max_leverage": 0.25})
+    runner, journal, _ = run(fake, home, path, mode, "08:15")
     lines = guard_lines(journal)
     notified(receiver, lines)
     assert len(lines) == 1 and lines[0].startswith("max_leverage: short entry shrunk from about")
@@ -145,6 +179,11 @@ def test_max_leverage_shrinks_the_entry_to_equity_times_the_ceiling(
     assert cap == pytest.approx(balance * 0.25, rel=1e-3)  # the balance before the entry's fee
     side, qty = position(runner, fake, mode)
     assert side == "short" and qty == math.floor(cap / 109_360 * 1000) / 1000
+    if mode == "paper":
+        assert lines == [
+            "max_leverage: short entry shrunk from about 9994.50 to 2500.00 USDT notional"
+        ]  # flat at 08:00: equity is the starting 10,000
+        backtest_agrees(runner, journal, path, "08:15", ["08:00"])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -163,14 +202,16 @@ def test_max_price_deviation_vetoes_a_limit_entry_far_from_the_last_price(
     ]
     assert position(runner, fake, mode) == ("flat", 0.0)
     assert not [o for o in fake.orders.values() if o["orderType"] == "Limit"]
+    if mode == "paper":
+        backtest_agrees(runner, journal, path, "08:15", ["08:00"])
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_max_orders_per_minute_vetoes_the_entry_of_a_flip(
     fake: FakeBybit, home: Path, receiver: Receiver, mode: str
 ) -> None:
-    runner, journal, trades = run(fake, home, play_file(home, {"max_orders_per_minute": 1}), mode,
-                                  "14:15")  # fmt: skip
+    path = play_file(home, {"max_orders_per_minute": 1})
+    runner, journal, trades = run(fake, home, path, mode, "14:15")
     notified(receiver, guard_lines(journal))
     assert guard_lines(journal) == [
         "max_orders_per_minute: long entry vetoed (1 order(s) sent in the last minute (limit 1))"
@@ -178,6 +219,8 @@ def test_max_orders_per_minute_vetoes_the_entry_of_a_flip(
     # the exit of the flip went out (exits are never vetoed); its entry did not
     assert [(t["side"], t["exit_reason"]) for t in trades] == [("short", "signal")]
     assert position(runner, fake, mode) == ("flat", 0.0)
+    if mode == "paper":
+        backtest_agrees(runner, journal, path, "14:15", ["14:00"])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -193,7 +236,8 @@ def test_max_orders_per_minute_vetoes_the_entry_of_a_flip(
 def test_a_loss_halts_entries_and_keeps_the_position_protected(
     fake: FakeBybit, home: Path, receiver: Receiver, mode: str, guards: dict[str, float], halt: str
 ) -> None:
-    runner, journal, trades = run(fake, home, play_file(home, guards), mode, "14:15")
+    path = play_file(home, guards)
+    runner, journal, trades = run(fake, home, path, mode, "14:15")
     lines = guard_lines(journal)
     notified(receiver, lines)
     assert re.fullmatch(halt, lines[0]), lines
@@ -203,14 +247,17 @@ def test_a_loss_halts_entries_and_keeps_the_position_protected(
     assert [(t["side"], t["exit_reason"]) for t in trades] == [("short", "signal")]
     assert position(runner, fake, mode) == ("flat", 0.0)
     assert runner.snapshot().guard_halt is not None
+    if mode == "paper":
+        # the short loses 20.98 USDT (0.21%) by the 08:45 instant; the flip's entry at 14:00
+        backtest_agrees(runner, journal, path, "14:15", ["08:45", "14:00"])
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_min_balance_halts_before_the_first_entry(
     fake: FakeBybit, home: Path, receiver: Receiver, mode: str
 ) -> None:
-    runner, journal, _ = run(fake, home, play_file(home, {"min_balance": 1_000_000}), mode,
-                             "08:15")  # fmt: skip
+    path = play_file(home, {"min_balance": 1_000_000})
+    runner, journal, _ = run(fake, home, path, mode, "08:15")
     lines = guard_lines(journal)
     notified(receiver, lines)
     assert re.fullmatch(
@@ -222,6 +269,8 @@ def test_min_balance_halts_before_the_first_entry(
     assert position(runner, fake, mode) == ("flat", 0.0)
     st = runner.snapshot().guards
     assert st == {"min_balance": st["min_balance"]} and st["min_balance"].startswith("halted: ")
+    if mode == "paper":  # halted at the first instant, the short entry vetoed at 08:00
+        backtest_agrees(runner, journal, path, "08:15", ["07:45", "08:00"])
 
 
 def test_require_stop_vetoes_an_entry_without_a_stop_in_paper(
@@ -234,6 +283,7 @@ def test_require_stop_vetoes_an_entry_without_a_stop_in_paper(
         "require_stop: short entry vetoed (the Play has no risk.stop_loss)"
     ]
     assert position(runner, fake, "paper") == ("flat", 0.0)
+    backtest_agrees(runner, journal, path, "08:15", ["08:00"])
 
 
 def test_require_stop_in_demo_is_refused_before_connecting(fake: FakeBybit, home: Path) -> None:

@@ -443,11 +443,14 @@ def summary(limits: Guards, account: bool, events: Iterable[Mapping[str, Any]]) 
     }
 
 
+PLURAL = {"veto": "vetoes", "shrink": "shrinks", "halt": "halts"}
+
+
 def acted(summary_: Mapping[str, Any]) -> str | None:
     """One line saying what the guards did in a run, or None when they did nothing."""
     parts = []
     for guard, per in summary_.get("actions", {}).items():
-        done = [f"{n} {a}{'s' if n != 1 else ''}" for a, n in per.items() if a != "lift"]
+        done = [f"{n} {a if n == 1 else PLURAL[a]}" for a, n in per.items() if a != "lift"]
         if done:
             parts.append(f"{guard} {', '.join(done)}")
     return "guards acted: " + "; ".join(parts) if parts else None
