@@ -7,6 +7,7 @@ when asked (recorded in result.json and the input hash)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ import yaml
 from trade.cli.main import run
 from trade.engine import fastloop
 from trade.engine.backtest import run_backtest
+from trade.report.artifacts import iso
 
-PLAY = Path(__file__).resolve().parents[2] / "plays" / "examples" / "ema_cross.yml"
+ROOT = Path(__file__).resolve().parents[2]
+PLAY = ROOT / "plays" / "examples" / "ema_cross.yml"
 LOOSE = {
     "max_daily_loss_pct": 100, "max_drawdown_pct": 99, "max_position_notional": 10_000_000,
     "max_leverage": 100, "min_balance": 1, "max_price_deviation_pct": 50,
@@ -97,7 +100,14 @@ def test_a_daily_loss_halt_lifts_at_the_next_utc_day_in_both_drivers(
 def test_cli_prints_the_guards_line_and_writes_their_events_and_report_table(
     tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = guarded(tmp_path, {"max_daily_loss_usdt": 20, "max_position_notional": 5000})
+    """docs/dsl.md's guarded example, run as the text under it says."""
+    doc = (ROOT / "docs" / "dsl.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "guarded" in b]
+    assert yaml.safe_load(block)["risk"]["guards"] == {
+        "max_daily_loss_usdt": 20, "max_position_notional": 5000
+    }  # fmt: skip
+    path = tmp_path / "ema_cross_guarded.yml"
+    path.write_text(block)
     out = tmp_path / "run"
     args = ["backtest", "run", "--play", str(path), "--start", "2025-06-11", "--end",
             "2025-06-12", "--db", str(db), "--out", str(out)]  # fmt: skip
@@ -115,6 +125,14 @@ def test_cli_prints_the_guards_line_and_writes_their_events_and_report_table(
         ("max_daily_loss", "veto"),
         ("max_daily_loss", "lift"),
     ]  # fmt: skip  (the lift: 00:00, the last instant)
+    at = [e["ts"] for e in events if e["type"] == "guard"]
+    assert [iso(t)[11:16] for t in at] == ["08:00", "12:45", "14:00", "18:00", "00:00"]
+    shrink = next(e for e in events if e["type"] == "guard")
+    assert shrink["message"] == (
+        "max_position_notional: short entry shrunk from about 9994.50 to 5000.00 USDT notional"
+    )
+    exits = [(iso(e["ts"])[11:16], e["side"], e["reason"]) for e in events if e.get("reason")]
+    assert ("14:00", "buy", "signal") in exits  # the halt kept the Play's exit
     result = json.loads((out / "result.json").read_text())
     assert result["guards"]["actions"] == {
         "max_position_notional": {"shrink": 1},

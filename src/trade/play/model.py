@@ -187,8 +187,9 @@ class Sizing(_Model):
 
 
 class Guards(_Model):
-    """Limits between decisions and the broker in paper, demo and live (docs/operations.md); the
-    account's `~/.trade/config.toml` `[guards]` caps them and a Play may only tighten those."""
+    """Limits between decisions and the orders in every mode, backtests included
+    (docs/operations.md); the account's `~/.trade/config.toml` `[guards]` caps them live (and in a
+    backtest with `--account-guards`) and a Play may only tighten those."""
 
     max_daily_loss_usdt: float | None = Field(None, gt=0)
     max_daily_loss_pct: float | None = Field(None, gt=0, le=100)
