@@ -95,6 +95,8 @@ def test_a_daily_loss_halt_lifts_at_the_next_utc_day_in_both_drivers(
     assert len(vetoed) == 3
     assert set(vetoed) <= {(t["entry_time"], t["side"]) for t in plain.trades}
     assert (len(plain.trades), fast.result["trades"]) == (6, 3)
+    # the parity audit holds for the guarded Play (over the whole bundled sample)
+    assert run(["backtest", "audit-parity", "--play", str(path), "--db", str(db)]) == 0
 
 
 def test_cli_prints_the_guards_line_and_writes_their_events_and_report_table(
