@@ -112,8 +112,8 @@ def play_copy(tmp_path: Path) -> Path:
         ({}, [], True, "the Play changed since session 's1' began; add --accept-play-change"),
         ({"mode": "demo", "environment": "demo"}, [], False,
          "session 's1': resuming a demo session is not supported yet"),
-        ({"schema_version": "2"}, [], False,
-         "session schema version 2 is newer than this trade's (1); upgrade trade to open it"),
+        ({"schema_version": "3"}, [], False,
+         "session schema version 3 is newer than this trade's (2); upgrade trade to open it"),
     ],
 )  # fmt: skip
 def test_a_resume_that_does_not_fit_the_session_is_refused_and_the_file_kept(

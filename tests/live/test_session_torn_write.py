@@ -1,10 +1,13 @@
 """A session file killed in the middle of writing opens cleanly: a process writing a session
 record as fast as it can (bars in batches, order intents with full sync, WAL checkpoints) is
-SIGKILLed at random moments; each time the file passes SQLite's integrity check, holds only whole
-transactions, and the next writer carries on where the last committed one ended."""
+SIGKILLed at random moments, engine checkpoints of a realistic size among them; each time the file
+passes SQLite's integrity check, holds only whole transactions (the last checkpoint is whole and
+belongs to the last whole batch or the one before), and the next writer carries on where the last
+committed one ended."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sqlite3
@@ -13,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from trade.live.session import SessionRecord
+from trade.live.session import SCHEMA_VERSION, SessionRecord
 
 BATCH = 100
 WRITER = """
@@ -29,6 +32,7 @@ while True:
     n += BATCH
     rec.order_intent(f"o-{n}", n, {"qty": n})
     rec.journal(n, "test", f"batch up to {n}")
+    rec.checkpoint(n, n * 60_000, {"n": n, "features": [[k * 0.5] * 50 for k in range(200)]})
     if i == 0:
         print("writing", flush=True)
     if i % 5 == 4:
@@ -56,11 +60,14 @@ def test_a_kill_during_writes_and_checkpoints_leaves_a_file_that_opens_cleanly(
             assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
             bars = con.execute("SELECT count(*), max(ts) FROM bars").fetchone()
             orders = con.execute("SELECT count(*) FROM orders").fetchone()[0]
+            kept = con.execute("SELECT ts, state FROM checkpoints ORDER BY ts").fetchall()
         finally:
             con.close()
         assert bars[0] % BATCH == 0 and bars[1] == (bars[0] - 1) * 60_000  # whole batches only
         assert orders in (bars[0] // BATCH, bars[0] // BATCH - 1)  # its intent: after the batch
+        assert len(kept) <= 3 and kept[-1][0] in (bars[0], bars[0] - BATCH)
+        assert [json.loads(state)["n"] for _, state in kept] == [ts for ts, _ in kept]
         counts.append(bars[0])
         with SessionRecord(path, readonly=True) as rec:  # the session reader accepts it too
-            assert rec.meta()["schema_version"] == "1"
+            assert rec.meta()["schema_version"] == str(SCHEMA_VERSION)
     assert counts == sorted(counts) and counts[-1] > counts[0] > 0

@@ -2,8 +2,10 @@
 
 Nothing but the session file is trusted. Its bars (warmup included), mark bars and funding are
 fed again in replay's order, through the runner's own `_decide`, up to the last instant the
-session evaluated: the engine ends exactly where it was (no separate checkpoint to drift from
-the record). Paper's simulated account is a pure function of the bars, marks, funding and
+session evaluated: the engine ends exactly where it was. The engine checkpoint written after
+every exec close (its features' and conditions' state) is not loaded in place of this pass but
+checked against it: the rebuilt state at the last checkpointed instant must equal it, so a record
+that cannot reproduce its own engine is refused rather than trusted halfway. Paper's simulated account is a pure function of the bars, marks, funding and
 decisions it was given, so it is rebuilt by the same pass: every recorded decision is executed
 again at its instant (those journaled as `missed` are not, as they were not). The rebuild must
 reproduce the record: the same decisions at every instant, the same fills and closed trades; any
@@ -107,6 +109,7 @@ async def rebuild(runner: LiveRunner, now: int) -> dict[str, int]:
     # belong to an instant the crash interrupted: it was decided (and, on paper, acted on)
     end = max(int(meta.get("last_instant", start)), max(rows_at, default=start))
     missed = {j["ts"] for j in record.journal_rows() if j["kind"] == "missed"}
+    checkpoint = next((c for c in reversed(record.checkpoint_rows()) if c[0] <= end), None)
     accepted = meta.get("play_change_accepted") == "1"
 
     runner.broker = broker = runner.make_broker(instrument, runner.extras)
@@ -149,6 +152,10 @@ async def rebuild(runner: LiveRunner, now: int) -> dict[str, int]:
                 want = [_key(t, r) for r in rows_at.get(t, [])]
                 if got != want:
                     mismatches.append(f"decisions at {_iso(t)}: recorded {want}, rebuilt {got}")
+                if checkpoint is not None and t == checkpoint[0]:
+                    rebuilt = json.dumps(runner.engine.state(), sort_keys=True)
+                    if rebuilt != json.dumps(checkpoint[2], sort_keys=True):
+                        mismatches.append(f"engine state at {_iso(t)} differs from its checkpoint")
                 runner.decisions += len(want)
                 runner.last_instant = t
                 todo = [_decision(r) for r in rows_at.get(t, [])]

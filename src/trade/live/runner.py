@@ -316,6 +316,9 @@ class LiveRunner:
             await self.act(t, decisions)
         # `t` is done once its orders are out: what a reader of the record may rely on
         self.record.set_meta(last_instant=t)
+        if t % self.exec_ms == 0:
+            last_bar = self.last_bar.close_ms if self.last_bar is not None else None
+            self.record.checkpoint(t, last_bar, self.engine.state())
         if math.isfinite(equity):
             self.record.equity(t, equity)
         if t % DAY_MS == 0:

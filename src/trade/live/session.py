@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 SCHEMA = """
@@ -49,7 +49,16 @@ CREATE TABLE IF NOT EXISTS equity (ts INTEGER PRIMARY KEY, equity REAL);
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER, wall_ms INTEGER, kind TEXT, message TEXT,
     data TEXT);
+CREATE TABLE IF NOT EXISTS checkpoints (ts INTEGER PRIMARY KEY, last_bar_ms INTEGER,
+    state TEXT NOT NULL);
 """
+
+# version -> what brings a file of the version before it up to it (SCHEMA is the newest whole)
+MIGRATIONS: dict[int, str] = {
+    2: "CREATE TABLE IF NOT EXISTS checkpoints (ts INTEGER PRIMARY KEY, last_bar_ms INTEGER, "
+    "state TEXT NOT NULL);",
+}
+CHECKPOINTS_KEPT = 3  # the engine's state after the last few exec closes
 
 
 def sessions_dir() -> Path:
@@ -66,9 +75,12 @@ def session_path(name: str) -> Path:
     return sessions_dir() / f"{name}.sqlite"
 
 
-def _check_version(path: Path, version: str | None) -> None:
-    """A file of another schema is refused, never migrated blindly nor replaced."""
+def _check_version(path: Path, version: str | None, *, older: bool = False) -> None:
+    """A file of another schema is refused, never migrated blindly nor replaced; `older` accepts
+    a file of an earlier version, which this trade reads as it is or migrates (`MIGRATIONS`)."""
     if version == str(SCHEMA_VERSION):
+        return
+    if older and version is not None and version.isdigit() and 1 <= int(version) < SCHEMA_VERSION:
         return
     if version is not None and version.isdigit() and int(version) > SCHEMA_VERSION:
         raise InputError(
@@ -106,24 +118,39 @@ class SessionRecord:
             if not path.exists():
                 raise InputError(f"no session file {path}")
             self.con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            _check_version(path, self._meta_value("schema_version"))
+            _check_version(path, self._meta_value("schema_version"), older=True)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         # called after each journal line and each new fill (notifications listen here)
         self.listeners: list[Callable[[int | None, str, str, dict[str, Any]], None]] = []
+        new = not path.exists() or path.stat().st_size == 0
         self.con = sqlite3.connect(path, isolation_level=None)
-        self.con.execute("PRAGMA journal_mode=WAL")
-        self.con.execute("PRAGMA synchronous=NORMAL")
-        self.con.executescript(SCHEMA)
-        version = self._meta_value("schema_version")
-        if version is None:
+        if new:
+            self.con.execute("PRAGMA journal_mode=WAL")
+            self.con.executescript(SCHEMA)
             self._set_meta({"schema_version": str(SCHEMA_VERSION)})
         else:
             try:
-                _check_version(path, version)
+                version = self._meta_value("schema_version")
+                _check_version(path, version, older=True)
             except InputError:
                 self.con.close()
                 raise
+            self.con.execute("PRAGMA journal_mode=WAL")
+            self._migrate(int(str(version)))
+        self.con.execute("PRAGMA synchronous=NORMAL")
+
+    def _migrate(self, version: int) -> None:
+        """Bring a file of an earlier schema up to this one, one version per transaction."""
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            with self._tx():
+                for statement in MIGRATIONS[v].split(";"):
+                    if statement.strip():
+                        self.con.execute(statement)
+                self.con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(v),)
+                )
+            self.journal(None, "migrate", f"session file upgraded from schema {v - 1} to {v}")
 
     @classmethod
     def create(cls, name: str, meta: Mapping[str, Any]) -> SessionRecord:
@@ -276,6 +303,20 @@ class SessionRecord:
         with self._tx():
             self.con.execute("INSERT OR REPLACE INTO equity VALUES (?, ?)", (ts, value))
 
+    def checkpoint(self, ts: int, last_bar_ms: int | None, state: Mapping[str, Any]) -> None:
+        """The engine's state after exec close `ts` (its features and conditions): a resume
+        checks its rebuild against it. Only the last `CHECKPOINTS_KEPT` are kept."""
+        with self._tx():
+            self.con.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)",
+                (ts, last_bar_ms, json.dumps(dict(state), sort_keys=True)),
+            )
+            self.con.execute(
+                "DELETE FROM checkpoints WHERE ts NOT IN "
+                "(SELECT ts FROM checkpoints ORDER BY ts DESC LIMIT ?)",
+                (CHECKPOINTS_KEPT,),
+            )
+
     def journal(self, ts: int | None, kind: str, message: str, /, **data: Any) -> None:
         with self._tx():
             self.con.execute(
@@ -345,6 +386,16 @@ class SessionRecord:
             return self.con.execute("SELECT ts, equity FROM equity ORDER BY ts").fetchall()
         except sqlite3.OperationalError:
             return []
+
+    def checkpoint_rows(self) -> list[tuple[int, int | None, dict[str, Any]]]:
+        """(exec close, last 1m bar fed, engine state), oldest first; none in a schema-1 file."""
+        try:
+            rows = self.con.execute(
+                "SELECT ts, last_bar_ms, state FROM checkpoints ORDER BY ts"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
     def trade_rows(self) -> list[dict[str, Any]]:
         rows = self.con.execute("SELECT data FROM trades ORDER BY trade_id").fetchall()
