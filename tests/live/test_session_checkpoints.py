@@ -17,7 +17,8 @@ from trade.engine.backtest import parse_time
 from trade.live.session import SCHEMA_VERSION, SessionRecord
 
 from .cli_run import trade
-from .test_resume import EXEC_MS, PLAY_ARGS, Session, env, fake, market_day
+from .session_proc import EXEC_MS, Session, market_day
+from .test_resume import PLAY_ARGS, env, fake
 
 __all__ = ["env", "fake"]  # the fixtures, shared with the resume tests
 
