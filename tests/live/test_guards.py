@@ -24,6 +24,7 @@ from trade.engine.backtest import parse_time, run_backtest
 from trade.engine.play_engine import PlayEngine
 from trade.errors import InputError
 from trade.exchange.bybit import BybitRest
+from trade.live.diff import diff_session
 from trade.live.launch import make_runner, open_record, plan_session
 from trade.live.runner import LiveRunner
 from trade.live.session import SessionRecord
@@ -121,7 +122,7 @@ def backtest_agrees(
 ) -> None:
     """A backtest of the paper session's bars, in both drivers, acts at the instants `at` (UTC
     times of 2025-06-11) with the session's journal lines, and its closed trades are the
-    session's; result.json counts the actions and lists the halts."""
+    session's; result.json counts the actions and lists the halts; the session's diff holds."""
     want = [(j["ts"], j["message"]) for j in journal if j["kind"] in ("guard", "halt")]
     assert [iso(t)[11:16] for t, _ in want] == at
     paper, _ = position_trades(runner.broker.trades(), runner.broker.sim.events)  # type: ignore[union-attr]
@@ -139,6 +140,11 @@ def backtest_agrees(
         assert summary["actions"] == counts and summary["account"] is False
         halts = [(h["guard"], h["start"], h["end"]) for h in summary["halts"]]
         assert halts == [(e["guard"], iso(e["ts"]), None) for e in events if e["action"] == "halt"]
+    # `trade play diff` replays the session with the Play's guards: the same decisions and trades
+    with SessionRecord(runner.record.path, readonly=True) as rec:
+        report = diff_session(rec)
+    assert report.reproduced and report.decisions_live == report.decisions_replayed
+    assert [g["pnl_gap"] for g in report.trades] == [0.0] * len(paper)
 
 
 MODES = ["paper", "demo"]
@@ -228,6 +234,8 @@ def test_max_orders_per_minute_vetoes_the_entry_of_a_flip(
     ("guards", "halt"),
     [
         ({"max_daily_loss_usdt": 20}, r"max_daily_loss: entries halted \(lost \d\d\.\d\d USDT "
+         r"today \(limit 20\.00; equity 99\d\d\.\d\d\)\); open positions keep their stops"),
+        ({"max_daily_loss_pct": 0.2}, r"max_daily_loss: entries halted \(lost \d\d\.\d\d USDT "
          r"today \(limit 20\.00; equity 99\d\d\.\d\d\)\); open positions keep their stops"),
         ({"max_drawdown_pct": 0.2}, r"max_drawdown_pct: entries halted \(drawdown 0\.\d\d% from "
          r"the peak 1\d{4}\.\d\d \(limit 0\.2%\)\); open positions keep their stops"),
