@@ -18,7 +18,7 @@ from trade.errors import ExchangeError
 from trade.exchange.bybit import BybitRest, Credentials, Kline
 from trade.exchange.bybit import rest as rest_module
 from trade.live.broker import DecisionContext
-from trade.live.bybit_broker import BybitBroker, ForeignState
+from trade.live.bybit_broker import TIMER_S, BybitBroker, ForeignState
 from trade.live.orders import link_id
 from trade.live.session import SessionRecord
 from trade.play import validate_play_text
@@ -154,7 +154,12 @@ def test_market_entry_carries_stop_and_target_then_levels_rebase_to_the_fill(
                 0.04, 50_100.0, 49_098.0, 52_104.0,
             )  # fmt: skip
             (rebase,) = [j for j in journal(record, "stop") if "re-based" in j["message"]]
-            assert rebase["data"] == {"sl": 49_098.0, "tp": 52_104.0}
+            # with the levels a resume restores
+            assert rebase["data"] == {
+                "sl": 49_098.0, "tp": 52_104.0,
+                "prot": {"link": ENTRY, "basis": 50_100.0, "sl": 49_098.0, "tp": 52_104.0,
+                         "kind": "stop_loss", "moved": False},
+            }  # fmt: skip
             (row,) = record.order_rows()
             assert (row["link_id"], row["status"]) == (ENTRY, "Filled")
             assert len(record.fill_rows()) == 1
@@ -170,8 +175,14 @@ def test_take_profit_filled_while_the_private_stream_is_down_is_booked_once_from
             await enter_long(broker, fake)
             fake.drop_all_ws()
             fake.trade(SYM, 52_200.0)  # through the target: filled while nobody listens
-            await asyncio.sleep(0.2)
-            assert broker.side() == "long"  # the stream never told
+            # the stream never tells: the reconcile after its reconnect reads it by REST
+            await until(lambda: broker.side() == "flat", "the reconcile after the reconnect")
+            (found,) = journal(record, "reconcile")
+            assert found["message"].startswith("execution ")
+            assert (
+                "booked from the exchange: Trade Sell 0.04 at 52200 (TakeProfit"
+                in (found["message"])
+            )
             await broker.before_instant(T0 + 2 * M15)
             assert broker.side() == "flat" and fake.positions[SYM]["size"] == "0"
             (trade,) = broker.trades()
@@ -433,6 +444,13 @@ def test_a_foreign_position_appearing_gets_a_stop_and_halts_the_session(
             assert broker.halted
             (halt,) = journal(record, "halt")
             assert "do not explain" in halt["message"]
+            await broker.before_instant(T0 + 2 * M15)  # seen again: not a new finding
+            (found,) = journal(record, "reconcile")
+            assert found["message"] == (
+                "the exchange shows a Buy position of 0.01 that this session's fills do not "
+                "explain (they make it flat)"
+            )
+            assert found["data"]["trigger"] == "instant"
 
     asyncio.run(go())
 
@@ -647,5 +665,120 @@ def test_a_lost_fill_is_found_by_rest_and_a_late_one_is_booked_once(
             assert [t["exit_reason"] for t in broker.trades()] == ["take_profit"]
             assert len(record.fill_rows()) == 2 and len(record.trade_rows()) == 1
             assert len(journal(record, "trade")) == 1 and not broker.halted
+
+    asyncio.run(go())
+
+
+async def exchange_time_passes(broker: BybitBroker, fake: FakeBybit, ms: int) -> None:
+    """`ms` of exchange time go by (the client learns it from the exchange's clock)."""
+    fake.advance(ms)
+    await broker.rest.sync_time()
+
+
+def test_the_timer_reconciles_every_60_s_of_exchange_time_between_instants(
+    fake: FakeBybit, tmp_path: Path
+) -> None:
+    """A take-profit whose fill the stream never delivers is found by the 60 s timer, with no
+    evaluation instant and no minute close in between."""
+
+    async def go() -> None:
+        async with session(fake, tmp_path) as (broker, record):
+            await enter_long(broker, fake)
+            fake.drop_next("execution")
+            fake.trade(SYM, 52_200.0)
+            await asyncio.sleep(TIMER_S * 2)
+            assert broker.side() == "long"  # less than 60 s of exchange time: not yet
+            await exchange_time_passes(broker, fake, 61_000)
+            await until(lambda: broker.side() == "flat", "the timer's reconcile", timeout=10)
+            (found,) = journal(record, "reconcile")
+            assert found["data"]["trigger"] == "timer"
+            assert "Trade Sell 0.04 at 52200 (TakeProfit," in found["message"]
+            assert [t["exit_reason"] for t in broker.trades()] == ["take_profit"]
+
+    asyncio.run(go())
+
+
+def test_the_orders_of_an_instant_are_reconciled_at_once(fake: FakeBybit, tmp_path: Path) -> None:
+    """A market entry filled at once whose fill the stream loses is booked (and protected) by
+    the reconcile that follows the instant's orders; a fill of an order being followed is not a
+    finding."""
+
+    async def go() -> None:
+        fake.fill_mode = "immediate"
+        async with session(fake, tmp_path) as (broker, record):
+            await broker.before_instant(T0)
+            fake.drop_next("execution")
+            await broker.execute(T0, LONG, ctx())
+            assert broker.side() == "long" and broker.view().qty == 0.04
+            assert fake.positions[SYM]["stopLoss"] == "49000"
+            assert journal(record, "reconcile") == []
+
+    asyncio.run(go())
+
+
+FOREIGN_ORDER = {"symbol": SYM, "side": "Buy", "orderType": "Limit", "qty": "0.01",
+                 "price": "40000", "orderLinkId": "manual-1"}  # fmt: skip
+
+
+def test_a_foreign_order_appearing_mid_session_halts_it_once(
+    fake: FakeBybit, tmp_path: Path
+) -> None:
+    async def go() -> None:
+        async with session(fake, tmp_path) as (broker, record):
+            await broker.before_instant(T0)
+            fake.preload(orders=[FOREIGN_ORDER])
+            await exchange_time_passes(broker, fake, 61_000)
+            await until(lambda: broker.halted, "the timer's reconcile", timeout=10)
+            await exchange_time_passes(broker, fake, 61_000)
+            await until(lambda: len(journal(record, "reconcile")) == 1 and
+                        broker._last_full >= fake.server_ms() - 1_000, "a second timer round")  # fmt: skip
+            (found,) = journal(record, "reconcile")
+            assert found["message"] == (
+                "foreign order manual-1: Buy Limit 0.01 at 40000: not sent by this session"
+            )
+            (halt,) = journal(record, "halt")
+            assert "(--on-foreign halt)" in halt["message"]
+            assert [o["orderStatus"] for o in fake.orders.values()] == ["New"]  # left alone
+
+    asyncio.run(go())
+
+
+def test_on_foreign_adopt_cancels_foreign_orders_at_start_and_protects_a_foreign_position(
+    fake: FakeBybit, tmp_path: Path
+) -> None:
+    async def go() -> None:
+        fake.preload(orders=[FOREIGN_ORDER], positions=[
+            {"symbol": SYM, "side": "Sell", "size": "0.02", "avgPrice": "50000"}])  # fmt: skip
+        creds = Credentials("demo", fake.api_key, fake.api_secret)
+        record = SessionRecord(tmp_path / "session.sqlite")
+        async with BybitRest(
+            fake.rest_url, environment="demo", credentials=creds, backoff=0.01, timeout=2.0
+        ) as rest:
+            broker = BybitBroker(
+                rest, fake.ws_private_url, creds, validate_play_text(PLAY), SYM, record, SESSION,
+                "demo", stream_options={"backoff": 0.05}, on_foreign="adopt",
+            )  # fmt: skip
+            await broker.start(T0)
+            try:
+                assert not broker.halted and broker.side() == "short"
+                assert [o["orderStatus"] for o in fake.orders.values()] == ["Cancelled"]
+                pos = fake.positions[SYM]
+                # the Play's 2% stop and 4% target from the adopted position's price
+                assert (pos["stopLoss"], pos["takeProfit"]) == ("51000", "48000")
+                assert [(j["message"], j["data"]["trigger"]) for j in journal(record, "reconcile")] == [
+                    ("foreign order manual-1: Buy Limit 0.01 at 40000: cancelled (--on-foreign adopt)",
+                     "start"),
+                    ("foreign short position of 0.02 at 50000 adopted (--on-foreign adopt): the "
+                     "Play's stop and exits manage it", "start"),
+                ]  # fmt: skip
+                fake.trade(SYM, 51_500.0)  # the adopted position's stop
+                await until(lambda: broker.side() == "flat", "the stop's fill")
+                (trade,) = broker.trades()
+                assert (trade["side"], trade["qty"], trade["exit_reason"]) == (
+                    "short", 0.02, "stop_loss",
+                )  # fmt: skip
+            finally:
+                await broker.stop()
+                record.close()
 
     asyncio.run(go())

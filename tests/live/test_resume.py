@@ -110,10 +110,13 @@ def play_copy(tmp_path: Path) -> Path:
         ({}, ["--symbol", "ethusdt"], False,
          "session 's1' is BTCUSDT (--symbol); it resumes as it began: drop --symbol"),
         ({}, [], True, "the Play changed since session 's1' began; add --accept-play-change"),
-        ({"mode": "demo", "environment": "demo"}, [], False,
-         "session 's1': resuming a demo session is not supported yet"),
-        ({"schema_version": "3"}, [], False,
-         "session schema version 3 is newer than this trade's (2); upgrade trade to open it"),
+        ({"mode": "demo", "environment": "demo"}, [], False, "error: no demo API keys"),
+        ({}, ["--on-foreign", "adopt"], False,
+         "--on-foreign is for demo and live sessions (paper has no exchange)"),
+        ({"mode": "demo", "environment": "demo"}, ["--on-foreign", "keep"], False,
+         "--on-foreign 'keep': expected halt or adopt"),
+        ({"schema_version": "4"}, [], False,
+         "session schema version 4 is newer than this trade's (3); upgrade trade to open it"),
     ],
 )  # fmt: skip
 def test_a_resume_that_does_not_fit_the_session_is_refused_and_the_file_kept(

@@ -107,8 +107,9 @@ def test_a_file_of_the_previous_schema_is_upgraded_by_the_writer_and_read_by_rea
         rec.checkpoint(900_000, 900_000, {"n": 1})
         meta, journal = rec.meta(), rec.journal_rows()
         assert rec.checkpoint_rows() == [(900_000, 900_000, {"n": 1})]
-    assert SCHEMA_VERSION == 2 and meta["schema_version"] == "2"
+    assert SCHEMA_VERSION == 3 and meta["schema_version"] == "3"
     assert [(j["kind"], j["message"]) for j in journal] == [
         ("note", "written by schema 1"),
         ("migrate", "session file upgraded from schema 1 to 2"),
+        ("migrate", "session file upgraded from schema 2 to 3"),
     ]

@@ -47,6 +47,14 @@ def run(
             "--accept-play-change", help="Resume a session whose Play file changed (journaled)."
         ),
     ] = False,
+    on_foreign: Annotated[
+        str | None,
+        typer.Option(
+            "--on-foreign",
+            help="halt (default) or adopt: a position or orders on the symbol this session did "
+            "not create (demo and live; recorded in the session).",
+        ),
+    ] = None,
 ) -> None:
     """Trade a Play on live market data until Ctrl-C or SIGTERM (resting entries are cancelled,
     an open position keeps its exchange-resident stop). Every session is recorded under
@@ -56,7 +64,7 @@ def run(
 
     plan = plan_session(
         play, mode, symbol=symbol, session=session, confirm=confirm,
-        accept_play_change=accept_play_change,
+        accept_play_change=accept_play_change, on_foreign=on_foreign,
     )  # fmt: skip
     key = plan.credentials.api_key if plan.credentials else None
     keys = lock.lock_keys(plan.name, plan.mode, plan.environment, plan.symbol, key)

@@ -59,12 +59,21 @@ if TYPE_CHECKING:
 PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
 CONNECT_TIMEOUT_S = 15.0
 EXEC_WINDOW_MS = 7 * 24 * 3_600_000 - 60_000  # Bybit's execution list spans at most 7 days
+EXEC_LOOKBACK_MS = 3_600_000  # executions are read from this long before the last one booked
+RECONCILE_MS = 60_000  # a full reconcile at least this often (exchange time)
+TIMER_S = 1.0  # how often the timer looks at the exchange's clock
+#: a position's own TP/SL, listed as conditional orders by Bybit: not foreign orders
+POSITION_TPSL = frozenset({"TakeProfit", "StopLoss", "TrailingStop", "PartialTakeProfit",
+                           "PartialStopLoss"})  # fmt: skip
+FOREIGN_POLICIES = ("halt", "adopt")
+MARGIN_LOCKED = (110024, 110028)  # the margin mode cannot change with a position / open orders
 DEFAULT_MMR = 0.005
 LAG_S = 0.3
 SIDES = ("flat", "long", "short")
 #: exit_reason of a trade one of our reduce orders closed, by the order's role
 ROLE_REASONS = {"exit": "signal", "close": "unprotected"}
 EXTERNAL = "external"  # closed by something else: by hand on Bybit, another program
+NOT_SENT = "not_sent"  # an intent the exchange never received (final: never sent late)
 
 
 def check_play(compiled: CompiledPlay, mode: str) -> None:
@@ -97,7 +106,7 @@ class OurOrder:
 
     @property
     def final(self) -> bool:
-        return self.status in Order.FINAL or self.status in ("rejected", "failed")
+        return self.status in Order.FINAL or self.status in ("rejected", "failed", NOT_SENT)
 
     def shown(self, link: str) -> dict[str, Any]:
         """The order as the live panel lists it."""
@@ -128,6 +137,10 @@ class Protection:
 class BybitBroker:
     """Bybit (demo or live) behind the runner's `Broker` contract."""
 
+    #: a resume rebuilds it from the record and reconciles it with the exchange (its fills
+    #: cannot be replayed): `replay_minute`, `replay_decisions`, `restore`, `resume`
+    resumes_from_record = True
+
     def __init__(
         self,
         rest: BybitRest,
@@ -141,9 +154,13 @@ class BybitBroker:
         *,
         maintenance_margin_rate: float | None = None,
         stream_options: dict[str, Any] | None = None,
+        on_foreign: str = "halt",
     ) -> None:
         if mode not in ("demo", "live"):
             raise InputError(f"BybitBroker mode must be demo or live, got {mode!r}")
+        if on_foreign not in FOREIGN_POLICIES:
+            raise InputError(f"--on-foreign {on_foreign!r}: expected halt or adopt")
+        self.on_foreign = on_foreign
         check_play(compiled, mode)
         play = compiled.play
         self.mode = mode
@@ -179,12 +196,19 @@ class BybitBroker:
         self._dirty = False  # something was filled since the last check at a minute's close
         self._since = 0  # executions are read from here (the session's start)
         self._recorded: dict[int, dict[str, Any]] = {}
+        self._reported: set[str] = set()  # reconcile findings journaled already
+        self._last_full = 0  # exchange time of the last full reconcile (the 60 s timer)
+        self._trigger = ""  # what started the reconcile under way (journaled with findings)
+        self._entries_at: dict[int, list[str]] | None = None  # resume: entry links by instant
+        self._expiry: dict[str, int | None] = {}  # resume: entry link → its expiry
+        self._saved_prot: dict[str, dict[str, Any]] = {}  # resume: entry link → its last levels
         self._lock = asyncio.Lock()
         self._connected = asyncio.Event()  # set on connecting, or on an error before it
         self._connect_error: str | None = None
         self.private_state = "connecting"  # what `trade play status` shows of the private stream
         self._stream: BybitStream | None = None
         self._task: asyncio.Task[None] | None = None
+        self._timer_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ contract: facts
 
@@ -249,6 +273,50 @@ class BybitBroker:
         await rest.sync_time()
         self.spec = instrument_spec(await rest.instrument(sym), self.mmr)
         self.book.qty_step = self.spec.qty_step
+        if self.on_foreign == "halt":
+            await self._refuse_foreign()
+        now = await self._account()
+        self._since = now - MINUTE_MS
+        self.record.set_meta(exec_since=self._since)
+        self.record.journal(
+            now, "start", f"{self.mode} broker on {sym}: one-way, {self.leverage:g}x isolated",
+            tick=self.spec.tick_size, qty_step=self.spec.qty_step, balance=self.balance,
+            first_instant=first_instant, on_foreign=self.on_foreign,
+        )  # fmt: skip
+        await self._open_stream()
+        self._suspect = True
+        async with self._lock:
+            await self._guarded(
+                now, lambda t: self._reconcile(t, "start"), self._rebase, self._protect
+            )
+
+    async def resume(self, now: int) -> None:
+        """A resumed session (`restore` first): the set-up of `start` (its own position and
+        orders are not foreign), the private stream, then the reconcile, before anything can be
+        sent: fills while down booked, intents resolved, expired entries cancelled, levels
+        re-based, a missing stop placed."""
+        rest, sym = self.rest, self.symbol
+        await rest.sync_time()
+        self.spec = instrument_spec(await rest.instrument(sym), self.mmr)
+        self.book.qty_step = self.spec.qty_step
+        self.book.fold()
+        self._restore_protection()
+        now = await self._account()
+        self.record.journal(
+            now, "start", f"{self.mode} broker on {sym} resumed: one-way, {self.leverage:g}x "
+            f"isolated; the record holds {self.side()} and {len(self.book.executions)} fill(s)",
+            balance=self.balance,
+        )  # fmt: skip
+        await self._open_stream()
+        self._suspect = True
+        async with self._lock:
+            await self._guarded(
+                now, lambda t: self._reconcile(t, "resume"), self._expire, self._rebase,
+                self._protect,
+            )  # fmt: skip
+
+    async def _refuse_foreign(self) -> None:
+        rest, sym = self.rest, self.symbol
         foreign = [p for p in await rest.positions(sym) if p.size > 0]
         if foreign:
             p = foreign[0]
@@ -263,27 +331,37 @@ class BybitBroker:
                 f"session did not send (e.g. {strangers[0].order_link_id or strangers[0].order_id});"
                 " cancel them first (or trade another symbol)"
             )
+
+    async def _account(self) -> int:
+        """One-way mode, the Play's leverage, isolated margin, the wallet; returns the time."""
+        rest, sym = self.rest, self.symbol
         await rest.set_position_mode(sym, hedge=False)
         await rest.set_leverage(sym, self.leverage)
-        await rest.set_margin_mode("ISOLATED_MARGIN")
         now = rest.now_ms()
-        self._since = now - MINUTE_MS
+        try:
+            await rest.set_margin_mode("ISOLATED_MARGIN")
+        except Rejected as exc:
+            if exc.code not in MARGIN_LOCKED:
+                raise
+            # a position (adopted, or left by an earlier account mode) pins the account's mode
+            self.record.journal(
+                now, "margin", f"margin mode kept as it is: {exc.bybit_message}", code=exc.code
+            )
         try:
             w = await rest.wallet()
             self.balance, self.equity = w.wallet_balance, w.equity
         except ExchangeError as exc:
             self._halt(now, f"the wallet balance could not be read ({exc})")
-        self.record.journal(
-            now, "start", f"{self.mode} broker on {sym}: one-way, {self.leverage:g}x isolated",
-            tick=self.spec.tick_size, qty_step=self.spec.qty_step, balance=self.balance,
-            first_instant=first_instant,
-        )  # fmt: skip
+        return now
+
+    async def _open_stream(self) -> None:
         self._stream = BybitStream(
-            self.ws_url, PRIVATE_TOPICS, credentials=self.credentials, clock_ms=rest.now_ms,
+            self.ws_url, PRIVATE_TOPICS, credentials=self.credentials, clock_ms=self.rest.now_ms,
             **self.stream_options,
         )  # fmt: skip
         self._stream.start()
         self._task = asyncio.create_task(self._consume(), name="bybit-broker private stream")
+        self._timer_task = asyncio.create_task(self._timer(), name="bybit-broker reconcile timer")
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await self._connected.wait()
@@ -294,7 +372,92 @@ class BybitBroker:
             raise ExchangeError(
                 f"Bybit {self.mode} private stream {self.ws_url}: {self._connect_error}"
             )
-        self._suspect = True
+
+    # ------------------------------------------------------------------ resume
+
+    def replay_minute(self, bar: Kline) -> None:
+        """A recorded 1m bar while the session is rebuilt: the book's excursions, no request."""
+        self.book.bar(bar.start, bar.high, bar.low)
+        self.last_close, self._last_bar_close = bar.close, bar.start + MINUTE_MS
+
+    def replay_decisions(
+        self, t: int, decisions: Sequence[Decision], ctx: DecisionContext, spec: InstrumentSpec
+    ) -> None:
+        """The requests behind the entry orders recorded at `t` (levels, trailing, break-even,
+        expiry), computed again from the engine as of `t`, as `_entry` did; nothing is sent."""
+        if self._entries_at is None:
+            self._entries_at = {}
+            for r in self.record.order_rows():
+                if role_of(r["link_id"], self.prefix) == "entry":
+                    self._entries_at.setdefault(int(r["ts"]), []).append(r["link_id"])
+        entries = [(i, d) for i, d in enumerate(decisions) if d.kind == "entry"]
+        for link in self._entries_at.get(t, []):
+            index = int(link.split("-")[2])
+            # the index counts the decisions the guards kept: the same one unless one was vetoed
+            match = [d for i, d in entries if i == index] or [d for _, d in entries]
+            if not match:
+                continue
+            d = match[0]
+            tag: dict[str, Any] = {"block": d.block, **d.metadata}
+            try:
+                req = entry_request(
+                    self.compiled, spec, d, t, ctx.series_value, ctx.exec_close, tag
+                )
+            except MissingAtr:
+                continue
+            self.requests[link] = req
+            self.book.tags[link] = dict(tag)
+            self._expiry[link] = req.expire_ts
+
+    def restore(self, start_ms: int) -> None:
+        """The broker as its record left it: its orders and their last known state, its fills
+        (the position and trades they make), its levels and stop moves, a halt; the exchange is
+        not asked here (`resume` reconciles)."""
+        rec = self.record
+        for r in rec.order_rows():
+            link, body = r["link_id"], r["body"]
+            role = role_of(link, self.prefix)
+            if role is None:
+                continue
+            self.orders[link] = OurOrder(
+                role, int(r["ts"]), status=r["status"], order_id=r["exchange_id"] or "",
+                expire_ts=self._expiry.get(link), limit=body.get("orderType") == "Limit",
+                body=body,
+            )  # fmt: skip
+        for j in rec.journal_rows():
+            prot = j["data"].get("prot") if j["kind"] == "stop" else None
+            if prot is not None:
+                self._saved_prot[prot["link"]] = prot
+                if prot.get("at") is not None:
+                    self.book.stop_kind(int(prot["at"]), prot["kind"])
+            elif j["kind"] == "halt":
+                self._halted = j["data"].get("why") or j["message"]
+            elif j["kind"] == "reconcile" and j["data"].get("adopted") is not None:
+                req = self._adopt_request()
+                if req is not None:
+                    self.requests[j["data"]["adopted"]] = req
+            if j["kind"] == "reconcile":
+                self._reported.add(j["message"])
+        self.book.add([_recorded_execution(self.symbol, f) for f in rec.fill_rows()])
+        self._recorded = {int(t["trade_id"]): t for t in rec.trade_rows()}
+        self._sync_trades()
+        self._since = int(rec.meta().get("exec_since", start_ms - MINUTE_MS))
+
+    def _restore_protection(self) -> None:
+        """The open position's levels as last set on the exchange (re-based by `_rebase` when
+        fills while down moved its average price)."""
+        pos = self.book.position
+        saved = self._saved_prot.get(pos.link_id) if pos is not None else None
+        req = self.requests.get(pos.link_id) if pos is not None else None
+        if pos is None or saved is None or req is None:
+            return
+        basis = float(saved["basis"])
+        lv = self._levels(pos.side, basis, req) or self._levels(pos.side, basis, req, "tighten")
+        assert lv is not None
+        self.prot = Protection(
+            pos.link_id, basis, float(saved["sl"]), _float(saved.get("tp")), saved["kind"], req,
+            lv.trail_dist, lv.be_dist, bool(saved["moved"]),
+        )  # fmt: skip
 
     async def on_minute(self, bar: Kline) -> None:
         """Excursions; and after a fill (or while a market order is out), the fill booked, the
@@ -351,6 +514,10 @@ class BybitBroker:
                     closing = await self._exit(t, i, d) or closing
                 else:
                     await self._entry(t, i, d, ctx, tag, closing)
+            if any(o.t == t for o in self.orders.values()):  # after the instant's orders
+                await self._guarded(
+                    t, lambda t: self._reconcile(t, "order"), self._rebase, self._protect
+                )
 
     async def stop(self) -> None:
         """Resting entries cancelled; an open position keeps its stop (checked); streams closed."""
@@ -493,36 +660,152 @@ class BybitBroker:
 
     # ------------------------------------------------------------------ each instant
 
-    async def _reconcile(self, t: int) -> None:
-        """The position by REST; executions and our unfinished orders too when the stream may
-        have missed something (a reconnect, an order not final, a position the fills do not
-        explain)."""
+    async def _reconcile(self, t: int, trigger: str = "instant") -> None:
+        """The reconciler (DESIGN §9.6), one function for every trigger: `start`, `resume`,
+        `reconnect` (the private stream came back), `timer` (60 s of exchange time), `order`
+        (after the orders of an instant) and `instant` (each evaluation: the position and wallet
+        always, the rest when the stream may have missed something).
+
+        The position and wallet by REST; then the executions since the last one booked (those
+        the stream missed are booked), every order of ours not final looked up by its link id
+        (an intent the exchange never received becomes `not_sent`, never sent late) and the
+        symbol's open orders (a foreign one halts the session, or is cancelled with
+        `--on-foreign adopt`); a position the fills do not explain halts it (or is adopted).
+        Each finding is one `reconcile` journal line."""
         rest, sym = self.rest, self.symbol
         p, _ = await asyncio.gather(self._position(), self._wallet())
         pending = [k for k, o in self.orders.items() if not o.final]
-        if not (self._suspect or pending or self._mismatch(p)):
+        full = trigger != "instant" or self._suspect or pending or self._mismatch(p)
+        if not full:
             return
-        since = max(self._since, rest.now_ms() - EXEC_WINDOW_MS)
-        self._book(t, await rest.executions(sym, start_ms=since))
+        self._last_full, self._trigger = rest.now_ms(), trigger
+        since = max(
+            self._since, self.book.last_exec_ms - EXEC_LOOKBACK_MS, rest.now_ms() - EXEC_WINDOW_MS
+        )
+        # while down, everything was missed; otherwise the fills of the session's own orders may
+        # simply not have come by stream yet: not findings
+        expected = frozenset() if trigger == "resume" else frozenset(self.orders)
+        self._book(t, await rest.executions(sym, start_ms=since), expected)
         if self._mismatch(p):  # a fill between the two reads, or a list lagging the position
             await asyncio.sleep(LAG_S)
             p = await self._position()
-            self._book(t, await rest.executions(sym, start_ms=since))
+            self._book(t, await rest.executions(sym, start_ms=since), expected)
         for link in pending:
-            found = await rest.find_order(sym, link)
-            if found is not None:
-                self._order_update(found)
-            elif self.orders[link].status == "intent":
-                self.orders[link].status = "rejected"  # never reached Bybit
-                self.record.order_status(link, "rejected", reason="not found on the exchange")
-        if self._mismatch(p):
-            shown = f"a {p.side} position of {p.size:g}" if p is not None else "no position"
-            self._halt(
-                t, f"the exchange shows {shown} that this session's fills do not explain "
-                f"(they make it {self.side()})",
-            )  # fmt: skip
+            await self._resolve(t, link, trigger)
+        await self._foreign_orders(t)
+        if self._mismatch(p) or self._foreign_held():
+            await self._foreign_position(t, p)
         else:
             self._suspect = False
+
+    async def _resolve(self, t: int, link: str, trigger: str) -> None:
+        """One unfinished order of ours, by its link id: its state adopted, or (an intent or an
+        unknown outcome the exchange has no trace of) final as `not_sent`."""
+        o = self.orders[link]
+        found = await self.rest.find_order(self.symbol, link)
+        unresolved = o.status in ("intent", "unknown")
+        if found is None:
+            if unresolved:
+                was, o.status = o.status, NOT_SENT
+                self.record.order_status(link, NOT_SENT, reason="not found on the exchange")
+                self._finding(
+                    t, f"{o.role} {link} ({was}) is not on the exchange: final as not_sent, "
+                    "never sent late", link_id=link, status=NOT_SENT,
+                )  # fmt: skip
+            return
+        was = o.status
+        self._order_update(found)
+        if was != o.status and (unresolved or trigger == "resume"):
+            self._finding(
+                t, f"{o.role} {link} found on the exchange: {was} -> {o.status}, "
+                f"{found.cum_exec_qty:g} of {found.qty:g} filled", link_id=link, status=o.status,
+            )  # fmt: skip
+
+    async def _foreign_orders(self, t: int) -> None:
+        """Open orders on the symbol this session did not send (a position's own TP/SL aside):
+        halt and report, or cancel them (`--on-foreign adopt`: the Play cannot manage them)."""
+        for o in await self.rest.open_orders(self.symbol):
+            if self._ours(o.order_link_id) or o.stop_order_type in POSITION_TPSL:
+                continue
+            name = o.order_link_id or o.order_id
+            what = f"foreign order {name}: {o.side} {o.order_type} {o.qty:g}"
+            if o.price > 0:
+                what += f" at {o.price:g}"
+            if self.on_foreign == "adopt":
+                with contextlib.suppress(OrderNotFound):
+                    await self.rest.cancel_order(self.symbol, order_id=o.order_id)
+                self._finding(t, f"{what}: cancelled (--on-foreign adopt)", order_id=o.order_id)
+            elif self._finding(t, f"{what}: not sent by this session", order_id=o.order_id):
+                self._halt(t, f"{what} is on the symbol (--on-foreign halt)")
+
+    def _foreign_held(self) -> bool:
+        """The fills make a position that something else opened, and it is not adopted."""
+        pos = self.book.position
+        return pos is not None and not self._ours(pos.link_id) and pos.link_id not in self.requests
+
+    async def _foreign_position(self, t: int, p: Position | None) -> None:
+        """The exchange's position is not the one this session's fills make it: halt and report
+        (the stop invariant still protects it), or adopt a foreign position (`--on-foreign
+        adopt`): the Play's stop from its average price, the Play's exits manage it."""
+        pos = self.book.position
+        if self.on_foreign == "adopt" and p is not None and (pos is None or self._foreign_held()):
+            await self._adopt(t, p)
+            return
+        shown = f"a {p.side} position of {p.size:g}" if p is not None else "no position"
+        why = (
+            f"the exchange shows {shown} that this session's fills do not explain "
+            f"(they make it {self.side()})"
+        )
+        if self._foreign_held() and not self._mismatch(p):
+            why = f"the exchange shows {shown} that this session did not open"
+        self._finding(t, why)
+        self._halt(t, why)
+
+    async def _adopt(self, t: int, p: Position) -> None:
+        side = "long" if p.side == "Buy" else "short"
+        req = self._adopt_request()
+        if req is None:
+            self._finding(t, f"foreign {side} position of {p.size:g}: cannot be adopted (the "
+                          "Play's stop needs an ATR value)")  # fmt: skip
+            self._halt(t, f"a foreign {side} position cannot be adopted")
+            return
+        pos = self.book.position
+        if pos is not None:  # its fills are booked: the position they make is taken over
+            link = pos.link_id
+        else:  # opened before the executions read: booked at its average price, no fee
+            link = link_id(self.session_id, t, 0, "adopt")
+            e = Execution(
+                exec_id=f"adopt-{link}", order_id="", order_link_id=link, symbol=self.symbol,
+                side=p.side, exec_type="Trade", price=p.avg_price, qty=p.size, fee=0.0,
+                time=self.rest.now_ms(), is_maker=False, leaves_qty=0.0, closed_size=0.0,
+            )  # fmt: skip
+            self._book(t, [e])
+        self.requests[link] = req
+        self._finding(
+            t, f"foreign {side} position of {p.size:g} at {p.avg_price:g} adopted (--on-foreign "
+            "adopt): the Play's stop and exits manage it", adopted=link,
+        )  # fmt: skip
+
+    def _adopt_request(self) -> OrderRequest | None:
+        """The levels an adopted position gets: the Play's stop and target (not ATR-based)."""
+        risk = self.compiled.play.risk
+        stop, tp = risk.stop_loss, risk.take_profit
+        if stop is None or stop.type not in ("percent", "fixed"):
+            return None
+        target = None if tp is None or tp.type not in ("percent", "fixed") else tp
+        return OrderRequest(
+            side="buy", stop_loss=_level(stop.type, stop.value),
+            take_profit=None if target is None else _level(target.type, target.value),
+        )  # fmt: skip
+
+    def _finding(self, t: int, message: str, **data: Any) -> bool:
+        """One `reconcile` journal line per finding (a state seen again, in this process or
+        before a resume, is not a new one); False when it was reported already."""
+        if message in self._reported:
+            return False
+        self._reported.add(message)
+        self.record.journal(t, "reconcile", message, trigger=self._trigger, **data)
+        return True
 
     async def _expire(self, t: int) -> None:
         for link, o in list(self.orders.items()):
@@ -565,7 +848,8 @@ class BybitBroker:
         if same and (prot.sl - sl) * pos.sign > 0:  # type: ignore[union-attr]
             sl, kind, moved = prot.sl, prot.kind, True  # never loosen a stop already moved
         what = f"levels re-based to the fill at {pos.entry_price:g}"
-        if await self._set_levels(t, sl, lv.tp, what):  # else tried again at the next instant
+        state = _prot_state(pos.link_id, pos.entry_price, sl, lv.tp, kind, moved)
+        if await self._set_levels(t, sl, lv.tp, what, state):  # else tried again next instant
             self.prot = Protection(
                 pos.link_id, pos.entry_price, sl, lv.tp, kind, req, lv.trail_dist, lv.be_dist,
                 moved,
@@ -587,9 +871,11 @@ class BybitBroker:
         if moved is None:
             return
         new, kind = moved
-        if await self._set_levels(t, new, math.nan, f"stop moved ({kind}) to {new:g}"):
+        at = self.rest.now_ms()
+        state = _prot_state(prot.link, prot.basis, new, prot.tp, kind, True) | {"at": at}
+        if await self._set_levels(t, new, math.nan, f"stop moved ({kind}) to {new:g}", state):
             prot.sl, prot.kind, prot.moved = new, kind, True
-            self.book.stop_kind(self.rest.now_ms(), kind)
+            self.book.stop_kind(at, kind)
 
     async def _protect(self, t: int) -> None:
         """The stop invariant: an open position without a stop on the exchange gets one at once;
@@ -613,9 +899,12 @@ class BybitBroker:
         self._halt(t, f"an open {side} position had no stop on the exchange and {why}")
         await self._send(t, link, reduce_body(self.symbol, link, side, p.size), "protective close")
 
-    async def _set_levels(self, t: int, sl: float, tp: float, what: str) -> bool:
+    async def _set_levels(
+        self, t: int, sl: float, tp: float, what: str, prot: dict[str, Any] | None = None
+    ) -> bool:
         """trading-stop for the position (NaN leaves a level as it is); False when Bybit refused
-        it after the client's retries (journaled)."""
+        it after the client's retries (journaled). `prot`: the position's levels once set,
+        journaled with the line (what a resume restores)."""
         try:
             await self.rest.trading_stop(
                 self.symbol,
@@ -628,10 +917,26 @@ class BybitBroker:
                 code=exc.code,
             )  # fmt: skip
             return False
-        self.record.journal(t, "stop", what, sl=_num(sl), tp=_num(tp))
+        extra = {} if prot is None else {"prot": prot}
+        self.record.journal(t, "stop", what, sl=_num(sl), tp=_num(tp), **extra)
         return True
 
     # ------------------------------------------------------------------ the private stream
+
+    async def _timer(self) -> None:
+        """A full reconcile whenever 60 s of exchange time passed without one (between exec
+        closes too, and while the market stream is quiet)."""
+        while True:
+            await asyncio.sleep(TIMER_S)
+            if self.rest.now_ms() - self._last_full < RECONCILE_MS:
+                continue
+            async with self._lock:
+                now = self.rest.now_ms()
+                if now - self._last_full >= RECONCILE_MS:
+                    self._last_full = now  # an unreachable exchange is tried again in 60 s
+                    await self._guarded(
+                        now, lambda t: self._reconcile(t, "timer"), self._rebase, self._protect
+                    )
 
     async def _consume(self) -> None:
         assert self._stream is not None
@@ -646,8 +951,14 @@ class BybitBroker:
         if ev.kind == "connected":
             self._connected.set()
         elif ev.kind in ("reconnected", "disconnected"):
-            self._suspect = True  # Bybit replays nothing: the next instant reads REST
+            self._suspect = True  # Bybit replays nothing: what was missed is read by REST
             self.record.journal(now, ev.kind, f"private stream {ev.kind}: {ev.detail}")
+            if ev.kind == "reconnected":
+                async with self._lock:
+                    await self._guarded(
+                        now, lambda t: self._reconcile(t, "reconnect"), self._rebase,
+                        self._protect,
+                    )  # fmt: skip
         elif ev.kind == "error":
             self.record.journal(now, "stream_error", ev.detail)
             if not self._connected.is_set():  # e.g. the keys were refused: do not wait
@@ -670,15 +981,26 @@ class BybitBroker:
         elif ev.kind == "wallet" and ev.items:
             self.balance, self.equity = ev.items[0].wallet_balance, ev.items[0].equity
 
-    def _book(self, t: int, executions: list[Execution]) -> bool:
-        """Book executions of our symbol (each once); True when any was new."""
+    def _book(
+        self, t: int, executions: list[Execution], expected: frozenset[str] | None = None
+    ) -> bool:
+        """Book executions of our symbol (each once); True when any was new. `expected`: read by
+        the reconciler, which sent the orders of these link ids (their fills may simply beat the
+        stream); any other new one is a finding (the stream missed a stop, a target, a fill
+        while the session was down, something foreign)."""
         new = self.book.add([e for e in executions if e.symbol == self.symbol])
         for e in new:
             self.record.fill(
                 e.exec_id, e.time, e.order_link_id, e.side, e.qty, e.price, e.fee, e.exec_type,
                 {"order_id": e.order_id, "stop_order_type": e.stop_order_type,
-                 "maker": e.is_maker},
+                 "maker": e.is_maker, "seq": e.seq},
             )  # fmt: skip
+            if expected is not None and e.order_link_id not in expected:
+                what = e.stop_order_type or role_of(e.order_link_id, self.prefix) or "foreign"
+                self._finding(
+                    t, f"execution {e.exec_id} booked from the exchange: {e.exec_type} {e.side} "
+                    f"{e.qty:g} at {e.price:g} ({what}, {_iso(e.time)})", exec_id=e.exec_id,
+                )  # fmt: skip
             if e.exec_type == "Funding":
                 self.record.journal(t, "funding", f"funding {e.fee:g} USDT", fee=e.fee)
         if new:
@@ -811,17 +1133,22 @@ class BybitBroker:
     def _halt(self, t: int, why: str) -> None:
         if self._halted is None:
             self._halted = why
-            self.record.journal(t, "halt", f"session halted: {why}")
+            self.record.journal(t, "halt", f"session halted: {why}", why=why)
 
     def _check_task(self) -> None:
         """A background failure is not swallowed: the runner's next call raises it."""
-        task = self._task
-        if task is not None and task.done() and not task.cancelled():
-            exc = task.exception()
-            if exc is not None:
-                raise exc
+        for task in (self._task, self._timer_task):
+            if task is not None and task.done() and not task.cancelled():
+                exc = task.exception()
+                if exc is not None:
+                    raise exc
 
     async def _close_stream(self) -> None:
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+            self._timer_task = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -848,6 +1175,7 @@ def make_bybit_broker(
             rest, endpoints(plan.environment).ws_private, credentials, plan.compiled,
             plan.symbol, record, plan.name, plan.mode,
             maintenance_margin_rate=spec.maintenance_margin_rate if mmr is None else mmr,
+            on_foreign=plan.on_foreign,
         )  # fmt: skip
 
     return make
@@ -871,8 +1199,36 @@ def _minute(ms: int) -> int:
     return ms // MINUTE_MS * MINUTE_MS
 
 
+def _iso(ms: int) -> str:
+    from ..report.artifacts import iso
+
+    return iso(ms)
+
+
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else x
+
+
+def _float(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _prot_state(
+    link: str, basis: float, sl: float, tp: float, kind: str, moved: bool
+) -> dict[str, Any]:
+    return {"link": link, "basis": basis, "sl": sl, "tp": _num(tp), "kind": kind, "moved": moved}
+
+
+def _recorded_execution(symbol: str, f: dict[str, Any]) -> Execution:
+    """A booked fill as the exchange reported it (the record keeps what the book needs)."""
+    data = f["data"]
+    return Execution(
+        exec_id=f["exec_id"], order_id=str(data.get("order_id", "")), order_link_id=f["link_id"],
+        symbol=symbol, side=f["side"], exec_type=f["kind"], price=f["price"], qty=f["qty"],
+        fee=f["fee"], time=int(f["ts"]), is_maker=bool(data.get("maker")), leaves_qty=0.0,
+        closed_size=0.0, stop_order_type=str(data.get("stop_order_type", "")),
+        seq=int(data.get("seq", 0)),
+    )  # fmt: skip
 
 
 def _loggable(body: dict[str, Any]) -> dict[str, Any]:

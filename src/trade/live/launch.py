@@ -27,6 +27,7 @@ from ..play import find_play, validate_play
 from ..play.compile import CompiledPlay, validate_play_text
 from ..play.model import Guards
 from .broker import Broker
+from .bybit_broker import FOREIGN_POLICIES
 from .notify import Notifier, notify_urls
 from .panic import check_kill_switch
 from .paper import MarketExtras, PaperBroker
@@ -53,6 +54,7 @@ class SessionPlan:
     )  # the Play's guards tightened by the account's (guards.py)
     resume: bool = False  # the session exists: continue it (resume.py)
     play_changed: bool = False  # resumed with --accept-play-change on a changed Play file
+    on_foreign: str = "halt"  # demo/live: a foreign position or orders halt, or are adopted
 
 
 def plan_session(
@@ -63,14 +65,19 @@ def plan_session(
     session: str | None = None,
     confirm: bool = False,
     accept_play_change: bool = False,
+    on_foreign: str | None = None,
     now: dt.datetime | None = None,
 ) -> SessionPlan:
     """A new session, or (`session` names an existing one) the resume of that session."""
+    if on_foreign is not None and on_foreign not in FOREIGN_POLICIES:
+        raise InputError(f"--on-foreign {on_foreign!r}: expected halt or adopt")
     if session is not None and session_path(session).exists():
-        return _plan_resume(session, play, mode, symbol, confirm, accept_play_change)
+        return _plan_resume(session, play, mode, symbol, confirm, accept_play_change, on_foreign)
     mode = mode or "paper"
     if mode not in MODES:
         raise InputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    if on_foreign is not None and mode == "paper":
+        raise InputError("--on-foreign is for demo and live sessions (paper has no exchange)")
     check_kill_switch()
     notify_urls()  # a bad [notify] table is refused before anything connects
     if mode == "live" and not confirm:
@@ -104,6 +111,7 @@ def plan_session(
         credentials=creds,
         environment="demo" if mode == "demo" else "live",
         guards=guards,
+        on_foreign=on_foreign or "halt",
     )
 
 
@@ -130,6 +138,7 @@ def _plan_resume(
     symbol: str | None,
     confirm: bool,
     accept_play_change: bool,
+    on_foreign: str | None,
 ) -> SessionPlan:
     """The recorded session's mode, symbol and Play; whatever is given must agree with them.
     The file is only read here (a corrupt or newer file is refused, never replaced)."""
@@ -153,11 +162,8 @@ def _plan_resume(
     notify_urls()
     if meta["mode"] == "live" and not confirm:
         raise InputError(f"session {name!r} trades real money: add --confirm to resume it")
-    if meta["mode"] != "paper":
-        raise InputError(
-            f"session {name!r}: resuming a {meta['mode']} session is not supported yet (its "
-            "orders and position on the exchange are not adopted); start a new --session"
-        )
+    if on_foreign is not None and meta["mode"] == "paper":
+        raise InputError("--on-foreign is for demo and live sessions (paper has no exchange)")
     play_path = Path(find_play(play)) if play is not None else Path(meta["play_path"])
     text = meta["play_text"]
     changed = False
@@ -186,6 +192,7 @@ def _plan_resume(
         guards=guards,
         resume=True,
         play_changed=changed,
+        on_foreign=on_foreign or meta.get("on_foreign", "halt"),
     )
 
 
@@ -193,6 +200,9 @@ def open_record(plan: SessionPlan, intrabar: str = "pessimistic") -> SessionReco
     """The new session's record, or the resumed one's (a Play change accepted is journaled)."""
     if plan.resume:
         record = SessionRecord(session_path(plan.name))
+        if plan.mode != "paper" and record.meta().get("on_foreign", "halt") != plan.on_foreign:
+            record.set_meta(on_foreign=plan.on_foreign)
+            record.journal(None, "foreign", f"--on-foreign {plan.on_foreign} from this resume on")
         if plan.play_changed:
             old = record.meta()["play_sha256"]
             record.set_meta(
@@ -217,7 +227,8 @@ def open_record(plan: SessionPlan, intrabar: str = "pessimistic") -> SessionReco
             "environment": plan.environment,
             "intrabar": intrabar,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
+        }
+        | ({} if plan.mode == "paper" else {"on_foreign": plan.on_foreign}),
     )
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 LINK_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 #: What an order of ours is for: the fourth part of its link id.
-ROLES = {"entry": "en", "exit": "ex", "close": "cl"}
+#: `adopt` names a position taken over (`--on-foreign adopt`): no order is sent under it.
+ROLES = {"entry": "en", "exit": "ex", "close": "cl", "adopt": "ad"}
 _CODES = {v: k for k, v in ROLES.items()}
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 

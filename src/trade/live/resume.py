@@ -12,6 +12,12 @@ reproduce the record: the same decisions at every instant, the same fills and cl
 difference refuses the resume with the first one found (`--accept-play-change` journals them
 instead: a changed Play may decide differently).
 
+A demo or live broker cannot be replayed: its fills happened on the exchange. The engine is fed the
+position facts recorded with each instant (side, pending entry, position values) instead of a
+broker's, its decisions are checked against the record the same way, and the broker is rebuilt from
+the record (its orders, fills, levels and stop moves), then reconciled with the exchange before
+anything is sent (`BybitBroker.resume`).
+
 Then the runner's feed continues from each timeframe's last recorded bar; what closed while the
 session was down comes by REST, and instants evaluated more than a minute after they closed are
 journaled as missed (runner.LATE_MS).
@@ -20,6 +26,7 @@ journaled as missed (runner.LATE_MS).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +36,7 @@ from ..errors import InputError
 from ..exchange.bybit import Kline
 from ..instruments import InstrumentSpec
 from ..timeframes import MINUTE_MS, tf_ms
+from .broker import BrokerView, DecisionContext
 from .feed import ClosedBar, EvaluationClock
 from .session import SessionRecord
 
@@ -112,11 +120,17 @@ async def rebuild(runner: LiveRunner, now: int) -> dict[str, int]:
     checkpoint = next((c for c in reversed(record.checkpoint_rows()) if c[0] <= end), None)
     accepted = meta.get("play_change_accepted") == "1"
 
-    runner.broker = broker = runner.make_broker(instrument, runner.extras)
+    broker = runner.make_broker(instrument, runner.extras)
     runner.guards = GuardSet(runner.guard_limits, runner.compiled.play, record)
     replaying = _Replaying(record)
     own_record = getattr(broker, "record", None)
-    broker.record = replaying  # type: ignore[attr-defined]
+    from_record = getattr(broker, "resumes_from_record", False)
+    if from_record:
+        facts = record.instant_facts()
+        runner.broker = _Recorded(broker, facts, name)  # type: ignore[assignment]
+    else:
+        runner.broker = broker
+        broker.record = replaying  # type: ignore[attr-defined]
     mismatches = replaying.mismatches
     given_marks = given_funding = 0
     clock = EvaluationClock(runner.tfs, runner.exec_tf)
@@ -160,10 +174,16 @@ async def rebuild(runner: LiveRunner, now: int) -> dict[str, int]:
                 runner.last_instant = t
                 todo = [_decision(r) for r in rows_at.get(t, [])]
                 if todo and t not in missed:
-                    await runner.act(t, todo)
+                    if from_record:  # what the orders of `t` were meant to be (levels, expiry)
+                        ctx = DecisionContext(runner.engine.features.value, runner.exec_close)  # type: ignore[union-attr]
+                        broker.replay_decisions(t, todo, ctx, instrument)  # type: ignore[attr-defined]
+                    else:
+                        await runner.act(t, todo)
             runner.last_bar = b
     finally:
-        broker.record = own_record  # type: ignore[attr-defined]
+        runner.broker = broker
+        if not from_record:
+            broker.record = own_record  # type: ignore[attr-defined]
     if runner.last_instant != end:
         raise RebuildMismatch(
             f"session {name!r}: its recorded bars reach {_iso(runner.last_instant)}, its last "
@@ -174,6 +194,8 @@ async def rebuild(runner: LiveRunner, now: int) -> dict[str, int]:
             f"session {name!r}: rebuilding from the record differs from it ({len(mismatches)} "
             f"difference(s); first: {mismatches[0]}); refusing to resume"
         )
+    if from_record:
+        broker.restore(start)  # type: ignore[attr-defined]
     for m in mismatches:
         record.journal(now, "rebuild", f"the changed Play rebuilds differently: {m}")
     runner._last_funding_ts = max(start - 1, funding[-1][0] if funding else 0)
@@ -185,7 +207,59 @@ async def rebuild(runner: LiveRunner, now: int) -> dict[str, int]:
         last_instant=end, trades=len(broker.trades()),
     )  # fmt: skip
     record.set_meta(last_instant=end, resumes=int(meta.get("resumes", "0")) + 1)
+    if from_record:
+        await broker.resume(now)  # type: ignore[attr-defined]
     return {tf: last_open[tf] for tf in runner.tfs}
+
+
+class _Recorded:
+    """A demo or live broker while the engine is rebuilt: the engine gets the position facts
+    recorded with each instant (the exchange's past cannot be replayed); 1m bars go to the broker's
+    book (the excursions its trades and trailing stop are computed from)."""
+
+    def __init__(self, broker: Any, facts: Mapping[int, Mapping[str, Any]], name: str) -> None:
+        self.broker, self.facts, self.name = broker, facts, name
+        self.mode = broker.mode
+        self.now: Mapping[str, Any] = {"side": "flat", "pending": False, "halted": False}
+
+    @property
+    def halted(self) -> bool:
+        return bool(self.now["halted"])
+
+    async def on_minute(self, bar: Kline) -> None:
+        self.broker.replay_minute(bar)
+
+    async def before_instant(self, t: int) -> None:
+        if t not in self.facts:
+            raise RebuildMismatch(
+                f"session {self.name!r}: no position facts recorded for the instant {_iso(t)} "
+                "(written by an older trade); a demo or live session resumes only from a record "
+                "that holds them"
+            )
+        self.now = self.facts[t]
+
+    def side(self) -> str:
+        return str(self.now["side"])
+
+    def entry_pending(self) -> bool:
+        return bool(self.now["pending"])
+
+    def position_values(self, t: int) -> dict[str, float]:
+        return {k: _float(v) for k, v in (self.now.get("position") or {}).items()}
+
+    def view(self) -> BrokerView:
+        f = self.now
+        return BrokerView(
+            side=self.side(), qty=float(f.get("qty") or 0.0), entry_price=f.get("entry_price"),
+            equity=_float(f.get("equity")), balance=_float(f.get("balance")),
+        )  # fmt: skip
+
+    def trades(self) -> list[dict[str, Any]]:
+        return []
+
+
+def _float(x: Any) -> float:
+    return math.nan if x is None else float(x)
 
 
 def runner_mark(runner: LiveRunner, m: tuple[int, int, float, float, float]) -> None:

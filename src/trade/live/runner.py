@@ -125,6 +125,8 @@ class LiveRunner:
         self.last_instant: int | None = None
         self.last_bar: ClosedBar | None = None
         self.decisions = 0
+        # the position facts the engine decided on at the last instant (recorded with it)
+        self.facts: dict[str, Any] = {}
         self.exec_close = math.nan
         self.stream_state = "connecting"
         self.event_at = 0.0  # monotonic arrival time of the stream event being handled
@@ -301,7 +303,7 @@ class LiveRunner:
         decisions = await self._decide(t)
         late_s = (self.rest.now_ms() - t) // 1000
         self.record.decisions(
-            t, [(d.kind, d.side, d.percent, d.block, d.metadata) for d in decisions]
+            t, [(d.kind, d.side, d.percent, d.block, d.metadata) for d in decisions], self.facts
         )
         self.decisions += len(decisions)
         self.last_instant = t
@@ -344,8 +346,14 @@ class LiveRunner:
         await broker.before_instant(t)
         self.guards.observe(t, broker.view(), self.last_price)
         position = broker.position_values(t) if engine.uses_position else None
+        side, pending, view = broker.side(), broker.entry_pending(), broker.view()
+        self.facts = {
+            "side": side, "pending": pending, "halted": broker.halted, "position": position,
+            "qty": view.qty, "entry_price": view.entry_price, "equity": view.equity,
+            "balance": view.balance,
+        }  # fmt: skip
         flat = engine.step(t, position)
-        decisions = engine.decisions(flat, broker.side(), broker.entry_pending())
+        decisions = engine.decisions(flat, side, pending)
         if broker.halted:
             decisions = [d for d in decisions if d.kind == "exit"]
         return decisions

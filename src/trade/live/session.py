@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import InputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 SCHEMA = """
@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS fills (
     fee REAL, kind TEXT, data TEXT);
 CREATE TABLE IF NOT EXISTS trades (trade_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS equity (ts INTEGER PRIMARY KEY, equity REAL);
+CREATE TABLE IF NOT EXISTS instants (ts INTEGER PRIMARY KEY, facts TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER, wall_ms INTEGER, kind TEXT, message TEXT,
     data TEXT);
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (ts INTEGER PRIMARY KEY, last_bar_ms INTE
 MIGRATIONS: dict[int, str] = {
     2: "CREATE TABLE IF NOT EXISTS checkpoints (ts INTEGER PRIMARY KEY, last_bar_ms INTEGER, "
     "state TEXT NOT NULL);",
+    3: "CREATE TABLE IF NOT EXISTS instants (ts INTEGER PRIMARY KEY, facts TEXT NOT NULL);",
 }
 CHECKPOINTS_KEPT = 3  # the engine's state after the last few exec closes
 
@@ -228,12 +230,22 @@ class SessionRecord:
             self.con.execute("INSERT OR IGNORE INTO funding VALUES (?, ?)", (ts, rate))
 
     def decisions(
-        self, t: int, decisions: list[tuple[str, str, float, str, Mapping[str, Any]]]
+        self,
+        t: int,
+        decisions: list[tuple[str, str, float, str, Mapping[str, Any]]],
+        facts: Mapping[str, Any] | None = None,
     ) -> None:
         """Every decision of instant `t` (kind, side, percent, block, metadata) in one
-        transaction: a crash never leaves an instant's decisions half recorded."""
+        transaction, with the position facts the engine decided on (`facts`: what a demo or live
+        resume gives the engine again, as the exchange's past cannot be replayed): a crash never
+        leaves an instant half recorded."""
         now = _wall_ms()
         with self._tx():
+            if facts is not None:
+                self.con.execute(
+                    "INSERT OR REPLACE INTO instants VALUES (?, ?)",
+                    (t, json.dumps(dict(facts), sort_keys=True)),
+                )
             self.con.executemany(
                 "INSERT INTO decisions (ts, kind, side, percent, block, metadata, decided_ms) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -396,6 +408,15 @@ class SessionRecord:
         except sqlite3.OperationalError:
             return []
         return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def instant_facts(self) -> dict[int, dict[str, Any]]:
+        """Instant → the position facts the engine decided on (none in files written before
+        they were recorded)."""
+        try:
+            rows = self.con.execute("SELECT ts, facts FROM instants").fetchall()
+        except sqlite3.OperationalError:
+            return {}
+        return {int(r[0]): json.loads(r[1]) for r in rows}
 
     def trade_rows(self) -> list[dict[str, Any]]:
         rows = self.con.execute("SELECT data FROM trades ORDER BY trade_id").fetchall()

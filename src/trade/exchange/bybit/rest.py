@@ -526,11 +526,12 @@ class BybitRest:
         res = await self.post("/v5/order/amend", body)
         return Ack(str(res.get("orderId", "")), str(res.get("orderLinkId", order_link_id)))
 
-    async def cancel_order(self, symbol: str, order_link_id: str) -> Ack:
-        res = await self.post(
-            "/v5/order/cancel",
-            {"category": "linear", "symbol": symbol, "orderLinkId": order_link_id},
-        )
+    async def cancel_order(
+        self, symbol: str, order_link_id: str = "", *, order_id: str = ""
+    ) -> Ack:
+        """Cancel by `orderLinkId`, or by `order_id` (an order without one: not ours)."""
+        by = {"orderId": order_id} if order_id else {"orderLinkId": order_link_id}
+        res = await self.post("/v5/order/cancel", {"category": "linear", "symbol": symbol} | by)
         return Ack(str(res.get("orderId", "")), str(res.get("orderLinkId", order_link_id)))
 
     async def cancel_all(self, symbol: str) -> list[Ack]:
