@@ -430,8 +430,8 @@ class BybitBroker:
                 self._saved_prot[prot["link"]] = prot
                 if prot.get("at") is not None:
                     self.book.stop_kind(int(prot["at"]), prot["kind"])
-            elif j["kind"] == "halt":
-                self._halted = j["data"].get("why") or j["message"]
+            elif j["kind"] == "halt" and "why" in j["data"]:  # the broker's (not a guard's)
+                self._halted = j["data"]["why"]
             elif j["kind"] == "reconcile" and j["data"].get("adopted") is not None:
                 req = self._adopt_request()
                 if req is not None:
