@@ -6,10 +6,12 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trade.cli.main import run
-from trade.report.positions import position_trades
+from trade.report.artifacts import trades_csv
+from trade.report.positions import Closes, FillTags, position_table, position_trades
 
 ENTRY = 1_748_563_200_000
 CLOSE = {"side": "long", "entry_time": ENTRY, "entry_price": 100.0, "fees": 0.0, "funding": 0.0}
@@ -121,3 +123,82 @@ def test_exposure_weights_each_closed_part_by_its_own_holding_time() -> None:
     )  # fmt: skip
     assert m["trades"] == 1
     assert m["exposure_pct"] == pytest.approx((100 * 5 + 100 * 10) / 10 / 1000 * 100)
+
+
+def _random_run(seed: int) -> tuple[list[dict], list[dict]]:
+    """Closes and fill events of a made-up run: positions of one to three exit fills, both
+    sides, signal and other exits, entries and signal exits naming blocks."""
+    rng = np.random.default_rng(seed)
+    closes: list[dict] = []
+    events: list[dict] = []
+    t = ENTRY
+    for _ in range(60):
+        side = "long" if rng.random() < 0.5 else "short"
+        entry_px = float(rng.uniform(50, 150))
+        events.append({"type": "fill", "ts": t, "qty": 1.0, "price": entry_px, "fee": 0.01,
+                       "side": "buy", "tag": {"block": f"in{rng.integers(3)}"}})  # fmt: skip
+        out_t = t
+        for _ in range(int(rng.integers(1, 4))):
+            out_t += int(rng.integers(1, 50)) * 60_000
+            reason = ["signal", "stop_loss", "take_profit"][int(rng.integers(3))]
+            qty = float(rng.uniform(0.1, 2))
+            closes.append(
+                {"trade_id": len(closes) + 1, "side": side, "entry_time": t,
+                 "entry_price": entry_px, "exit_time": out_t,
+                 "exit_price": float(rng.uniform(50, 150)), "qty": qty,
+                 "notional": qty * entry_px, "exit_reason": reason,
+                 "fees": float(rng.uniform(0, 1)), "funding": float(rng.normal(0, 0.1)),
+                 "pnl": float(rng.normal(0, 10)), "return_pct": float(rng.normal()),
+                 "mae_pct": float(-rng.uniform(0, 5)), "mfe_pct": float(rng.uniform(0, 5)),
+                 "bars_held": int(rng.integers(1, 50))}
+            )  # fmt: skip
+            events.append({"type": "fill", "ts": out_t, "side": "sell", "qty": qty, "pnl": 1.0,
+                           "price": 1.0, "fee": 0.0, "reason": reason,
+                           "tag": {"block": f"out{rng.integers(3)}"}})  # fmt: skip
+        t = out_t + 60_000
+    return closes, events
+
+
+def test_the_columns_merge_positions_exactly_as_the_dicts_do() -> None:
+    """The table a backtest and a sweep read (columns) gives `position_trades`' rows: same
+    keys, same order, every float equal to the last bit (partial exits summed in order)."""
+    for seed in range(5):
+        closes, events = _random_run(seed)
+        table = position_table(Closes.from_dicts(closes), FillTags.from_events(events))
+        rows = table.rows()
+        want, _ = position_trades(closes, events)
+        assert any(r["exits"] > 1 for r in want) and len(rows) == len(want) == 60
+        assert [list(r) for r in rows] == [list(w) for w in want]
+        assert rows == want
+    empty = position_table(Closes.from_dicts([]), FillTags.from_events([]))
+    assert empty.rows() == [] and len(empty) == 0
+
+
+def test_the_fingerprint_changes_exactly_when_trades_csv_does() -> None:
+    closes, events = _random_run(7)
+
+    def both(cl: list[dict]) -> tuple[str, str]:
+        table = position_table(Closes.from_dicts(cl), FillTags.from_events(events))
+        return table.fingerprint(), trades_csv(table.rows())
+
+    base_fp, base_csv = both(closes)
+    assert both(closes) == (base_fp, base_csv)
+    changes = {
+        "pnl": lambda v: v + 1e-9,  # the 9th decimal: trades.csv shows it
+        "fees": lambda v: v + 1e-12,  # below the 10 decimals trades.csv keeps
+        "mae_pct": lambda v: float("nan"),
+        "exit_reason": lambda v: "liquidation",
+        "exit_time": lambda v: v + 1,
+        "side": lambda v: "short" if v == "long" else "long",
+    }
+    for key, change in changes.items():
+        cl = [dict(c) for c in closes]
+        cl[-1][key] = change(cl[-1][key])
+        fp, text = both(cl)
+        assert (fp == base_fp) == (text == base_csv), key
+        assert (text == base_csv) == (key == "fees"), key
+    # −0 and 0, and NaNs of either sign, are the same text and the same fingerprint
+    for a, b in ((0.0, -0.0), (float("nan"), -float("nan"))):
+        one, two = [dict(c) for c in closes], [dict(c) for c in closes]
+        one[0]["funding"], two[0]["funding"] = a, b
+        assert both(one) == both(two)

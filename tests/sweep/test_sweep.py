@@ -14,6 +14,7 @@ from trade.play.space import as_text
 from trade.report.artifacts import iso
 from trade.report.metrics import OBJECTIVES
 from trade.sweep import executors
+from trade.sweep.diagnostics import CurveStats
 from trade.sweep.run import Interrupted, plan, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,10 @@ def _assert_rows_are_backtests(p, rows, db: Path) -> None:  # type: ignore[no-un
         )
         assert r.fingerprint == bt.result["trades_fingerprint"], r.values
         assert r.metrics == bt.result["metrics"], r.values
-        assert np.array_equal(r.equity, bt.output.equity)
+        # what the diagnostics read of the curve is the backtest's curve's
+        start_eq = bt.compiled.play.account.starting_equity
+        assert r.stats == CurveStats.of(bt.output.equity, start_eq), r.values
+        assert r.stats.bars == len(bt.output.equity) > 0
 
 
 def test_every_grid_row_equals_the_backtest_of_its_combination(db: Path, tmp_path: Path) -> None:
@@ -111,8 +115,8 @@ def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
     with pytest.raises(Interrupted, match="4 of 9 runs kept"):
         run_sweep(_plan(db), out, progress=stop_after_four)
     assert (out / "sweep.csv").read_text().count("\n") == 5
-    assert sorted(f.name for f in out.iterdir()) == ["curves", "sweep.csv", "sweep.json"]
-    assert sorted(f.name for f in (out / "curves").iterdir()) == [
+    assert sorted(f.name for f in out.iterdir()) == ["stats", "sweep.csv", "sweep.json"]
+    assert sorted(f.name for f in (out / "stats").iterdir()) == [
         "0-BTCUSDT.npy", "1-BTCUSDT.npy", "2-BTCUSDT.npy", "3-BTCUSDT.npy"
     ]  # fmt: skip
     ran: list[int] = []
@@ -220,7 +224,7 @@ def test_the_cli_writes_the_table_the_winner_and_the_page(
     said = capsys.readouterr().out
     assert code == 0
     assert sorted(f.name for f in out.iterdir()) == [
-        "curves", "sweep.csv", "sweep.html", "sweep.json", "winner.yml"
+        "stats", "sweep.csv", "sweep.html", "sweep.json", "winner.yml"
     ]  # fmt: skip
     assert "ema_cross · BTCUSDT · 9 runs · sharpe" in said
     assert "winner sharpe " in said and "deflated Sharpe" in said and "PBO" in said

@@ -61,12 +61,13 @@ def test_test_windows_follow_their_train_and_never_overlap(result) -> None:  # t
     for a, b in itertools.pairwise(fs):
         assert a.test[1] <= b.test[0]
     assert iso(fs[0].test[0]) == "2025-01-30T00:00:00Z"
-    # each fold's parameters were chosen on runs that ended at the train window's end
+    # each fold's parameters were chosen on runs over the train window's bars exactly: one
+    # return per 15m bar of [train start, train end), none past its end
     for r in result.folds:
         assert len(r.train_rows) == 9
-        assert all(
-            len(row.equity_ts) and row.equity_ts[-1] <= r.fold.train[1] for row in r.train_rows
-        )
+        bars = (r.fold.train[1] - r.fold.train[0]) // (15 * 60_000)
+        assert all(row.stats.bars == bars for row in r.train_rows)
+        assert len(r.test.equity_ts) and r.test.equity_ts[-1] == r.fold.test[1]
 
 
 def test_stitched_equity_is_the_folds_test_runs_chained(result, db: Path) -> None:  # type: ignore[no-untyped-def]

@@ -20,15 +20,9 @@ from .. import __version__, config
 from ..errors import InputError
 from ..play import CompiledPlay, find_play, validate_play
 from ..play.model import Guards
-from ..report.artifacts import (
-    equity_csv,
-    events_jsonl,
-    fills_csv,
-    fingerprint,
-    iso,
-    trades_csv,
-)
-from ..report.positions import position_trades
+from ..report.artifacts import equity_csv, events_jsonl, fills_csv, iso, trades_csv
+from ..report.positions import Closes, FillTags, Positions, position_table
+from ..report.positions import fills as all_fills
 from ..timeframes import TIMEFRAMES
 from . import guards as G
 from .market import MarketWindow, describe_ranges, load_from_store, runs, synthetic_window
@@ -189,7 +183,9 @@ def _assemble(
 ) -> BacktestResult:
     play = compiled.play
     guards = play.risk.guards if guards is None else guards
-    trades, fills, t_text, metrics = summarise(compiled, window, out)
+    table, metrics = summarise(compiled, window, out)
+    trades, fills = table.rows(), all_fills(out.events)
+    t_text = trades_csv(trades)
     peak = np.maximum.accumulate(out.equity) if len(out.equity) else out.equity
     dd_pct = (
         np.where(peak > 0, (peak - out.equity) / peak * 100.0, 0.0)
@@ -215,7 +211,7 @@ def _assemble(
         "input_hash": _input_hash(
             compiled, window, synthetic, overrides, guards if account_guards else None
         ),
-        "trades_fingerprint": fingerprint(t_text),
+        "trades_fingerprint": table.fingerprint(),
         "trades": len(trades),
         "fills": len(fills),
         "signals": out.signals,
@@ -242,32 +238,34 @@ def _assemble(
 
 def summarise(
     compiled: CompiledPlay, window: MarketWindow, out: RunOutput
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, dict[str, Any]]:
-    """A run's trades (one per position), fills, trades.csv text (what the fingerprint hashes)
-    and metrics: the part of a result a sweep keeps for every combination."""
+) -> tuple[Positions, dict[str, Any]]:
+    """A run's positions (trades.csv's rows, as columns: they give the fingerprint) and metrics:
+    the part of a result a sweep keeps for every combination."""
     from ..report.metrics import buy_and_hold_curve, compute_metrics
 
     play = compiled.play
-    trades, fills = position_trades(out.trades, out.events)
+    closes, tags = out.records or (Closes.from_dicts(out.trades), FillTags.from_events(out.events))
+    table = position_table(closes, tags)
     exec_bars = window.bars[compiled.exec_tf]
-    hold = buy_and_hold_curve(
-        np.asarray(out.equity_ts),
+    ts = np.asarray(out.equity_ts)
+    hold = buy_and_hold_curve(  # its first and last points: the benchmark needs the last
+        ts[[0, -1]] if len(ts) else ts,
         exec_bars.ts + exec_bars.tf_ms,
         exec_bars.close,
         play.account.starting_equity,
     )
     metrics = compute_metrics(
-        trades,
+        table,
         out.equity_ts,
         out.equity,
         starting_equity=play.account.starting_equity,
         bars_per_year=bars_per_year(compiled.exec_tf),
         window=(window.start_ms, window.end_ms),
         buy_hold_final=float(hold[-1]) if len(hold) else None,
-        closes=out.trades,
+        closes=closes,
     )
     metrics.update(out.counters)
-    return trades, fills, trades_csv(trades), metrics
+    return table, metrics
 
 
 def _coverage(window: MarketWindow, exec_tf: str) -> dict[str, Any]:

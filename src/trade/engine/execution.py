@@ -14,6 +14,7 @@ from ..instruments import InstrumentSpec
 from ..play import ast as A
 from ..play.compile import CompiledPlay
 from ..play.model import Distance
+from ..report.positions import Closes, FillTags
 from ..sim import AccountConfig, BreakEven, Level, OrderRequest, SimulatedExchange, Sizing, Trailing
 from ..timeframes import TIMEFRAMES
 from .decide import Decision
@@ -89,6 +90,7 @@ class SimExecution:
         self.signals = 0
         self.notional_cap: float | None = None  # a live guard's size ceiling for the next entries
         self.closed = False  # the run already ended with the end-of-data close (fast loop)
+        self.records: tuple[Closes, FillTags] | None = None  # the jitted loop's, as columns
 
     @classmethod
     def fed(
@@ -200,6 +202,7 @@ class SimExecution:
             events=self.sim.events,
             counters=counters,
             signals=self.signals,
+            records=self.records,
         )
 
 

@@ -20,6 +20,7 @@ from ..gcpause import gc_paused
 from ..play import ast as A
 from ..play.compile import CompiledPlay
 from ..play.model import Distance
+from ..report.positions import FLOATS, Closes, FillTags
 from ..sim import kernel as K
 from .execution import SimExecution
 
@@ -92,6 +93,7 @@ def run(
         lambda: _events(ev, tag_dicts, block_of, (sl_atr, tp_atr, tr_atr, be_atr))
     )
     sim.trades = Lazy(lambda: _trades(tr))  # type: ignore[assignment]
+    ex.records = (_closes(tr), _fill_tags(ev, block_of))
     with gc_paused():
         sim.ledger = [(int(t), c, q, p) for t, c, q, p in led.tolist()]
     sim.cash, sim.peak, sim.funding_total = (
@@ -312,3 +314,37 @@ def _trades(tr: np.ndarray) -> list[dict[str, Any]]:
              "bars_held": int(r[K.TR_BARS])}
         )  # fmt: skip
     return out
+
+
+_TR_FLOATS = {
+    "entry_price": K.TR_ENTRY_PX, "exit_price": K.TR_EXIT_PX, "qty": K.TR_QTY,
+    "notional": K.TR_NOTIONAL, "fees": K.TR_FEES, "funding": K.TR_FUNDING, "pnl": K.TR_PNL,
+    "return_pct": K.TR_RETURN, "mae_pct": K.TR_MAE, "mfe_pct": K.TR_MFE,
+}  # fmt: skip
+
+
+def _closes(tr: np.ndarray) -> Closes:
+    """Kernel trade records → close columns (the values `_trades` puts in dicts)."""
+    reasons = np.array(K.EXIT_REASONS, dtype=object)
+    return Closes(
+        side=np.where(tr[:, K.TR_SIDE] > 0, 1.0, -1.0),
+        entry_time=tr[:, K.TR_ENTRY_TS].astype(np.int64),
+        exit_time=tr[:, K.TR_EXIT_TS].astype(np.int64),
+        bars_held=tr[:, K.TR_BARS].astype(np.int64),
+        exit_reason=reasons[tr[:, K.TR_REASON].astype(np.int64)],
+        floats={k: np.ascontiguousarray(tr[:, _TR_FLOATS[k]]) for k in FLOATS},
+    )
+
+
+def _fill_tags(ev: np.ndarray, block_of: list[str]) -> FillTags:
+    """Kernel event records → each fill's entry flag, block and signal flag (what `_events`
+    gives the fill dicts: a flip's exit (tag −2 − j) names the entry's block)."""
+    kind = ev[:, K.EV_TYPE]
+    rows = ev[(kind == K.E_OPEN) | (kind == K.E_CLOSE)]
+    code = rows[:, K.EV_TAG].astype(np.int64)
+    blocks = np.array(block_of, dtype=object)
+    return FillTags(
+        entry=rows[:, K.EV_TYPE] == K.E_OPEN,
+        block=blocks[np.where(code >= 0, code, -2 - code)],
+        signal=(rows[:, K.EV_TYPE] == K.E_CLOSE) & (rows[:, K.EV_REASON] == K.R_SIGNAL),
+    )

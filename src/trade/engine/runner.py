@@ -22,6 +22,7 @@ from ..play import ast as A
 from ..play.compile import CompiledBlock, CompiledPlay
 from ..play.evaluate import evaluate_vectorised
 from ..play.model import Guards
+from ..report.positions import Closes, FillTags
 from ..sim.tape import fresh_marks
 from ..timeframes import MINUTE_MS, TIMEFRAMES
 from . import fastloop
@@ -48,6 +49,9 @@ class RunOutput:
     events: Sequence[dict[str, Any]]  # a list, or built on first use (the jitted loop)
     counters: dict[str, int] = field(default_factory=dict)
     signals: int = 0
+    # the closes and fills as columns when the driver has them (the jitted loop): the report
+    # layer then reads positions, metrics and the fingerprint without a dict per trade
+    records: tuple[Closes, FillTags] | None = None
 
 
 def evaluation_instants(compiled: CompiledPlay, window: MarketWindow) -> np.ndarray:

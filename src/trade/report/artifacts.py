@@ -1,15 +1,15 @@
 """Run artifacts (DESIGN §8): result.json, trades.csv, equity.csv, events.jsonl, report.html.
 
 Files are written into a temporary sibling directory and renamed into place at the end, so a failed
-run never leaves a partial output directory. The trades fingerprint is the sha256 of trades.csv's
-bytes: two runs with the same fingerprint traded identically, to the last digit.
+run never leaves a partial output directory. The trades fingerprint (`Positions.fingerprint`) is a
+sha256 over the values trades.csv is written from: two runs with the same fingerprint traded
+identically, to the last digit.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
 import os
@@ -99,10 +99,6 @@ def fills_csv(fills: Iterable[Mapping[str, Any]]) -> str:
     for f in fills:
         w.writerow([iso(int(f[c])) if c == "time" else _num(f[c]) for c in FILL_COLUMNS])
     return buf.getvalue()
-
-
-def fingerprint(trades_text: str) -> str:
-    return hashlib.sha256(trades_text.encode()).hexdigest()
 
 
 def equity_csv(ts: Sequence[int], equity: Sequence[float], drawdown_pct: Sequence[float]) -> str:

@@ -9,11 +9,53 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .positions import Closes, Positions
+
 Trade = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TradeColumns:
+    """The trade fields the metrics read, one array per field (`side` +1 long, −1 short)."""
+
+    side: np.ndarray
+    entry_time: np.ndarray
+    exit_time: np.ndarray
+    notional: np.ndarray
+    pnl: np.ndarray
+    fees: np.ndarray
+    funding: np.ndarray
+    exit_reason: np.ndarray
+
+
+Trades = Sequence[Trade] | Positions | Closes | TradeColumns
+
+
+def columns(trades: Trades) -> TradeColumns:
+    """Trades as columns: a position or close table's own arrays, or built from dicts."""
+    if isinstance(trades, TradeColumns):
+        return trades
+    if isinstance(trades, Positions | Closes):
+        f = trades.floats
+        return TradeColumns(
+            trades.side, trades.entry_time, trades.exit_time, f["notional"], f["pnl"],
+            f["fees"], f["funding"], trades.exit_reason,
+        )  # fmt: skip
+
+    def col(key: str, dtype: Any) -> np.ndarray:
+        return np.array([t[key] for t in trades], dtype=dtype).reshape(len(trades))
+
+    return TradeColumns(
+        np.array([1.0 if t["side"] == "long" else -1.0 for t in trades]),
+        col("entry_time", np.int64), col("exit_time", np.int64), col("notional", np.float64),
+        col("pnl", np.float64), col("fees", np.float64), col("funding", np.float64),
+        col("exit_reason", object),
+    )  # fmt: skip
 
 
 def total_return_pct(start: float, final: float) -> float:
@@ -117,45 +159,42 @@ def payoff_ratio(pnls: Sequence[float]) -> float | None:
     return (sum(wins) / len(wins)) / abs(sum(losses) / len(losses))
 
 
-def time_in_market_pct(trades: Sequence[Trade], start_ms: int, end_ms: int) -> float:
+def time_in_market_pct(trades: Trades, start_ms: int, end_ms: int) -> float:
     """Union of the [entry_time, exit_time) intervals clipped to [start, end] / (end − start) × 100."""
     if end_ms <= start_ms:
         return 0.0
-    spans = sorted(
-        (max(int(t["entry_time"]), start_ms), min(int(t["exit_time"]), end_ms)) for t in trades
-    )
-    spans = [(s, e) for s, e in spans if e > s]
-    covered, cur_s, cur_e = 0, None, None
-    for s, e in spans:
-        if cur_e is None or s > cur_e:
-            if cur_e is not None:
-                covered += cur_e - cur_s  # type: ignore[operator]
-            cur_s, cur_e = s, e
-        else:
-            cur_e = max(cur_e, e)
-    if cur_e is not None:
-        covered += cur_e - cur_s  # type: ignore[operator]
+    t = columns(trades)
+    s = np.maximum(t.entry_time, start_ms)
+    e = np.minimum(t.exit_time, end_ms)
+    keep = e > s
+    s, e = s[keep], e[keep]
+    order = np.lexsort((e, s))
+    s, e = s[order], e[order]
+    if len(s) == 0:
+        return 0.0
+    reach = np.maximum.accumulate(e)  # the union so far ends here
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = s[1:] > reach[:-1]  # a gap: a new run of overlapping intervals starts
+    first = np.flatnonzero(new)
+    ends = reach[np.append(first[1:], len(s)) - 1]
+    covered = int((ends - s[first]).sum())
     return covered / (end_ms - start_ms) * 100.0
 
 
-def exposure_pct(
-    trades: Sequence[Trade], start_ms: int, end_ms: int, starting_equity: float
-) -> float:
+def exposure_pct(trades: Trades, start_ms: int, end_ms: int, starting_equity: float) -> float:
     """Σ notional × time held inside [start, end] / (end − start) / starting equity × 100: the
     time-weighted position size relative to the starting equity (leverage shows here)."""
     if end_ms <= start_ms:
         return 0.0
-    weighted = sum(
-        float(t["notional"])
-        * max(0, min(int(t["exit_time"]), end_ms) - max(int(t["entry_time"]), start_ms))
-        for t in trades
-    )
+    t = columns(trades)
+    held = np.maximum(0, np.minimum(t.exit_time, end_ms) - np.maximum(t.entry_time, start_ms))
+    weighted = sum((t.notional * held.astype(np.float64)).tolist())
     return weighted / (end_ms - start_ms) / starting_equity * 100.0
 
 
-def liquidation_count(trades: Sequence[Trade]) -> int:
+def liquidation_count(trades: Trades) -> int:
     """Trades whose exit_reason is `liquidation`."""
-    return sum(1 for t in trades if t["exit_reason"] == "liquidation")
+    return int(np.count_nonzero(columns(trades).exit_reason == "liquidation"))
 
 
 #: Run counters copied into the metrics (0 when the caller has none).
@@ -190,7 +229,7 @@ MINIMISED = frozenset(
 
 
 def compute_metrics(
-    trades: Sequence[Trade],
+    trades: Trades,
     equity_ts: np.ndarray,
     equity: np.ndarray,
     *,
@@ -199,7 +238,7 @@ def compute_metrics(
     window: tuple[int, int],
     counters: Mapping[str, int] | None = None,
     buy_hold_final: float | None = None,
-    closes: Sequence[Trade] | None = None,
+    closes: Trades | None = None,
 ) -> dict[str, Any]:
     """Every DESIGN §8 metric, rounded for reading (raw trades and equity are in the CSVs).
 
@@ -215,15 +254,17 @@ def compute_metrics(
     """
     equity = np.asarray(equity, dtype=float)
     final = float(equity[-1]) if len(equity) else starting_equity
-    pnls = [float(t["pnl"]) for t in trades]
-    mdd_abs, mdd_pct = max_drawdown(np.concatenate([[starting_equity], equity]))
-    rets = bar_returns(np.concatenate([[starting_equity], equity]))
+    t = columns(trades)
+    pnls = t.pnl.tolist()
+    curve = np.concatenate([[starting_equity], equity])
+    mdd_abs, mdd_pct = max_drawdown(curve)
+    rets = bar_returns(curve)
     start_ms, end_ms = window
-    durations = [(int(t["exit_time"]) - int(t["entry_time"])) / 3_600_000 for t in trades]
-    longs = [t for t in trades if t["side"] == "long"]
-    shorts = [t for t in trades if t["side"] == "short"]
+    durations = ((t.exit_time - t.entry_time) / 3_600_000).tolist()
+    long = t.side > 0
+    long_pnls, short_pnls = t.pnl[long].tolist(), t.pnl[~long].tolist()
     out: dict[str, Any] = {
-        "trades": len(trades),
+        "trades": len(pnls),
         "starting_equity": starting_equity,
         "final_equity": final,
         "total_return_pct": total_return_pct(starting_equity, final),
@@ -233,9 +274,7 @@ def compute_metrics(
         ),
         "max_drawdown_abs": mdd_abs,
         "max_drawdown_pct": mdd_pct,
-        "max_drawdown_duration_bars": max_drawdown_duration_bars(
-            np.concatenate([[starting_equity], equity])
-        ),
+        "max_drawdown_duration_bars": max_drawdown_duration_bars(curve),
         "sharpe": sharpe(rets, bars_per_year),
         "sortino": sortino(rets, bars_per_year),
         "calmar": calmar(starting_equity, final, len(equity), bars_per_year, mdd_pct),
@@ -245,21 +284,21 @@ def compute_metrics(
         "payoff_ratio": payoff_ratio(pnls),
         "avg_trade_hours": (sum(durations) / len(durations)) if durations else None,
         "max_trade_hours": max(durations) if durations else None,
-        "long_trades": len(longs),
-        "short_trades": len(shorts),
-        "long_pnl": sum(float(t["pnl"]) for t in longs),
-        "short_pnl": sum(float(t["pnl"]) for t in shorts),
-        "long_win_rate_pct": win_rate_pct([float(t["pnl"]) for t in longs]),
-        "short_win_rate_pct": win_rate_pct([float(t["pnl"]) for t in shorts]),
-        "total_fees": sum(float(t["fees"]) for t in trades),
-        "total_funding": sum(float(t["funding"]) for t in trades),
-        "time_in_market_pct": time_in_market_pct(trades, start_ms, end_ms),
+        "long_trades": len(long_pnls),
+        "short_trades": len(short_pnls),
+        "long_pnl": sum(long_pnls),
+        "short_pnl": sum(short_pnls),
+        "long_win_rate_pct": win_rate_pct(long_pnls),
+        "short_win_rate_pct": win_rate_pct(short_pnls),
+        "total_fees": sum(t.fees.tolist()),
+        "total_funding": sum(t.funding.tolist()),
+        "time_in_market_pct": time_in_market_pct(t, start_ms, end_ms),
         "exposure_pct": exposure_pct(
-            trades if closes is None else closes, start_ms, end_ms, starting_equity
+            t if closes is None else closes, start_ms, end_ms, starting_equity
         ),
-        "exit_reasons": _count(t["exit_reason"] for t in trades),
+        "exit_reasons": _count(t.exit_reason.tolist()),
         "monthly_returns_pct": monthly_returns_pct(equity_ts, equity, starting_equity),
-        "liquidations": liquidation_count(trades),
+        "liquidations": liquidation_count(t),
     }
     out.update({k: int((counters or {}).get(k, 0)) for k in COUNTERS})
     return {k: (_round(v) if isinstance(v, float) else v) for k, v in out.items()}
@@ -294,15 +333,20 @@ def monthly_returns_pct(
     equity_ts: np.ndarray, equity: np.ndarray, starting_equity: float
 ) -> dict[str, float]:
     """Per calendar month (UTC, `YYYY-MM`): (last equity of the month / last equity before it − 1) × 100;
-    the first month starts from the starting equity."""
+    the first month starts from the starting equity. `equity_ts` is sorted (a curve's times)."""
     out: dict[str, float] = {}
     if len(equity_ts) == 0:
         return out
-    months = np.asarray(equity_ts, dtype="datetime64[ms]").astype("datetime64[M]")
-    last = np.flatnonzero(np.append(months[1:] != months[:-1], True))
+    ts = np.asarray(equity_ts, dtype=np.int64)
+    first, final = ts[[0, -1]].astype("datetime64[ms]").astype("datetime64[M]")
+    months = np.arange(first, final + 1)  # every month the (sorted) curve spans
+    ends = np.searchsorted(ts, (months + 1).astype("datetime64[ms]").astype(np.int64), "left")
+    starts = np.append(0, ends[:-1])
     prev = starting_equity
-    for i in last:
-        end = float(equity[i])
-        out[str(months[i])] = _round((end / prev - 1.0) * 100.0)  # type: ignore[assignment]
-        prev = end
+    names = np.datetime_as_string(months).tolist()
+    for name, a, b in zip(names, starts.tolist(), ends.tolist(), strict=True):
+        if b > a:  # the month's last point
+            end = float(equity[b - 1])
+            out[name] = _round((end / prev - 1.0) * 100.0)  # type: ignore[assignment]
+            prev = end
     return out

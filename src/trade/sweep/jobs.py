@@ -18,7 +18,7 @@ from ..engine.runner import run_fast
 from ..play import validate_play_text
 from ..play.model import Scalar
 from ..play.space import as_text
-from ..report.artifacts import fingerprint
+from .diagnostics import CurveStats
 
 
 @dataclass(frozen=True)
@@ -40,20 +40,23 @@ class Job:
     values: dict[str, Scalar]
     start: int | None = None  # a sub-window of the symbol's window (walk-forward folds)
     end: int | None = None
+    curve: bool = False  # send the equity curve back (a walk-forward's test runs are stitched)
 
 
 @dataclass
 class Row:
-    """What a sweep keeps of one run: its metrics, trades fingerprint and equity curve."""
+    """What a sweep keeps of one run: its metrics, trades fingerprint and what the diagnostics
+    read of its equity curve (`CurveStats`: a few dozen numbers where the curve is 70k for two
+    years of 15m bars, which workers would otherwise send back and the parent hold)."""
 
     index: int
     symbol: str
     values: dict[str, Scalar]
     metrics: dict[str, Any]
     fingerprint: str
-    equity: np.ndarray
-    # the curve's times, kept for runs on a part of the window (walk-forward folds) only: a sweep's
-    # rows share their window's times, and shipping them back doubles what a worker sends
+    stats: CurveStats
+    # the curve and its times, for a job that asked for them (`Job.curve`)
+    equity: np.ndarray = field(default_factory=lambda: np.empty(0))
     equity_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
@@ -74,17 +77,17 @@ def evaluate(shared: SweepData, job: Job) -> Row:
     out = run_fast(
         compiled, window, intrabar_policy=shared.intrabar, feature_cache=_CACHES[shared.token]
     )
-    _, _, t_text, metrics = summarise(compiled, window, out)
+    table, metrics = summarise(compiled, window, out)
+    start_eq = compiled.play.account.starting_equity
+    equity = np.asarray(out.equity, dtype=np.float64)
     return Row(
         job.index,
         job.symbol,
         dict(job.values),
         metrics,
-        fingerprint(t_text),
-        np.asarray(out.equity, dtype=np.float64),
-        np.asarray(out.equity_ts, dtype=np.int64)
-        if job.start is not None
-        else np.empty(0, dtype=np.int64),
+        table.fingerprint(),
+        CurveStats.of(equity, start_eq),
+        *((equity, np.asarray(out.equity_ts, dtype=np.int64)) if job.curve else ()),
     )
 
 

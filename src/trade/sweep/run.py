@@ -29,7 +29,7 @@ from ..play.space import Space, as_text, parse_constraint, parse_param, values_o
 from ..report.artifacts import iso
 from ..report.metrics import MINIMISED, OBJECTIVES
 from . import table
-from .diagnostics import diagnose, neighbourhood
+from .diagnostics import diagnose_stats, neighbourhood
 from .executors import Executor, make_executor
 from .jobs import Job, Row, SweepData
 
@@ -249,12 +249,12 @@ class _Saver:
     """Checkpoints the table at most once a second (and on demand)."""
 
     def __init__(self, out: Path, names: Sequence[str]) -> None:
-        self.out, self.names, self.last = out, names, 0.0
+        self.checkpoint, self.last = table.Checkpoint(out, names), 0.0
 
     def __call__(self, rows: Sequence[Row], force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self.last >= 1.0:
-            table.save(self.out, rows, self.names)
+            self.checkpoint.save(rows)
             self.last = now
 
 
@@ -439,12 +439,10 @@ def finish(p: Plan, out: Path, rows: list[Row], head: dict[str, Any]) -> Outcome
             "neighbourhood": neighbourhood(winner, p.space.params, objective_of, p.minimise),
             "per_symbol": {},
         }
-        start_eq = p.base.play.account.starting_equity
         for s in p.symbols:
             mine = sorted((r for r in rows if r.symbol == s), key=lambda r: r.index)
             at = next(k for k, r in enumerate(mine) if r.index == i)
-            curves = np.stack([r.equity for r in mine]) if mine else np.empty((0, 0))
-            result.diagnostics["per_symbol"][s] = diagnose(curves, at, start_eq)
+            result.diagnostics["per_symbol"][s] = diagnose_stats([r.stats for r in mine], at)
         summary["winner"] = {
             "trial": i,
             "values": winner,

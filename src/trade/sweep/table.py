@@ -1,4 +1,4 @@
-"""sweep.csv and curves/: one row per (symbol, combination), each file written whole and renamed
+"""sweep.csv and stats/: one row per (symbol, combination), each file written whole and renamed
 into place, so an interrupted sweep leaves the rows that finished and never half a file.
 
 Columns: trial, symbol, the swept variables, every scalar metric (in result.json's order; the
@@ -22,10 +22,11 @@ import numpy as np
 from ..errors import InputError
 from ..play.model import Scalar
 from ..report.artifacts import _num
+from .diagnostics import CurveStats
 from .jobs import Row
 
 TABLE = "sweep.csv"
-CURVES = "curves"
+STATS = "stats"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -45,16 +46,7 @@ def ordered(rows: Iterable[Row]) -> list[Row]:
 
 
 def table_text(rows: Sequence[Row], names: Sequence[str]) -> str:
-    rows = ordered(rows)
-    metric_names = list(rows[0].metrics) if rows else []
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["trial", "symbol", *names, *metric_names, "trades_fingerprint"])
-    for r in rows:
-        cells = [str(r.index), r.symbol, *(_cell(r.values[n]) for n in names)]
-        cells += [_cell(r.metrics.get(m)) for m in metric_names]
-        w.writerow([*cells, r.fingerprint])
-    return buf.getvalue()
+    return Checkpoint(None, names).text(rows)
 
 
 def _cell(v: Any) -> str:
@@ -67,22 +59,60 @@ def _cell(v: Any) -> str:
     return _num(v)
 
 
+class Checkpoint:
+    """Writes sweep.csv and each new row's `CurveStats` (the diagnostics' input, kept for resume)
+    as stats/<trial>-<symbol>.npy, written once and before the table that lists its row. A row's
+    line is formatted once: the table is rewritten at every checkpoint, its lines are not."""
+
+    def __init__(self, out: Path | None, names: Sequence[str]) -> None:
+        self.out, self.names = out, list(names)
+        self.metric_names: list[str] = []
+        self.lines: dict[tuple[int, str], str] = {}
+        self.saved: set[str] = set()
+        if out is not None:
+            (out / STATS).mkdir(exist_ok=True)
+            self.saved = {f.name for f in (out / STATS).iterdir()}
+
+    def text(self, rows: Sequence[Row]) -> str:
+        rows = ordered(rows)
+        metric_names = list(rows[0].metrics) if rows else []
+        if metric_names != self.metric_names:  # the columns follow the first row's metrics
+            self.metric_names, self.lines = metric_names, {}
+        head = ["trial", "symbol", *self.names, *metric_names, "trades_fingerprint"]
+        out = [_csv_line(head)]
+        for r in rows:
+            line = self.lines.get((r.index, r.symbol))
+            if line is None:
+                cells = [str(r.index), r.symbol, *(_cell(r.values[n]) for n in self.names)]
+                cells += [_cell(r.metrics.get(m)) for m in metric_names]
+                line = self.lines[(r.index, r.symbol)] = _csv_line([*cells, r.fingerprint])
+            out.append(line)
+        return "".join(out)
+
+    def save(self, rows: Sequence[Row]) -> None:
+        assert self.out is not None
+        for r in rows:
+            name = _stats_name(r.index, r.symbol)
+            if name not in self.saved:
+                buf = io.BytesIO()
+                np.save(buf, r.stats.to_array())
+                write_atomic(self.out / STATS / name, buf.getvalue())
+                self.saved.add(name)
+        write_atomic(self.out / TABLE, self.text(rows).encode())
+
+
 def save(out: Path, rows: Sequence[Row], names: Sequence[str]) -> None:
-    """sweep.csv, and each new row's equity curve (the diagnostics' input, kept for resume) as
-    curves/<trial>-<symbol>.npy, written once and before the table that lists its row."""
-    folder = out / CURVES
-    folder.mkdir(exist_ok=True)
-    have = {f.name for f in folder.iterdir()}
-    for r in rows:
-        name = _curve_name(r.index, r.symbol)
-        if name not in have:
-            buf = io.BytesIO()
-            np.save(buf, r.equity)
-            write_atomic(folder / name, buf.getvalue())
-    write_atomic(out / TABLE, table_text(rows, names).encode())
+    """sweep.csv and stats/ of `rows` at once (see `Checkpoint`)."""
+    Checkpoint(out, names).save(rows)
 
 
-def _curve_name(index: int | str, symbol: str) -> str:
+def _csv_line(cells: Sequence[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(cells)
+    return buf.getvalue()
+
+
+def _stats_name(index: int | str, symbol: str) -> str:
     return f"{index}-{symbol}.npy"
 
 
@@ -96,7 +126,7 @@ def load(out: Path, names: Sequence[str], types: dict[str, list[Scalar]]) -> lis
     rows: list[Row] = []
     with table.open(newline="") as fh:
         for rec in csv.DictReader(fh):
-            curve = out / CURVES / _curve_name(rec.get("trial", ""), rec.get("symbol", ""))
+            stats = out / STATS / _stats_name(rec.get("trial", ""), rec.get("symbol", ""))
             try:
                 values = {n: by_text[n][rec[n]] for n in names}
                 metrics = {
@@ -104,7 +134,6 @@ def load(out: Path, names: Sequence[str], types: dict[str, list[Scalar]]) -> lis
                     for k, v in rec.items()
                     if k not in ("trial", "symbol", "trades_fingerprint", *names)
                 }
-                equity = np.load(curve)
                 rows.append(
                     Row(
                         int(rec["trial"]),
@@ -112,13 +141,13 @@ def load(out: Path, names: Sequence[str], types: dict[str, list[Scalar]]) -> lis
                         values,
                         metrics,
                         rec["trades_fingerprint"],
-                        equity,
+                        CurveStats.from_array(np.load(stats)),
                     )
                 )
             except (KeyError, ValueError, OSError):
                 raise InputError(
                     f"{table}: row {rec.get('trial')!r} does not belong to this sweep or its "
-                    f"curve {curve.name} is missing; remove {out} or choose another --out"
+                    f"statistics {stats.name} are missing; remove {out} or choose another --out"
                 ) from None
     return rows
 

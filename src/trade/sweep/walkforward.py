@@ -26,7 +26,7 @@ from ..report.artifacts import iso
 from ..report.metrics import max_drawdown, sharpe, total_return_pct
 from ..timeframes import TIMEFRAMES, parse_duration
 from . import table
-from .diagnostics import diagnose, neighbourhood
+from .diagnostics import diagnose_stats, neighbourhood
 from .executors import Executor, make_executor
 from .jobs import Job, Row
 from .run import Plan, ProgressFn, _best, _grid, _optuna, aggregate
@@ -140,14 +140,14 @@ def _fold(
         return res
     winner = next(r.values for r in rows if r.index == i)
     res.values, res.in_sample = dict(winner), agg[i]
-    res.test = next(iter(executor.run([Job(i, p.symbols[0], winner, *f.test)])))
+    res.test = next(iter(executor.run([Job(i, p.symbols[0], winner, *f.test, curve=True)])))
     oos = res.test.metrics.get(p.objective)
     res.out_of_sample = None if oos is None else float(oos)
     mine = sorted(rows, key=lambda r: r.index)
     at = next(k for k, r in enumerate(mine) if r.index == i)
     objective_of = {tuple(r.values[n] for n in p.names): agg.get(r.index) for r in rows}
     res.diagnostics = {
-        **diagnose(np.stack([r.equity for r in mine]), at, p.base.play.account.starting_equity),
+        **diagnose_stats([r.stats for r in mine], at),
         "neighbourhood": neighbourhood(winner, p.space.params, objective_of, p.minimise),
     }
     return res
