@@ -94,8 +94,7 @@ def run(
     )
     sim.trades = Lazy(lambda: _trades(tr))  # type: ignore[assignment]
     ex.records = (_closes(tr), _fill_tags(ev, block_of))
-    with gc_paused():
-        sim.ledger = [(int(t), c, q, p) for t, c, q, p in led.tolist()]
+    sim.ledger = led  # type: ignore[assignment]  # (ts, cash, signed qty, entry) rows, as an array
     sim.cash, sim.peak, sim.funding_total = (
         float(acc[K.A_CASH]),
         float(acc[K.A_PEAK]),

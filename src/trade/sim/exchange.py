@@ -97,7 +97,8 @@ class SimulatedExchange:
         self.pending: list[_Pending] = []
         self.trades: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
-        #: (ts, cash, signed qty, entry price) after every cash or position change
+        #: (ts, cash, signed qty, entry price) after every cash or position change (the jitted
+        #: loop leaves them as one float array)
         self.ledger: list[tuple[int, float, float, float]] = []
         self.counters: dict[str, int] = {
             "rejected_entries": 0,
@@ -260,14 +261,16 @@ class SimulatedExchange:
         """Equity at each instant: cash and position as of the instant (a fill at an instant's own
         timestamp comes after it), unrealised PnL at the mark as of the instant."""
         start = self.account.starting_equity
-        if not self.ledger:
+        if len(self.ledger) == 0:
             return np.full(len(instants), start)
-        led = np.array(self.ledger, dtype=np.float64).reshape(-1, 4)
+        # the rows appended per fill, or the jitted loop's array of them
+        led = np.asarray(self.ledger, dtype=np.float64).reshape(-1, 4)
         instants = np.ascontiguousarray(instants, dtype=np.int64)
+        tape = self.tape
         return equity_at(
             instants, led[:, 0].astype(np.int64), np.ascontiguousarray(led[:, 1]),
             np.ascontiguousarray(led[:, 2]), np.ascontiguousarray(led[:, 3]), start,
-            self.tape.marks_at(instants),
+            tape.ts_close, tape.dd_price,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ stepping
@@ -775,20 +778,26 @@ def equity_at(
     led_qty: np.ndarray,
     led_entry: np.ndarray,
     start: float,
-    price: np.ndarray,
+    ts_close: np.ndarray,
+    dd_price: np.ndarray,
 ) -> np.ndarray:
     """Equity at each (sorted) instant in one pass: the ledger entry before the instant (cash,
-    signed qty, entry price) valued at the instant's mark (`Tape.marks_at`); a price not known yet
-    values the position at nothing (cash)."""
+    signed qty, entry price) valued at the instant's mark (`Tape.marks_at`: `dd_price` of the last
+    bar closed by it, walked along with the instants); a price not known yet values the position
+    at nothing (cash)."""
     out = np.empty(len(instants))
     j = 0
+    k = 0  # bars closed by the instant
     for i in range(len(instants)):
         while j < len(led_ts) and led_ts[j] < instants[i]:
             j += 1
+        while k < len(ts_close) and ts_close[k] <= instants[i]:
+            k += 1
         if j == 0:
             out[i] = start
             continue
-        eq = led_cash[j - 1] + led_qty[j - 1] * (price[i] - led_entry[j - 1])
+        price = dd_price[k - 1] if k > 0 else np.nan
+        eq = led_cash[j - 1] + led_qty[j - 1] * (price - led_entry[j - 1])
         out[i] = eq if eq == eq else led_cash[j - 1]
     return out
 

@@ -13,9 +13,9 @@ import numpy as np
 
 from ..engine.backtest import summarise
 from ..engine.features import FeatureCache
-from ..engine.market import MarketData, window_of
+from ..engine.market import MarketData, MarketWindow, warmup_ms, window_of
 from ..engine.runner import run_fast
-from ..play import validate_play_text
+from ..play import CompiledPlay, validate_play_text
 from ..play.model import Scalar
 from ..play.space import as_text
 from .diagnostics import CurveStats
@@ -60,23 +60,43 @@ class Row:
     equity_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
-_CACHES: dict[str, FeatureCache] = {}  # per SweepData token, in each worker process
+@dataclass
+class _Caches:
+    """One sweep's reusable parts in a worker process: features (by definition and history),
+    compiled Plays (by values: walk-forward folds run the same combinations again) and windows
+    (by window and warmup: in a grid, the combinations that need the same history)."""
+
+    features: FeatureCache = field(default_factory=dict)
+    plays: dict[tuple[tuple[str, str], ...], CompiledPlay] = field(default_factory=dict)
+    windows: dict[tuple[Any, ...], MarketWindow] = field(default_factory=dict)
+
+
+_CACHES: dict[str, _Caches] = {}  # per SweepData token, in each worker process
+_WINDOWS_KEPT = 8  # windows hold their own intrabar arrays: keep the last few only
 
 
 def evaluate(shared: SweepData, job: Job) -> Row:
     """Run one combination on the fast path (features shared through this process's cache)."""
+    if shared.token not in _CACHES:
+        _CACHES.clear()  # one sweep's at a time
+        _CACHES[shared.token] = _Caches()
+    cache = _CACHES[shared.token]
     overrides = {k: as_text(v) for k, v in job.values.items()}
-    compiled = validate_play_text(shared.play_text, shared.origin, overrides)
+    key = tuple(sorted(overrides.items()))
+    compiled = cache.plays.get(key)
+    if compiled is None:
+        compiled = cache.plays[key] = validate_play_text(shared.play_text, shared.origin, overrides)
     w_start, w_end = shared.windows[job.symbol]
     start = w_start if job.start is None else job.start
     end = w_end if job.end is None else job.end
-    window = window_of(shared.data[job.symbol], compiled, start, end)
-    if shared.token not in _CACHES:
-        _CACHES.clear()  # one sweep's features at a time
-        _CACHES[shared.token] = {}
-    out = run_fast(
-        compiled, window, intrabar_policy=shared.intrabar, feature_cache=_CACHES[shared.token]
+    w_key = (job.symbol, start, end, compiled.exec_tf, *sorted(warmup_ms(compiled).items()))
+    window = cache.windows.pop(w_key, None) or window_of(
+        shared.data[job.symbol], compiled, start, end
     )
+    cache.windows[w_key] = window  # the most recent last
+    while len(cache.windows) > _WINDOWS_KEPT:
+        del cache.windows[next(iter(cache.windows))]
+    out = run_fast(compiled, window, intrabar_policy=shared.intrabar, feature_cache=cache.features)
     table, metrics = summarise(compiled, window, out)
     start_eq = compiled.play.account.starting_equity
     equity = np.asarray(out.equity, dtype=np.float64)
