@@ -311,13 +311,45 @@ def run_sweep(
     return finish(p, out, rows, head)
 
 
-def _report(p: Plan, rows: Sequence[Row], progress: ProgressFn | None, total: int) -> None:
-    if progress is None:
-        return
-    agg = aggregate(rows, p.objective, p.symbols)
-    i = _best(agg, p.minimise)
-    best_values = next((r.values for r in rows if r.index == i), None) if i is not None else None
-    progress(len(agg), total, agg.get(i) if i is not None else None, best_values)
+class _Board:
+    """The best combination so far for the progress line, kept up as rows arrive (recomputing
+    it from every row after each one made a long sweep quadratic). Same choice as `_best`: the
+    best mean objective over the symbols, ties to the earliest trial."""
+
+    def __init__(self, p: Plan, total: int, progress: ProgressFn | None) -> None:
+        self.p, self.total, self.progress = p, total, progress
+        self.parts: dict[int, list[Any]] = {}
+        self.done = 0
+        self.best: tuple[float, int, dict[str, Scalar]] | None = None
+
+    def add(self, rows: Iterable[Row]) -> None:
+        for r in rows:
+            got = self.parts.setdefault(r.index, [])
+            got.append(r.metrics.get(self.p.objective))
+            if len(got) != len(self.p.symbols):
+                continue
+            self.done += 1
+            if any(v is None for v in got):
+                continue
+            v = self.objective(r.index)
+            assert v is not None
+            if self.best is None or (
+                (v < self.best[0] if self.p.minimise else v > self.best[0])
+                or (v == self.best[0] and r.index < self.best[1])
+            ):
+                self.best = (v, r.index, r.values)
+
+    def objective(self, index: int) -> float | None:
+        """`aggregate`'s value for one combination (None until every symbol's row is in)."""
+        got = self.parts.get(index, [])
+        if len(got) != len(self.p.symbols) or any(v is None for v in got):
+            return None
+        return float(np.mean(got))
+
+    def report(self) -> None:
+        if self.progress is not None:
+            value, _, values = self.best if self.best is not None else (None, None, None)
+            self.progress(self.done, self.total, value, values)
 
 
 def _grid(
@@ -342,11 +374,14 @@ def _grid(
         for s in p.symbols
         if (i, s) not in done
     ]
-    _report(p, rows, progress, len(combos))
+    board = _Board(p, len(combos), progress)
+    board.add(rows)
+    board.report()
     for row in executor.run(jobs):
         rows.append(row)
         saver(rows)
-        _report(p, rows, progress, len(combos))
+        board.add([row])
+        board.report()
 
 
 def _optuna(
@@ -381,6 +416,8 @@ def _optuna(
     for r in rows:
         index_of.setdefault(tuple(r.values[n] for n in p.names), r.index)
     done = {(r.index, r.symbol) for r in rows}
+    board = _Board(p, trials, progress)
+    board.add(rows)
     told = asks = 0
     while told < trials:
         batch: list[tuple[Any, dict[str, Scalar], int]] = []
@@ -407,16 +444,16 @@ def _optuna(
         for row in executor.run(jobs):
             rows.append(row)
             saver(rows)
-            _report(p, rows, progress, trials)
-        agg = aggregate(rows, p.objective, p.symbols)
+            board.add([row])
+            board.report()
         for t, _, idx in batch:
-            value = agg.get(idx)
+            value = board.objective(idx)
             if value is None:
                 study.tell(t, state=optuna.trial.TrialState.FAIL)
             else:
                 study.tell(t, value)
         told += len(batch)
-        _report(p, rows, progress, trials)
+        board.report()
 
 
 # ------------------------------------------------------------------------------------ results
