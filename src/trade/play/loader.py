@@ -6,7 +6,7 @@ fixes a Play in one pass. Nothing here runs a backtest or touches market data.
 
 from __future__ import annotations
 
-import copy
+import functools
 import re
 import types
 import typing
@@ -56,12 +56,24 @@ def read_yaml(text: str, origin: str) -> tuple[Any, Located]:
     combination, and PyYAML's pure-Python parser is most of that cost): a copy of its data."""
     hit = _PARSED.get((text, origin))
     if hit is not None:
-        return copy.deepcopy(hit[0]), hit[1]
+        return _copy(hit[0]), hit[1]
     data, located = _read_yaml(text, origin)
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
-    _PARSED[(text, origin)] = (copy.deepcopy(data), located)
+    _PARSED[(text, origin)] = (_copy(data), located)
     return data, located
+
+
+def _copy(data: Any) -> Any:
+    """A deep copy of parsed YAML: its containers are dicts, lists and sets, the rest immutable
+    (several times faster than `copy.deepcopy`, which a sweep pays once per combination)."""
+    if isinstance(data, dict):
+        return {k: _copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy(v) for v in data]
+    if isinstance(data, set):
+        return set(data)
+    return data
 
 
 def _read_yaml(text: str, origin: str) -> tuple[Any, Located]:
@@ -226,6 +238,7 @@ def load_play_text(
     return play, located
 
 
+@functools.lru_cache(maxsize=4096)  # a sweep parses the same few values again and again
 def _parse_scalar(text: str) -> Any:
     try:
         value = yaml.safe_load(text)
