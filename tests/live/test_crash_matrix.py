@@ -12,7 +12,9 @@ import asyncio
 import json
 import os
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,13 @@ import pytest
 from fakes.bybit import FakeBybit
 from trade.data import MarketStore
 from trade.engine.backtest import parse_time, run_backtest
+from trade.live.diff import diff_session
+from trade.live.orders import link_id, role_of, session_prefix
 from trade.live.session import SessionRecord
+from trade.play import find_play
 
 from .cli_run import trade
-from .session_proc import EXEC_MS, Session, market_day
+from .session_proc import EXEC_MS, Killed, Session, market_day
 
 pytestmark = pytest.mark.slow
 SEED = int(os.environ.get("TRADE_CRASH_SEED", "20251201"))
@@ -129,3 +134,207 @@ def test_a_paper_session_killed_at_random_instants_holds_the_backtests_orders_af
     report = json.loads(done.stdout)
     assert report["reproduced"] is True
     assert report["decisions_live"] == report["decisions_replayed"] == len(decisions)
+
+
+# ------------------------------------------------------------------------------------------ demo
+
+CREATE, TRADING_STOP = "/v5/order/create", "/v5/position/trading-stop"
+DEMO_START, DEMO_END = "2025-06-11T16:00", "2025-06-13"
+
+
+def _reduce(body: dict[str, Any]) -> bool:
+    return body.get("reduceOnly") in (True, "true")
+
+
+def _at(when: str) -> int:
+    return parse_time(when, "s")
+
+
+@dataclass(frozen=True)
+class Crash:
+    """One point of the order path: armed on the fake as the minute closing at `arm` is played."""
+
+    what: str
+    arm: int
+    step: str
+    where: str | None = None
+    match: Callable[[dict[str, Any]], bool] | None = None
+
+
+# The day's orders (the backtest's, asserted below): 21:00 buy, 21:15 sell (exit), 22:00 sell,
+# 12th 13:00 sell; the 22:00 short's stop trails from 04:30 and its target fills at 12:12.
+ORDER_PATH = [
+    Crash("entry applied, killed before the ack", _at("2025-06-11T20:59"), "applied", CREATE,
+          lambda b: not _reduce(b)),
+    Crash("exit answered, killed after the ack", _at("2025-06-11T21:14"), "answered", CREATE,
+          _reduce),
+    Crash("entry intent committed and request sent, killed before it is applied",
+          _at("2025-06-11T21:59"), "received", CREATE, lambda b: not _reduce(b)),
+    Crash("killed once the entry's execution is pushed", _at("2025-06-11T22:01"), "execution",
+          None, lambda e: e.get("execType") == "Trade"),
+    Crash("killed during a trailing amend", _at("2025-06-12T04:29"), "received", TRADING_STOP,
+          lambda b: "takeProfit" not in b),
+    Crash("killed while reconnecting its private stream", _at("2025-06-12T06:07"), "connect",
+          "private"),
+    Crash("killed while reconnecting its public stream", _at("2025-06-12T09:03"), "connect",
+          "public"),
+    Crash("killed between the fill and the stop re-base", _at("2025-06-12T12:59"), "received",
+          TRADING_STOP, lambda b: "takeProfit" in b),
+]  # fmt: skip
+
+
+def booked_balance(start: float, fills: list[dict[str, Any]]) -> tuple[float, float]:
+    """(wallet balance, signed position) from the record's fills alone: one-way, average price,
+    realised PnL and fees (funding booked as a fee), as the exchange's account keeps them."""
+    cash, pos, avg = start, 0.0, 0.0
+    for f in fills:
+        cash -= f["fee"]
+        if f["kind"] == "Funding":
+            continue
+        signed = f["qty"] if f["side"] == "Buy" else -f["qty"]
+        if pos and (pos > 0) != (signed > 0):
+            closed = min(abs(signed), abs(pos))
+            cash += closed * (f["price"] - avg) * (1 if pos > 0 else -1)
+            pos += closed if pos < 0 else -closed
+            signed += -closed if signed > 0 else closed
+        if abs(signed) > 1e-12:
+            avg = (avg * abs(pos) + f["price"] * abs(signed)) / (abs(pos) + abs(signed))
+            pos += signed
+        pos = round(pos, 9)
+    return cash, pos
+
+
+def test_a_demo_session_killed_at_every_step_of_the_order_path_and_at_random_instants(
+    fake: FakeBybit, env: dict[str, str], tmp_path: Path
+) -> None:
+    print(f"crash matrix seed {SEED} (TRADE_CRASH_SEED)")
+    # macd_blocks (trailing stop, break-even, partial exits) with a target, modelling no slippage:
+    # the fake fills a market order at the next 1m open as the backtest does, so the levels and
+    # every later decision are the backtest's
+    text = Path(find_play("macd_blocks")).read_text()
+    play = tmp_path / "macd_tp.yml"
+    play.write_text(
+        text.replace("leverage: 2}", "leverage: 2, slippage_bps: 0}").replace(
+            "  stop_loss: {type: percent, value: 2}\n",
+            "  stop_loss: {type: percent, value: 2}\n  take_profit: {type: percent, value: 1.5}\n",
+        )
+    )
+    start, end = parse_time(DEMO_START, "s"), parse_time(DEMO_END, "e")
+    bt = run_backtest(str(play), symbol="BTCUSDT", start=DEMO_START, end=DEMO_END, mode="replay")
+    bt_orders = [(e["ts"], e["side"]) for e in bt.output.events if e["type"] == "order"]
+    assert [t for t, _ in bt_orders] == [
+        _at(x) for x in ("2025-06-11T21:00", "2025-06-11T21:15", "2025-06-11T22:00",
+                           "2025-06-12T13:00")
+    ]  # fmt: skip
+    assert [t["exit_reason"] for t in bt.trades] == ["signal", "take_profit", "end_of_data"]
+    day = market_day(fake, env, start, end)
+    minutes = list(day.minutes())
+    rng = random.Random(SEED)
+    near = {c.arm + k * 60_000 for c in ORDER_PATH for k in range(-1, 4)}
+    closes = [m + 60_000 for m in minutes[5:] if m + 60_000 not in near]
+    random_kills = set(rng.sample(closes, RANDOM_KILLS))
+    arm_at = {c.arm: c for c in ORDER_PATH}
+    name = "crash"
+    session = Session(fake, env, tmp_path, name)
+    session.start("--play", str(play), "--mode", "demo")
+    prefix = session_prefix(name)
+    pending: list[Crash] = []  # the crash armed and not fired yet (re-armed for a new process)
+    checked: list[int] = []
+    balance0 = float(fake.wallet["totalWalletBalance"])
+
+    def ours() -> list[dict[str, Any]]:
+        return [o for o in fake.orders.values() if role_of(o["orderLinkId"], prefix)]
+
+    def check(close: int) -> None:
+        """After a restart: executions booked once each, the position and the wallet as the
+        exchange's, an order for each of the session's decisions and only one."""
+        deadline = time.monotonic() + 5
+        while True:
+            with SessionRecord(session.path, readonly=True) as rec:
+                fills, decisions = rec.fill_rows(), rec.decision_rows()
+                missed = {j["ts"] for j in rec.journal_rows() if j["kind"] == "missed"}
+            execs = [e for e in fake.executions if e["symbol"] == "BTCUSDT"]
+            if sorted(f["exec_id"] for f in fills) == sorted(e["execId"] for e in execs):
+                break
+            assert time.monotonic() < deadline, (SEED, close, len(fills), len(execs))
+            time.sleep(0.05)
+        cash, pos = booked_balance(balance0, fills)
+        p, w = fake.positions["BTCUSDT"], fake.wallet
+        signed = float(p["size"]) * (1 if p["side"] == "Buy" else -1)
+        assert pos == pytest.approx(signed, abs=1e-9), (SEED, close)
+        assert cash == pytest.approx(float(w["totalWalletBalance"]), abs=1e-6), (SEED, close)
+        want = sorted(
+            link_id(name, t, i, d["kind"])
+            for t, group in _by_instant(decisions)
+            if t not in missed
+            for i, d in enumerate(group)
+            if d["kind"] in ("entry", "exit")
+        )
+        assert sorted(o["orderLinkId"] for o in ours()) == want, (SEED, close)
+        checked.append(close)
+
+    async def recover(close: int) -> None:
+        """Restart until a process handles `close` (a crash may be armed for the restart)."""
+        while True:
+            try:
+                session.start()
+                if fake.kills_armed:  # armed for the dead process: for the new one
+                    fake.disarm_kills()
+                    c = pending[-1]
+                    fake.kill_on(session.pid, c.step, c.where, match=c.match)
+                day.push_closed(close)
+                await session.wait(close)
+                break
+            except Killed:
+                continue
+        check(close)
+
+    async def play_day() -> None:
+        for m in minutes:
+            close = m + 60_000
+            crash = arm_at.get(close)
+            if crash is not None:
+                assert fake.kills_armed == 0, f"{pending[-1].what}: never fired"
+                pending.append(crash)
+                fake.kill_on(session.pid, crash.step, crash.where, match=crash.match)
+                if crash.step == "connect":
+                    fake.drop_all_ws()
+            try:
+                if close in random_kills:
+                    day.trade_through(m)
+                    fake.set_time(close)
+                    day.push_closed(close)
+                    await asyncio.sleep(rng.uniform(0.0, 0.04))  # mid-handling or just after
+                    session.kill()
+                    raise Killed(name)
+                await day.play_minute(m, session.wait, trades=True)
+            except Killed:
+                await recover(close)
+
+    asyncio.run(play_day())
+    session.stop()
+    assert fake.kills_armed == 0
+    assert [(k["step"], k["where"]) for k in fake.kills] == [
+        (c.step, c.where if c.step != "execution" else "execution") for c in ORDER_PATH
+    ]
+    assert session.starts == len(ORDER_PATH) + RANDOM_KILLS + 1
+    assert len(checked) == session.starts - 1
+    check(end)
+    # no position without a stop for more than one bar
+    bare = [b["close"] for b in fake.bar_positions if b["size"] != "0" and b["stopLoss"] == "0"]
+    assert not any(t + 60_000 in bare for t in bare), bare
+    with SessionRecord(session.path, readonly=True) as rec:
+        report = diff_session(rec)
+        missed = [j for j in rec.journal_rows() if j["kind"] == "missed"]
+    assert report.reproduced, (report.missing, report.extra)
+    assert missed == []
+    got = sorted((int(o["createdTime"]) // EXEC_MS * EXEC_MS, o["side"].lower()) for o in ours())
+    assert got == sorted(bt_orders)
+
+
+def _by_instant(decisions: list[dict[str, Any]]) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Each instant's decisions in order (refused ones too: they count in the link id's index)."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for d in decisions:
+        out.setdefault(d["ts"], []).append(d)
+    return list(out.items())
