@@ -33,9 +33,12 @@ class Session:
         env: dict[str, str],
         tmp_path: Path,
         name: str,
+        *,
+        streams: int = 1,
         exec_ms: int = EXEC_MS,
     ) -> None:
         self.fake, self.env, self.name, self.exec_ms = fake, env, name, exec_ms
+        self.streams = streams  # sockets it subscribes once set up: 1 (paper), 2 (demo, live)
         self.path = tmp_path / ".trade" / "sessions" / f"{name}.sqlite"
         self.log = tmp_path / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -47,7 +50,7 @@ class Session:
         return self.proc.pid
 
     def start(self, *args: str) -> None:
-        """Start it and wait until it subscribed a new socket (warmup and set-up are done)."""
+        """Start it and wait until it subscribed its sockets (warmup and set-up are done)."""
         seen = {c["id"] for c in self.fake.connections}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -57,7 +60,9 @@ class Session:
             )  # fmt: skip
         self.starts += 1
         deadline = time.monotonic() + 60
-        while not any(c["id"] not in seen and c["topics"] for c in self.fake.connections):
+        while sum(c["id"] not in seen and bool(c["topics"]) for c in self.fake.connections) < (
+            self.streams
+        ):
             self.alive()
             assert time.monotonic() < deadline, self.log.read_text()
             time.sleep(0.02)

@@ -235,7 +235,7 @@ def test_a_demo_session_killed_at_every_step_of_the_order_path_and_at_random_ins
     random_kills = set(rng.sample(closes, RANDOM_KILLS))
     arm_at = {c.arm: c for c in ORDER_PATH}
     name = "crash"
-    session = Session(fake, env, tmp_path, name)
+    session = Session(fake, env, tmp_path, name, streams=2)
     session.start("--play", str(play), "--mode", "demo")
     prefix = session_prefix(name)
     pending: list[Crash] = []  # the crash armed and not fired yet (re-armed for a new process)
