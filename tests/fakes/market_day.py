@@ -94,14 +94,17 @@ class MarketDay:
         self.push_closed(close)
         await wait(close)
 
-    def trade_through(self, m: int) -> None:
-        """The minute's trades: open, then the extreme nearer the open first, then the close."""
+    def trade_through(self, m: int, after: Callable[[int], None] | None = None) -> None:
+        """The minute's trades: open, then the extreme nearer the open first, then the close
+        (`after(n)` runs once the n-th of them is printed)."""
         b, i = self.bars["1m"], self.by_open["1m"][m]
         o, h, lo, c = (float(x[i]) for x in (b.open, b.high, b.low, b.close))
         self.fake.set_time(m + 1)
         path = (lo, h) if (o - lo) <= (h - o) else (h, lo)
-        for price in (o, *path, c):
+        for n, price in enumerate((o, *path, c), 1):
             self.fake.trade(self.symbol, price)
+            if after is not None:
+                after(n)
 
     def push_closed(self, close: int) -> None:
         """Every bar closing at `close`, lower timeframe first."""

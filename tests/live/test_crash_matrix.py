@@ -183,9 +183,10 @@ ORDER_PATH = [
 ]  # fmt: skip
 
 
-def booked_balance(start: float, fills: list[dict[str, Any]]) -> tuple[float, float]:
-    """(wallet balance, signed position) from the record's fills alone: one-way, average price,
-    realised PnL and fees (funding booked as a fee), as the exchange's account keeps them."""
+def booked(start: float, fills: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """(wallet balance, signed position, its average price) from the record's fills alone:
+    one-way, realised PnL and fees (funding booked as a fee), as the exchange's account keeps
+    them."""
     cash, pos, avg = start, 0.0, 0.0
     for f in fills:
         cash -= f["fee"]
@@ -201,7 +202,7 @@ def booked_balance(start: float, fills: list[dict[str, Any]]) -> tuple[float, fl
             avg = (avg * abs(pos) + f["price"] * abs(signed)) / (abs(pos) + abs(signed))
             pos += signed
         pos = round(pos, 9)
-    return cash, pos
+    return cash, pos, avg
 
 
 def test_a_demo_session_killed_at_every_step_of_the_order_path_and_at_random_instants(
@@ -242,6 +243,11 @@ def test_a_demo_session_killed_at_every_step_of_the_order_path_and_at_random_ins
     checked: list[int] = []
     balance0 = float(fake.wallet["totalWalletBalance"])
 
+    def unprotected_for_two_bars() -> list[int]:
+        """Closes of 1m bars at which a position had been without a stop since the bar before."""
+        bare = {b["close"] for b in fake.bar_positions if b["size"] != "0" and b["stopLoss"] == "0"}
+        return sorted(t for t in bare if t - 60_000 in bare)
+
     def ours() -> list[dict[str, Any]]:
         return [o for o in fake.orders.values() if role_of(o["orderLinkId"], prefix)]
 
@@ -258,11 +264,14 @@ def test_a_demo_session_killed_at_every_step_of_the_order_path_and_at_random_ins
                 break
             assert time.monotonic() < deadline, (SEED, close, len(fills), len(execs))
             time.sleep(0.05)
-        cash, pos = booked_balance(balance0, fills)
+        cash, pos, avg = booked(balance0, fills)
         p, w = fake.positions["BTCUSDT"], fake.wallet
         signed = float(p["size"]) * (1 if p["side"] == "Buy" else -1)
         assert pos == pytest.approx(signed, abs=1e-9), (SEED, close)
         assert cash == pytest.approx(float(w["totalWalletBalance"]), abs=1e-6), (SEED, close)
+        equity = cash + (pos * (float(p["markPrice"]) - avg) if pos else 0.0)
+        assert equity == pytest.approx(float(w["totalEquity"]), abs=1e-6), (SEED, close)
+        assert unprotected_for_two_bars() == [], (SEED, close)
         want = sorted(
             link_id(name, t, i, d["kind"])
             for t, group in _by_instant(decisions)
@@ -289,6 +298,23 @@ def test_a_demo_session_killed_at_every_step_of_the_order_path_and_at_random_ins
                 continue
         check(close)
 
+    async def kill_within(m: int) -> None:
+        """A random instant of minute `m`: just after one of its trades (a fill, its booking,
+        the stop re-based) or once its bars closed (an evaluation, its orders)."""
+        close, nth, delay = m + 60_000, rng.randint(1, 5), rng.uniform(0.0, 0.04)
+
+        def after(n: int) -> None:
+            if n == nth:
+                time.sleep(delay)
+                session.kill()
+
+        day.trade_through(m, after)
+        fake.set_time(close)
+        day.push_closed(close)
+        if nth == 5:
+            await asyncio.sleep(delay)
+            session.kill()
+
     async def play_day() -> None:
         for m in minutes:
             close = m + 60_000
@@ -301,11 +327,7 @@ def test_a_demo_session_killed_at_every_step_of_the_order_path_and_at_random_ins
                     fake.drop_all_ws()
             try:
                 if close in random_kills:
-                    day.trade_through(m)
-                    fake.set_time(close)
-                    day.push_closed(close)
-                    await asyncio.sleep(rng.uniform(0.0, 0.04))  # mid-handling or just after
-                    session.kill()
+                    await kill_within(m)
                     raise Killed(name)
                 await day.play_minute(m, session.wait, trades=True)
             except Killed:
@@ -320,9 +342,7 @@ def test_a_demo_session_killed_at_every_step_of_the_order_path_and_at_random_ins
     assert session.starts == len(ORDER_PATH) + RANDOM_KILLS + 1
     assert len(checked) == session.starts - 1
     check(end)
-    # no position without a stop for more than one bar
-    bare = [b["close"] for b in fake.bar_positions if b["size"] != "0" and b["stopLoss"] == "0"]
-    assert not any(t + 60_000 in bare for t in bare), bare
+    assert {b["close"] for b in fake.bar_positions} == {m + 60_000 for m in minutes}
     with SessionRecord(session.path, readonly=True) as rec:
         report = diff_session(rec)
         missed = [j for j in rec.journal_rows() if j["kind"] == "missed"]
