@@ -4,6 +4,12 @@ must hold exactly what an uninterrupted one would.
 
 Paper: killed at seeded random instants (a bar just pushed, mid-handling or just after); the
 record holds the backtest's orders and fills up to the last instant after every restart.
+
+Demo: killed by the fake exchange's crash hooks at every step of the order path (see ORDER_PATH)
+and by the test at seeded random instants; after every restart the record's fills are the
+exchange's executions, once each, the position and wallet they make are the exchange's, and the
+orders on the exchange are the session's decisions, once each; at the end they are the
+backtest's orders and the session's decisions replay exactly.
 """
 
 from __future__ import annotations
