@@ -316,19 +316,28 @@ def test_a_foreign_position_is_adopted_with_on_foreign_adopt(fake: FakeBybit, ho
     assert broker.side() == "long"
 
 
-def test_an_intent_the_exchange_never_received_is_final_as_not_sent_never_sent_late(
-    fake: FakeBybit, home: Path
-) -> None:
-    """Down right after an exit's intent was committed, before its request left: on resume it is
-    looked up by its link id, not found, and final as `not_sent`; nothing is sent for it."""
+def _exit_intent_killed_before_it_left(fake: FakeBybit, home: Path) -> tuple[DemoSession, str]:
+    """Down at 08:30 right after an exit's intent (closing the short) was committed, before its
+    request left."""
     s = DemoSession(fake, home, "ema_cross", "BTCUSDT", "2025-06-11T07:30")
-    s.run("2025-06-11T08:30", kill=True)
+    first = s.run("2025-06-11T08:30", kill=True)
+    assert isinstance(first.broker, BybitBroker) and first.broker.book.position is not None
+    qty = first.broker.book.position.qty
     t = parse_time("2025-06-11T08:30", "t")
     link = link_id(NAME, t, 0, "exit")
     with SessionRecord(session_path(NAME)) as rec:
         rec.order_intent(link, t, {"symbol": "BTCUSDT", "side": "Buy", "orderType": "Market",
-                                   "qty": "0.09", "reduceOnly": True, "orderLinkId": link})  # fmt: skip
-    s.down_until(parse_time("2025-06-11T08:31", "t"))
+                                   "qty": f"{qty:g}", "reduceOnly": True, "orderLinkId": link})  # fmt: skip
+    return s, link
+
+
+def test_an_intent_the_exchange_never_received_is_final_as_not_sent_never_sent_late(
+    fake: FakeBybit, home: Path
+) -> None:
+    """Resumed two minutes later: looked up by its link id, not found, final as `not_sent` and
+    its instant journaled missed; nothing is sent for it."""
+    s, link = _exit_intent_killed_before_it_left(fake, home)
+    s.down_until(parse_time("2025-06-11T08:32", "t"))
     runner = s.run("2025-06-11T08:35", kill=False)
     broker = runner.broker
     assert isinstance(broker, BybitBroker) and broker.side() == "short"
@@ -337,6 +346,24 @@ def test_an_intent_the_exchange_never_received_is_final_as_not_sent_never_sent_l
     ]
     with SessionRecord(session_path(NAME), readonly=True) as rec:
         (row,) = [o for o in rec.order_rows() if o["link_id"] == link]
+        (missed,) = [j for j in rec.journal_rows() if j["kind"] == "missed"]
     assert (row["status"], row["reason"]) == ("not_sent", "not found on the exchange")
+    assert missed["ts"] == parse_time("2025-06-11T08:30", "t")
+    assert missed["message"].endswith("its request never reached the exchange and it is 120 s late")
     assert link not in {o["orderLinkId"] for o in fake.orders.values()}
+    assert_agrees_with_the_fake(fake, broker, "BTCUSDT")
+
+
+def test_an_intent_whose_instant_is_not_past_is_sent_on_resume_with_its_link_id(
+    fake: FakeBybit, home: Path
+) -> None:
+    """Resumed within the minute: the same request is sent once, with the same orderLinkId."""
+    s, link = _exit_intent_killed_before_it_left(fake, home)
+    runner = s.run("2025-06-11T08:35", kill=False)
+    broker = runner.broker
+    assert isinstance(broker, BybitBroker) and broker.side() == "flat"
+    assert _reasons(broker) == [("short", "signal")]
+    (finding,) = findings()
+    assert finding.startswith(f"exit {link} (intent) is not on the exchange: sent now with the ")
+    assert [o["orderLinkId"] for o in fake.orders.values()].count(link) == 1
     assert_agrees_with_the_fake(fake, broker, "BTCUSDT")

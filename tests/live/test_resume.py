@@ -111,6 +111,8 @@ def play_copy(tmp_path: Path) -> Path:
          "session 's1' is BTCUSDT (--symbol); it resumes as it began: drop --symbol"),
         ({}, [], True, "the Play changed since session 's1' began; add --accept-play-change"),
         ({"mode": "demo", "environment": "demo"}, [], False, "error: no demo API keys"),
+        ({"mode": "live", "environment": "live"}, [], False,
+         "session 's1' trades real money: add --confirm to resume it"),
         ({}, ["--on-foreign", "adopt"], False,
          "--on-foreign is for demo and live sessions (paper has no exchange)"),
         ({"mode": "demo", "environment": "demo"}, ["--on-foreign", "keep"], False,

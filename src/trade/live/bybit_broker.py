@@ -50,6 +50,7 @@ from ..timeframes import TIMEFRAMES
 from .broker import BrokerView, DecisionContext
 from .orders import entry_body, link_id, reduce_body, role_of, session_prefix
 from .positions import MINUTE_MS, FillBook
+from .runner import LATE_MS
 from .session import SessionRecord
 
 if TYPE_CHECKING:
@@ -626,8 +627,12 @@ class BybitBroker:
     async def _send(self, t: int, link: str, body: dict[str, Any], what: str) -> None:
         """Intent on disk, then the order exactly once (`place_order`), then its outcome."""
         self.record.order_intent(link, t, body)
+        self.orders[link].body = body
+        await self._request(t, link, body, what)
+
+    async def _request(self, t: int, link: str, body: dict[str, Any], what: str) -> None:
+        """The request of an intent on disk, and its outcome."""
         order = self.orders[link]
-        order.body = body
         try:
             ack = await self.rest.place_order(body)
         except Rejected as exc:
@@ -650,7 +655,7 @@ class BybitBroker:
             self.record.journal(t, "failed", f"{what} {link} not sent ({exc})", link_id=link)
             return
         order.order_id = ack.order_id
-        if order.status == "intent":  # the stream may have told its fate already
+        if order.status in ("intent", "unknown"):  # the stream may have told its fate already
             order.status = "sent"
         self.record.order_status(link, order.status, exchange_id=ack.order_id)
         self.record.journal(t, "order", f"{what} {link} sent", link_id=link, **_loggable(body))
@@ -668,7 +673,8 @@ class BybitBroker:
 
         The position and wallet by REST; then the executions since the last one booked (those
         the stream missed are booked), every order of ours not final looked up by its link id
-        (an intent the exchange never received becomes `not_sent`, never sent late) and the
+        (an intent the exchange never received is sent now while its instant is at most 60 s
+        old, else it becomes `not_sent`: never sent late) and the
         symbol's open orders (a foreign one halts the session, or is cancelled with
         `--on-foreign adopt`); a position the fills do not explain halts it (or is adopted).
         Each finding is one `reconcile` journal line."""
@@ -705,13 +711,26 @@ class BybitBroker:
         found = await self.rest.find_order(self.symbol, link)
         unresolved = o.status in ("intent", "unknown")
         if found is None:
-            if unresolved:
-                was, o.status = o.status, NOT_SENT
-                self.record.order_status(link, NOT_SENT, reason="not found on the exchange")
+            if not unresolved:
+                return
+            late_s = (self.rest.now_ms() - o.t) // 1000
+            if late_s * 1000 <= LATE_MS and o.body:  # its instant is not past: sent now
                 self._finding(
-                    t, f"{o.role} {link} ({was}) is not on the exchange: final as not_sent, "
-                    "never sent late", link_id=link, status=NOT_SENT,
+                    t, f"{o.role} {link} ({o.status}) is not on the exchange: sent now with the "
+                    f"same orderLinkId, {late_s} s after its instant", link_id=link,
                 )  # fmt: skip
+                await self._request(o.t, link, o.body, f"{o.role} (re-sent)")
+                return
+            was, o.status = o.status, NOT_SENT
+            self.record.order_status(link, NOT_SENT, reason="not found on the exchange")
+            self._finding(
+                t, f"{o.role} {link} ({was}) is not on the exchange: final as not_sent, never "
+                "sent late", link_id=link, status=NOT_SENT,
+            )  # fmt: skip
+            self.record.journal(
+                o.t, "missed", f"{o.role} {link} at {_iso(o.t)} not executed: its request never "
+                f"reached the exchange and it is {late_s} s late", link_id=link,
+            )  # fmt: skip
             return
         was = o.status
         self._order_update(found)
