@@ -791,12 +791,15 @@ class BybitBroker:
         pos = self.book.position
         if pos is not None:  # its fills are booked: the position they make is taken over
             link = pos.link_id
-        else:  # opened before the executions read: booked at its average price, no fee
+        else:  # opened before the executions read: booked at its average price, no fee,
+            # a second before it was found (every later fill on the exchange folds after it,
+            # whatever the offset between our clock and the exchange's)
             link = link_id(self.session_id, t, 0, "adopt")
             e = Execution(
                 exec_id=f"adopt-{link}", order_id="", order_link_id=link, symbol=self.symbol,
                 side=p.side, exec_type="Trade", price=p.avg_price, qty=p.size, fee=0.0,
-                time=self.rest.now_ms(), is_maker=False, leaves_qty=0.0, closed_size=0.0,
+                time=min(t, self.rest.now_ms()) - 1_000, is_maker=False, leaves_qty=0.0,
+                closed_size=0.0,
             )  # fmt: skip
             self._book(t, [e])
         self.requests[link] = req
