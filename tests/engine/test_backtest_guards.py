@@ -193,3 +193,32 @@ def test_account_guards_apply_only_when_asked(
         f"1000.0 ({config} [guards]); a Play may only tighten it"
     )
     assert result(play=loose)["guards"]["limits"] == {"max_position_notional": 2000}
+
+
+TRIPPING = {
+    "max_daily_loss_pct": 1,
+    "max_position_notional": 4000,
+    "max_leverage": 0.8,
+    "max_orders_per_minute": 1,
+    "max_price_deviation_pct": 0.3,
+}  # and min_balance at 99% of each Play's starting equity (below)
+EXAMPLES = sorted((ROOT / "plays" / "examples").glob("*.yml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_guards_that_trip_give_the_same_run_in_fast_and_replay(
+    tmp_path: Path, db: Path, example: Path
+) -> None:
+    """Every example Play (limit entries, partial exits, trailing stops, position-dependent rules,
+    every_1m evaluation) under guards that act: both drivers write the same trades and events."""
+    play = yaml.safe_load(example.read_text())
+    play["risk"]["guards"] = {**TRIPPING, "min_balance": play["account"]["starting_equity"] * 0.99}
+    path = tmp_path / example.name
+    path.write_text(yaml.safe_dump(play))
+    fast = run_backtest(path, mode="fast", db=db)
+    replay = run_backtest(path, mode="replay", db=db)
+    assert fast.result["guards"]["actions"]  # the guards acted
+    assert fast.result["trades"] > 0
+    assert fast.trades_text == replay.trades_text
+    assert fast.events_text == replay.events_text
+    assert fast.result["guards"] == replay.result["guards"]
