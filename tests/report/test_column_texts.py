@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from trade.report.artifacts import _num, _texts
-from trade.report.metrics import max_drawdown_duration_bars
+from trade.report.metrics import drawdowns, max_drawdown, max_drawdown_duration_bars
 
 
 def test_a_float_column_is_written_as_each_value_alone() -> None:
@@ -39,3 +39,15 @@ def test_drawdown_duration_equals_the_running_count() -> None:
     assert max_drawdown_duration_bars(np.array([1.0, 2.0, 3.0])) == 0
     assert max_drawdown_duration_bars(np.array([3.0, 2.0, 1.0, 3.0, 2.0])) == 2
     assert max_drawdown_duration_bars(np.array([])) == 0
+
+
+def test_the_one_pass_drawdowns_equal_the_definitions() -> None:
+    """What compute_metrics reads (one pass) is `max_drawdown` and the duration, to the bit."""
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 50, 5000):
+        for _ in range(20):
+            e = 1000 + np.cumsum(rng.normal(0, 1, n))
+            e[rng.random(n) < 0.2] = e[0]  # flat stretches and repeated peaks
+            assert drawdowns(e) == (*max_drawdown(e), max_drawdown_duration_bars(e))
+    odd = np.array([5.0, 0.0, 3.0, -1.0, 6.0])  # not positive: by the definitions themselves
+    assert drawdowns(odd)[2] == max_drawdown_duration_bars(odd) == 3

@@ -9,6 +9,7 @@ import pytest
 
 from trade.sweep.diagnostics import (
     DSR_SIGNIFICANT,
+    CurveStats,
     cscv,
     deflated_sharpe,
     diagnose,
@@ -79,3 +80,26 @@ def test_neighbourhood_stability_by_hand() -> None:
     # minimised objective: the winner is the lowest, falls are rises
     low = neighbourhood({"a": 1, "b": 20}, space, obj, minimise=True)
     assert low["score"] == pytest.approx(1 - ((2.5 - 0.0) + (1.0 - 0.0)) / 2 / 3.0)
+
+
+def test_curve_stats_are_the_returns_moments_and_block_sums() -> None:
+    """What a worker sends back of a curve: by their numpy definitions, on the returns from the
+    starting equity (the first bar's return included)."""
+    rng = np.random.default_rng(8)
+    equity = 10_000 * np.cumprod(1 + rng.normal(0.0002, 0.01, 997))
+    st = CurveStats.of(equity, 9_950.0)
+    e = np.concatenate([[9_950.0], equity])
+    r = e[1:] / e[:-1] - 1.0
+    z = (r - r.mean()) / r.std()
+    assert st.bars == 997
+    assert st.sharpe == pytest.approx(r.mean() / r.std(ddof=1), rel=1e-9)
+    assert st.skew == pytest.approx(np.mean(z**3), rel=1e-9)
+    assert st.kurtosis == pytest.approx(np.mean(z**4), rel=1e-9)
+    edges = np.linspace(0, 997, 17).astype(int)
+    assert len(st.sums) == 16
+    assert np.allclose(st.sums, np.add.reduceat(r, edges[:-1]), rtol=1e-12, atol=0)
+    assert np.allclose(st.squares, np.add.reduceat(r * r, edges[:-1]), rtol=1e-12, atol=0)
+    assert CurveStats.from_array(st.to_array()) == st
+    flat = CurveStats.of(np.full(40, 9_950.0), 9_950.0)
+    assert (flat.sharpe, flat.skew, flat.kurtosis, len(flat.sums)) == (0.0, 0.0, 3.0, 16)
+    assert len(CurveStats.of(np.full(20, 1.0), 1.0).sums) == 10  # 2 × blocks ≤ bars

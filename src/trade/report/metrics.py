@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from .positions import Closes, Positions
 
@@ -79,6 +80,35 @@ def max_drawdown_duration_bars(equity: np.ndarray) -> int:
     under = np.concatenate([[0], (equity < np.maximum.accumulate(equity)).astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(under))  # run starts and ends, alternating
     return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
+
+
+def drawdowns(equity: np.ndarray) -> tuple[float, float, int]:
+    """(`max_drawdown`'s abs and pct, `max_drawdown_duration_bars`) in one pass over a curve of
+    positive values (else by those definitions): the same numbers, for a sweep that computes them
+    for every combination."""
+    if len(equity) == 0 or not bool((equity > 0).all()):
+        return (*max_drawdown(equity), max_drawdown_duration_bars(equity))
+    dd_abs, dd_rel, longest = _drawdowns(np.ascontiguousarray(equity, dtype=np.float64))
+    return float(dd_abs), float(dd_rel * 100.0), int(longest)
+
+
+@njit(cache=True)
+def _drawdowns(equity: np.ndarray) -> tuple[float, float, int]:
+    peak = equity[0]
+    dd_abs = dd_rel = 0.0
+    run = longest = 0
+    for x in equity:
+        if x > peak:
+            peak = x
+        dd = peak - x
+        if dd > dd_abs:
+            dd_abs = dd
+        if dd / peak > dd_rel:
+            dd_rel = dd / peak
+        run = run + 1 if x < peak else 0
+        if run > longest:
+            longest = run
+    return dd_abs, dd_rel, longest
 
 
 def bar_returns(equity: np.ndarray) -> np.ndarray:
@@ -257,7 +287,7 @@ def compute_metrics(
     t = columns(trades)
     pnls = t.pnl.tolist()
     curve = np.concatenate([[starting_equity], equity])
-    mdd_abs, mdd_pct = max_drawdown(curve)
+    mdd_abs, mdd_pct, mdd_bars = drawdowns(curve)
     rets = bar_returns(curve)
     start_ms, end_ms = window
     durations = ((t.exit_time - t.entry_time) / 3_600_000).tolist()
@@ -274,7 +304,7 @@ def compute_metrics(
         ),
         "max_drawdown_abs": mdd_abs,
         "max_drawdown_pct": mdd_pct,
-        "max_drawdown_duration_bars": max_drawdown_duration_bars(curve),
+        "max_drawdown_duration_bars": mdd_bars,
         "sharpe": sharpe(rets, bars_per_year),
         "sortino": sortino(rets, bars_per_year),
         "calmar": calmar(starting_equity, final, len(equity), bars_per_year, mdd_pct),

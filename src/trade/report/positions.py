@@ -229,7 +229,7 @@ class Positions:
         for col in TRADE_COLUMNS:
             h.update(col.encode() + b"\0")
             if col in text:
-                h.update("".join(f"{v}\0" for v in text[col]).encode())
+                h.update(("\0".join(text[col]) + "\0" if n else "").encode())  # each ended by NUL
             elif col in ints:
                 h.update(np.ascontiguousarray(ints[col], dtype="<i8").tobytes())
             else:
