@@ -51,3 +51,12 @@ def test_the_one_pass_drawdowns_equal_the_definitions() -> None:
             assert drawdowns(e) == (*max_drawdown(e), max_drawdown_duration_bars(e))
     odd = np.array([5.0, 0.0, 3.0, -1.0, 6.0])  # not positive: by the definitions themselves
     assert drawdowns(odd)[2] == max_drawdown_duration_bars(odd) == 3
+
+
+def test_a_sweep_row_is_written_as_each_value_alone() -> None:
+    from trade.sweep.table import _cell, _cells
+
+    rng = np.random.default_rng(4)
+    row = [8, "long_only", True, None, {"signal": 3}, [1.5], *rng.normal(0, 1e4, 30).tolist()]
+    row += [0.1 + 0.2, -0.0, float("nan"), 1e-11, 109381.55000000001]
+    assert _cells(row) == [_cell(v) for v in row]

@@ -3,6 +3,7 @@ interrupted sweep keeps its rows and resumes, bad input is refused before anythi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -115,10 +116,10 @@ def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
     with pytest.raises(Interrupted, match="4 of 9 runs kept"):
         run_sweep(_plan(db), out, progress=stop_after_four)
     assert (out / "sweep.csv").read_text().count("\n") == 5
-    assert sorted(f.name for f in out.iterdir()) == ["stats", "sweep.csv", "sweep.json"]
-    assert sorted(f.name for f in (out / "stats").iterdir()) == [
-        "0-BTCUSDT.npy", "1-BTCUSDT.npy", "2-BTCUSDT.npy", "3-BTCUSDT.npy"
-    ]  # fmt: skip
+    assert sorted(f.name for f in out.iterdir()) == ["stats.npz", "sweep.csv", "sweep.json"]
+    with np.load(out / "stats.npz") as kept:  # what the diagnostics read of each kept row
+        assert kept["trial"].tolist() == [0, 1, 2, 3]
+        assert kept["symbol"].tolist() == ["BTCUSDT"] * 4
     ran: list[int] = []
     real = executors.evaluate
 
@@ -131,6 +132,9 @@ def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
     assert ran == [4, 5, 6, 7, 8]  # only what the interrupted run had not finished
     assert (out / "sweep.csv").read_bytes() == (full / "sweep.csv").read_bytes()
     assert (out / "winner.yml").read_bytes() == (full / "winner.yml").read_bytes()
+    # the kept rows' statistics came back whole: the same diagnostics
+    resumed = json.loads((out / "sweep.json").read_text())
+    assert resumed["diagnostics"] == json.loads((full / "sweep.json").read_text())["diagnostics"]
 
 
 def test_resuming_another_sweep_is_refused(db: Path, tmp_path: Path) -> None:
@@ -224,7 +228,7 @@ def test_the_cli_writes_the_table_the_winner_and_the_page(
     said = capsys.readouterr().out
     assert code == 0
     assert sorted(f.name for f in out.iterdir()) == [
-        "stats", "sweep.csv", "sweep.html", "sweep.json", "winner.yml"
+        "stats.npz", "sweep.csv", "sweep.html", "sweep.json", "winner.yml"
     ]  # fmt: skip
     assert "ema_cross · BTCUSDT · 9 runs · sharpe" in said
     assert "winner sharpe " in said and "deflated Sharpe" in said and "PBO" in said

@@ -1,4 +1,4 @@
-"""sweep.csv and stats/: one row per (symbol, combination), each file written whole and renamed
+"""sweep.csv and stats.npz: one row per (symbol, combination), each file written whole and renamed
 into place, so an interrupted sweep leaves the rows that finished and never half a file.
 
 Columns: trial, symbol, the swept variables, every scalar metric (in result.json's order; the
@@ -21,12 +21,12 @@ import numpy as np
 
 from ..errors import InputError
 from ..play.model import Scalar
-from ..report.artifacts import _num
+from ..report.artifacts import _num, _texts
 from .diagnostics import CurveStats
 from .jobs import Row
 
 TABLE = "sweep.csv"
-STATS = "stats"
+STATS = "stats.npz"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -49,6 +49,16 @@ def table_text(rows: Sequence[Row], names: Sequence[str]) -> str:
     return Checkpoint(None, names).text(rows)
 
 
+def _cells(values: Sequence[Any]) -> list[str]:
+    """`_cell` of each value, the floats rounded in one numpy call (the same rounding: numpy's
+    round of one value costs microseconds, and a row has dozens)."""
+    out = [_cell(v) if not isinstance(v, float) else "" for v in values]
+    floats = [k for k, v in enumerate(values) if isinstance(v, float)]
+    for k, text in zip(floats, _texts([values[k] for k in floats]), strict=True):
+        out[k] = text
+    return out
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return ""
@@ -60,18 +70,15 @@ def _cell(v: Any) -> str:
 
 
 class Checkpoint:
-    """Writes sweep.csv and each new row's `CurveStats` (the diagnostics' input, kept for resume)
-    as stats/<trial>-<symbol>.npy, written once and before the table that lists its row. A row's
-    line is formatted once: the table is rewritten at every checkpoint, its lines are not."""
+    """Writes sweep.csv and, before it, stats.npz: every row's `CurveStats` (the diagnostics'
+    input, kept for resume), by trial and symbol, so a row in the table always has its stats. A
+    row's line is formatted once: the table is rewritten at every checkpoint, its lines are not."""
 
     def __init__(self, out: Path | None, names: Sequence[str]) -> None:
         self.out, self.names = out, list(names)
         self.metric_names: list[str] = []
         self.lines: dict[tuple[int, str], str] = {}
-        self.saved: set[str] = set()
-        if out is not None:
-            (out / STATS).mkdir(exist_ok=True)
-            self.saved = {f.name for f in (out / STATS).iterdir()}
+        self.stats: dict[tuple[int, str], np.ndarray] = {}
 
     def text(self, rows: Sequence[Row]) -> str:
         rows = ordered(rows)
@@ -83,26 +90,35 @@ class Checkpoint:
         for r in rows:
             line = self.lines.get((r.index, r.symbol))
             if line is None:
-                cells = [str(r.index), r.symbol, *(_cell(r.values[n]) for n in self.names)]
-                cells += [_cell(r.metrics.get(m)) for m in metric_names]
-                line = self.lines[(r.index, r.symbol)] = _csv_line([*cells, r.fingerprint])
+                cells = _cells([*(r.values[n] for n in self.names),
+                                *(r.metrics.get(m) for m in metric_names)])  # fmt: skip
+                line = _csv_line([str(r.index), r.symbol, *cells, r.fingerprint])
+                self.lines[(r.index, r.symbol)] = line
             out.append(line)
         return "".join(out)
 
     def save(self, rows: Sequence[Row]) -> None:
         assert self.out is not None
-        for r in rows:
-            name = _stats_name(r.index, r.symbol)
-            if name not in self.saved:
-                buf = io.BytesIO()
-                np.save(buf, r.stats.to_array())
-                write_atomic(self.out / STATS / name, buf.getvalue())
-                self.saved.add(name)
+        new = [r for r in rows if (r.index, r.symbol) not in self.stats]
+        for r in new:
+            self.stats[(r.index, r.symbol)] = r.stats.to_array()
+        if new or not (self.out / STATS).is_file():
+            keys = sorted(self.stats)
+            vectors = [self.stats[k] for k in keys]
+            buf = io.BytesIO()
+            np.savez(
+                buf,
+                trial=np.array([k[0] for k in keys], dtype=np.int64),
+                symbol=np.array([k[1] for k in keys], dtype=str),
+                length=np.array([len(v) for v in vectors], dtype=np.int64),
+                values=np.concatenate(vectors) if vectors else np.empty(0),
+            )
+            write_atomic(self.out / STATS, buf.getvalue())
         write_atomic(self.out / TABLE, self.text(rows).encode())
 
 
 def save(out: Path, rows: Sequence[Row], names: Sequence[str]) -> None:
-    """sweep.csv and stats/ of `rows` at once (see `Checkpoint`)."""
+    """sweep.csv and stats.npz of `rows` at once (see `Checkpoint`)."""
     Checkpoint(out, names).save(rows)
 
 
@@ -112,8 +128,20 @@ def _csv_line(cells: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def _stats_name(index: int | str, symbol: str) -> str:
-    return f"{index}-{symbol}.npy"
+def _read_stats(path: Path) -> dict[tuple[str, str], np.ndarray]:
+    """stats.npz by (trial, symbol) as sweep.csv writes them (empty when the file is absent)."""
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            ends = np.cumsum(f["length"])
+            parts = np.split(f["values"], ends[:-1]) if len(ends) else []
+            return {
+                (str(t), str(s)): v
+                for t, s, v in zip(f["trial"].tolist(), f["symbol"].tolist(), parts, strict=True)
+            }
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"{path}: not a sweep's statistics; remove {path.parent}") from None
 
 
 def load(out: Path, names: Sequence[str], types: dict[str, list[Scalar]]) -> list[Row]:
@@ -123,10 +151,10 @@ def load(out: Path, names: Sequence[str], types: dict[str, list[Scalar]]) -> lis
     if not table.is_file():
         return []
     by_text = {n: {_cell(v): v for v in vals} for n, vals in types.items()}
+    stats = _read_stats(out / STATS)
     rows: list[Row] = []
     with table.open(newline="") as fh:
         for rec in csv.DictReader(fh):
-            stats = out / STATS / _stats_name(rec.get("trial", ""), rec.get("symbol", ""))
             try:
                 values = {n: by_text[n][rec[n]] for n in names}
                 metrics = {
@@ -141,13 +169,13 @@ def load(out: Path, names: Sequence[str], types: dict[str, list[Scalar]]) -> lis
                         values,
                         metrics,
                         rec["trades_fingerprint"],
-                        CurveStats.from_array(np.load(stats)),
+                        CurveStats.from_array(stats[(rec["trial"], rec["symbol"])]),
                     )
                 )
-            except (KeyError, ValueError, OSError):
+            except (KeyError, ValueError):
                 raise InputError(
-                    f"{table}: row {rec.get('trial')!r} does not belong to this sweep or its "
-                    f"statistics {stats.name} are missing; remove {out} or choose another --out"
+                    f"{table}: row {rec.get('trial')!r} does not belong to this sweep or has no "
+                    f"statistics in {STATS}; remove {out} or choose another --out"
                 ) from None
     return rows
 
