@@ -117,7 +117,6 @@ FLOATS = (
     "mae_pct", "mfe_pct",
 )  # fmt: skip
 SUMMED = ("qty", "notional", "fees", "funding", "pnl")  # a position's parts add up
-LAST = ("exit_time", "exit_reason", "mae_pct", "mfe_pct", "bars_held")  # the final exit's
 
 
 @dataclass(frozen=True)

@@ -90,12 +90,9 @@ def cscv(returns: np.ndarray, blocks: int = 16) -> tuple[float, np.ndarray]:
 def cscv_of_sums(s: np.ndarray, q: np.ndarray, cnt: np.ndarray) -> tuple[float, np.ndarray]:
     """`cscv` from each block's Σr and Σr² (blocks × N) and bar counts (see `block_sums`)."""
     blocks, n = s.shape
-    splits = np.array(
-        [
-            [b in chosen for b in range(blocks)]
-            for chosen in itertools.combinations(range(blocks), blocks // 2)
-        ]
-    )
+    halves = np.array(list(itertools.combinations(range(blocks), blocks // 2)))
+    splits = np.zeros((len(halves), blocks), dtype=bool)  # per split, its in-sample blocks
+    np.put_along_axis(splits, halves, True, axis=1)
 
     def sharpe_of(mask: np.ndarray) -> np.ndarray:
         w = mask.astype(np.float64)  # a float product is BLAS's; a boolean one took seconds
