@@ -65,11 +65,12 @@ def play_file(home: Path, guards: dict[str, Any], **changes: Any) -> Path:
 
 
 def run(
-    fake: FakeBybit, home: Path, play: Path, mode: str, end: str
+    fake: FakeBybit, home: Path, play: Path, mode: str, end: str, begin: str = "07:30"
 ) -> tuple[LiveRunner, list[dict[str, Any]], list[dict[str, Any]]]:
-    """A session of `play` from 07:30 to `end` on 2025-06-11; its journal and closed trades."""
+    """A session of `play` from `begin` to `end` on 2025-06-11 (resumed when it exists already);
+    its journal and closed trades."""
     plan = plan_session(str(play), mode, session=f"{mode}-guards")
-    start, stop = parse_time("2025-06-11T07:30", "s"), parse_time(f"2025-06-11T{end}", "e")
+    start, stop = parse_time(f"2025-06-11T{begin}", "s"), parse_time(f"2025-06-11T{end}", "e")
     with MarketStore(home / "market.duckdb", read_only=True) as store:
         day = MarketDay(fake, store, "BTCUSDT", PlayEngine(plan.compiled).timeframes(), start, stop)
         day.load_history()
@@ -258,6 +259,28 @@ def test_a_loss_halts_entries_and_keeps_the_position_protected(
     if mode == "paper":
         # the short loses 20.98 USDT (0.21%) by the 08:45 instant; the flip's entry at 14:00
         backtest_agrees(runner, journal, path, "14:15", ["08:45", "14:00"])
+
+
+def test_a_resumed_session_does_not_repeat_its_guards_lines_and_keeps_the_halt(
+    fake: FakeBybit, home: Path, receiver: Receiver
+) -> None:
+    path = play_file(home, {"max_daily_loss_usdt": 20})
+    _, before, _ = run(fake, home, path, "paper", "10:00")
+    lines = guard_lines(before)
+    assert len(lines) == 1 and lines[0].startswith("max_daily_loss: entries halted (lost ")
+    # resumed: the rebuild passes the 08:45 halt again without saying it twice; the halt holds
+    # and vetoes the flip's entry at 14:00, as in the uninterrupted session
+    runner, journal, trades = run(fake, home, path, "paper", "14:15", begin="10:00")
+    assert [j["kind"] for j in journal].count("resume") == 1
+    assert guard_lines(journal) == [
+        *lines,
+        "max_daily_loss: long entry vetoed (halted: lost "
+        + lines[0].split("(lost ", 1)[1].split("); open")[0]
+        + ")",
+    ]
+    notified(receiver, guard_lines(journal))
+    assert [(t["side"], t["exit_reason"]) for t in trades] == [("short", "signal")]
+    assert runner.snapshot().guard_halt is not None
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -121,8 +121,10 @@ async def rebuild(runner: LiveRunner, now: int) -> dict[str, int]:
     accepted = meta.get("play_change_accepted") == "1"
 
     broker = runner.make_broker(instrument, runner.extras)
-    runner.guards = GuardSet(runner.guard_limits, runner.compiled.play, record)
     replaying = _Replaying(record)
+    # the guards see the rebuild's instants again: what they journaled (and notified) then is
+    # not said twice; they journal to the record again once the rebuild is done
+    runner.guards = GuardSet(runner.guard_limits, runner.compiled.play, replaying)
     own_record = getattr(broker, "record", None)
     from_record = getattr(broker, "resumes_from_record", False)
     if from_record:
@@ -181,6 +183,7 @@ async def rebuild(runner: LiveRunner, now: int) -> dict[str, int]:
                         await runner.act(t, todo)
             runner.last_bar = b
     finally:
+        runner.guards.record = record
         runner.broker = broker
         if not from_record:
             broker.record = own_record  # type: ignore[attr-defined]
