@@ -174,6 +174,8 @@ ORDER_PATH = [
           lambda b: not _reduce(b)),
     Crash("exit answered, killed after the ack", _at("2025-06-11T21:14"), "answered", CREATE,
           _reduce),
+    Crash("entry intent committed and request sent, killed before it is applied",
+          _at("2025-06-11T21:59"), "received", CREATE, lambda b: not _reduce(b)),
     Crash("killed once the entry's execution is pushed", _at("2025-06-11T22:01"), "execution",
           None, lambda e: e.get("execType") == "Trade"),
     Crash("killed during a trailing amend", _at("2025-06-12T04:29"), "received", TRADING_STOP,
