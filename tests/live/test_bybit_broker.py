@@ -471,7 +471,10 @@ def test_start_refuses_a_symbol_with_a_foreign_position_or_orders(
     )
     fake.preload(positions=[{"symbol": SYM, "side": "Sell", "size": "0.5", "avgPrice": "50000"}])
     message = asyncio.run(go("position"))
-    assert message.startswith("BTCUSDT already has a Sell position of 0.5 on Bybit demo")
+    assert message == (
+        "BTCUSDT already has a Sell position of 0.5 on Bybit demo that this session did not open; "
+        "close it first, trade another symbol or take it over with --on-foreign adopt"
+    )
 
 
 def test_an_unreadable_wallet_at_start_halts(fake: FakeBybit, tmp_path: Path) -> None:

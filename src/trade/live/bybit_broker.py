@@ -87,8 +87,8 @@ def check_play(compiled: CompiledPlay, mode: str) -> None:
 
 
 class ForeignState(ExchangeError):
-    """The symbol holds a position or orders this session did not create (adoption is not
-    supported: the user closes them, or trades another symbol)."""
+    """A new session's symbol holds a position or orders it did not create, under
+    `--on-foreign halt` (the user closes them, trades another symbol, or adopts them)."""
 
     exit_code = 2
 
@@ -323,14 +323,16 @@ class BybitBroker:
             p = foreign[0]
             raise ForeignState(
                 f"{sym} already has a {p.side} position of {p.size:g} on Bybit {self.mode} that "
-                "this session did not open; close it first (or trade another symbol)"
+                "this session did not open; close it first, trade another symbol or take it "
+                "over with --on-foreign adopt"
             )
         strangers = [o for o in await rest.open_orders(sym) if not self._ours(o.order_link_id)]
         if strangers:
             raise ForeignState(
                 f"{sym} has {len(strangers)} open order(s) on Bybit {self.mode} that this "
                 f"session did not send (e.g. {strangers[0].order_link_id or strangers[0].order_id});"
-                " cancel them first (or trade another symbol)"
+                " cancel them first, trade another symbol or have them cancelled with "
+                "--on-foreign adopt"
             )
 
     async def _account(self) -> int:
