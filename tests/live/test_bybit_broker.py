@@ -178,6 +178,7 @@ def test_take_profit_filled_while_the_private_stream_is_down_is_booked_once_from
             # the stream never tells: the reconcile after its reconnect reads it by REST
             await until(lambda: broker.side() == "flat", "the reconcile after the reconnect")
             (found,) = journal(record, "reconcile")
+            assert found["data"]["trigger"] == "reconnect"
             assert found["message"].startswith("execution ")
             assert (
                 "booked from the exchange: Trade Sell 0.04 at 52200 (TakeProfit"
