@@ -79,12 +79,19 @@ def make_plan(bars: Bars) -> Plan:
     )
 
 
+CPU: dict[int, tuple[float, float]] = {}  # workers → CPU seconds (parent, worker processes)
+
+
 def ours(bars: Bars, workers: int) -> tuple[dict[tuple[int, int], int], float]:
     """Closed (signal) trades per (fast, slow), and seconds end to end."""
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        c0, t0 = os.times(), time.perf_counter()
         res = run_sweep(make_plan(bars), Path(tmp) / "sweep", workers=workers)
-        seconds = time.perf_counter() - t0
+        seconds, c1 = time.perf_counter() - t0, os.times()
+    CPU[workers] = (  # the CPU it got: on a shared machine, less than its wall time
+        c1.user - c0.user + c1.system - c0.system,
+        c1.children_user - c0.children_user + c1.children_system - c0.children_system,
+    )
     counts = {
         (int(r.values["fast"]), int(r.values["slow"])): int(
             r.metrics["exit_reasons"].get("signal", 0)
@@ -193,6 +200,11 @@ def main() -> int:
     print(
         f"speed-up from 1 to 2 workers: {t1 / t2:.2f}x "
         f"(on {os.cpu_count()} CPUs, load average {load:.1f} at the end)"
+    )
+    (p1, _), (p2, w2) = CPU[1], CPU[2]
+    print(
+        f"CPU seconds (last run): 1 worker {p1:.2f}; 2 workers: parent {p2:.2f}, workers "
+        f"{w2:.2f}, so 1 -> 2 workers could reach {p1 / max(p2, w2 / 2):.2f}x with 2 free cores"
     )
     print(
         "targets: faster than vectorbt end to end: "
