@@ -12,6 +12,8 @@ from fakes.bybit import FakeBybit
 from trade.data import MarketStore
 from trade.exchange.bybit import rest as rest_module
 
+from .session_proc import STARTED
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -31,3 +33,11 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBybit]:
         monkeypatch.setenv("BYBIT_DEMO_API_SECRET", server.api_secret)
         yield server
     rest_module._ip_paused_until.clear()  # an HTTP 403 test must not pause the next test
+
+
+@pytest.fixture(autouse=True)
+def reap_sessions() -> Iterator[None]:
+    """A session process a test started does not outlive it, whatever the test's outcome."""
+    yield
+    while STARTED:
+        STARTED.pop().reap()

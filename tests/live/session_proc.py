@@ -20,6 +20,11 @@ from trade.timeframes import MINUTE_MS
 EXEC_MS = 15 * 60_000
 
 
+#: sessions whose process was started and may still run (the live conftest reaps them after
+#: each test, so a failed test leaves no `trade play run` behind)
+STARTED: list[Session] = []
+
+
 class Killed(Exception):
     """The session's process died of SIGKILL while the test waited on it."""
 
@@ -59,6 +64,7 @@ class Session:
                 env=self.env, stdout=log, stderr=log,
             )  # fmt: skip
         self.starts += 1
+        STARTED.append(self)
         deadline = time.monotonic() + 60
         while sum(c["id"] not in seen and bool(c["topics"]) for c in self.fake.connections) < (
             self.streams
@@ -83,6 +89,11 @@ class Session:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         assert self.proc.wait(10) == -signal.SIGKILL
+
+    def reap(self) -> None:
+        """SIGKILL the process if it still runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
 
     def stop(self) -> None:
         assert self.proc is not None
