@@ -125,6 +125,6 @@ def init_worker(shared: SweepData) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def evaluate_in_worker(job: Job) -> Row:
+def evaluate_chunk_in_worker(jobs: list[Job]) -> list[Row]:
     assert _SHARED is not None, "init_worker was not called"
-    return evaluate(_SHARED, job)
+    return [evaluate(_SHARED, job) for job in jobs]
