@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+from fakes.bybit import FakeBybit
+from trade.data import MarketStore
+
+KEYS = (
+    "BYBIT_DEMO_API_KEY",
+    "BYBIT_DEMO_API_SECRET",
+    "BYBIT_LIVE_API_KEY",
+    "BYBIT_LIVE_API_SECRET",
+)
+
+
+def process_env(
+    home: Path, fake: FakeBybit, *, demo_keys: bool = False, sample: bool = True, **extra: str
+) -> dict[str, str]:
+    """The environment of a `trade` process: HOME and its market store (with the bundled sample
+    unless `sample=False`), the fake exchange's URLs, no API keys of the user's but, with
+    `demo_keys`, the fake's demo keys."""
+    db = home / "market.duckdb"
+    if sample:
+        with MarketStore(db) as store:
+            store.ensure_sample()
+    out = {k: v for k, v in os.environ.items() if k not in KEYS}
+    out |= {"HOME": str(home), "TRADE_DB": str(db), **fake.env(), **extra}
+    if demo_keys:
+        out |= {"BYBIT_DEMO_API_KEY": fake.api_key, "BYBIT_DEMO_API_SECRET": fake.api_secret}
+    return out
 
 
 def trade(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -27,14 +27,13 @@ from typing import Any
 import pytest
 
 from fakes.bybit import FakeBybit
-from trade.data import MarketStore
 from trade.engine.backtest import parse_time, run_backtest
 from trade.live.diff import diff_session
 from trade.live.orders import link_id, role_of, session_prefix
 from trade.live.session import SessionRecord
 from trade.play import find_play
 
-from .cli_run import trade
+from .cli_run import process_env, trade
 from .session_proc import EXEC_MS, Killed, Session, market_day
 
 pytestmark = pytest.mark.slow
@@ -50,13 +49,7 @@ def fake() -> Iterator[FakeBybit]:
 
 @pytest.fixture
 def env(tmp_path: Path, fake: FakeBybit) -> dict[str, str]:
-    db = tmp_path / "market.duckdb"
-    with MarketStore(db) as store:
-        store.ensure_sample()
-    out = dict(os.environ, HOME=str(tmp_path), TRADE_DB=str(db), **fake.env())
-    for var in ("BYBIT_LIVE_API_KEY", "BYBIT_LIVE_API_SECRET"):
-        out.pop(var, None)
-    return out | {"BYBIT_DEMO_API_KEY": fake.api_key, "BYBIT_DEMO_API_SECRET": fake.api_secret}
+    return process_env(tmp_path, fake, demo_keys=True)
 
 
 def _orders(rows: list[dict[str, Any]]) -> list[tuple[int, str, str]]:

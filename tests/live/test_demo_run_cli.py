@@ -25,6 +25,8 @@ from fakes.market_day import MarketDay
 from trade.data import MarketStore
 from trade.engine.backtest import parse_time
 
+from .cli_run import process_env
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 M15 = 15 * 60_000
 
@@ -37,13 +39,7 @@ def fake() -> Iterator[FakeBybit]:
 
 @pytest.fixture
 def env(tmp_path: Path, fake: FakeBybit) -> dict[str, str]:
-    db = tmp_path / "market.duckdb"
-    with MarketStore(db) as store:
-        store.ensure_sample()
-    out = dict(os.environ, HOME=str(tmp_path), TRADE_DB=str(db), COLUMNS="120", **fake.env())
-    out.pop("BYBIT_LIVE_API_KEY", None)
-    out.pop("BYBIT_LIVE_API_SECRET", None)
-    return out | {"BYBIT_DEMO_API_KEY": fake.api_key, "BYBIT_DEMO_API_SECRET": fake.api_secret}
+    return process_env(tmp_path, fake, demo_keys=True, COLUMNS="120")
 
 
 ACTED = ("order", "rejected", "failed", "unknown", "refused", "skip")

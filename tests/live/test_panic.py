@@ -6,7 +6,6 @@ and the kill switch refuses `trade play run` until `trade panic --reset`."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,12 @@ import pytest
 from fakes.bybit import FakeBybit
 from trade.exchange.bybit import BybitRest, Credentials
 
-from .cli_run import trade
+from .cli_run import process_env, trade
 
 
 @pytest.fixture
 def env(tmp_path: Path, fake: FakeBybit) -> dict[str, str]:
-    out = dict(os.environ, HOME=str(tmp_path), TRADE_DB=str(tmp_path / "market.duckdb"),
-               **fake.env())  # fmt: skip
-    for var in ("BYBIT_LIVE_API_KEY", "BYBIT_LIVE_API_SECRET"):
-        out.pop(var, None)
-    return out | {"BYBIT_DEMO_API_KEY": fake.api_key, "BYBIT_DEMO_API_SECRET": fake.api_secret}
+    return process_env(tmp_path, fake, demo_keys=True, sample=False)
 
 
 def open_account(fake: FakeBybit) -> None:

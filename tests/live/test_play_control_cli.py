@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from fakes.market_day import MarketDay
 from trade.data import MarketStore
 from trade.engine.backtest import parse_time
 
-from .cli_run import trade
+from .cli_run import process_env, trade
 
 
 @pytest.fixture
@@ -32,14 +31,7 @@ def fake() -> Iterator[FakeBybit]:
 
 @pytest.fixture
 def env(tmp_path: Path, fake: FakeBybit) -> dict[str, str]:
-    db = tmp_path / "market.duckdb"
-    with MarketStore(db) as store:
-        store.ensure_sample()
-    out = dict(os.environ, HOME=str(tmp_path), TRADE_DB=str(db), **fake.env())
-    for var in ("BYBIT_DEMO_API_KEY", "BYBIT_DEMO_API_SECRET", "BYBIT_LIVE_API_KEY",
-                "BYBIT_LIVE_API_SECRET"):  # fmt: skip
-        out.pop(var, None)
-    return out
+    return process_env(tmp_path, fake)
 
 
 def meta(path: Path, key: str) -> str | None:

@@ -6,7 +6,6 @@ was down are decided but journaled as missed, never traded late. Bad resumes are
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from fakes.bybit import FakeBybit
-from trade.data import MarketStore
 from trade.engine.backtest import parse_time
 from trade.live.session import SessionRecord
 
-from .cli_run import trade
+from .cli_run import process_env, trade
 from .session_proc import Session, market_day
 
 PLAY_ARGS = ["--play", "ema_cross", "--mode", "paper"]
@@ -32,14 +30,7 @@ def fake() -> Iterator[FakeBybit]:
 
 @pytest.fixture
 def env(tmp_path: Path, fake: FakeBybit) -> dict[str, str]:
-    db = tmp_path / "market.duckdb"
-    with MarketStore(db) as store:
-        store.ensure_sample()
-    out = dict(os.environ, HOME=str(tmp_path), TRADE_DB=str(db), **fake.env())
-    for var in ("BYBIT_DEMO_API_KEY", "BYBIT_DEMO_API_SECRET", "BYBIT_LIVE_API_KEY",
-                "BYBIT_LIVE_API_SECRET"):  # fmt: skip
-        out.pop(var, None)
-    return out
+    return process_env(tmp_path, fake)
 
 
 def test_an_instant_that_closed_while_the_session_was_down_is_missed_not_traded(
