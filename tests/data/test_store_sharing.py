@@ -3,6 +3,7 @@ with one line."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -129,3 +130,45 @@ def test_a_bad_wait_setting_is_refused(
     assert capsys.readouterr().err == (
         f"error: TRADE_DB_WAIT={value!r}: expected seconds between 0 and 86400\n"
     )
+
+
+def test_a_new_store_appears_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB writes a new file's header after the file exists; a reader opening it in between is
+    told it is 'not a valid DuckDB database file'. So DuckDB never creates the store's own path:
+    the store is made under another name and linked into place whole."""
+    import duckdb
+
+    from trade.data import opening
+
+    path = tmp_path / "m.duckdb"
+    created: list[str] = []
+    real = duckdb.connect
+
+    def watched(database: str, *args: object, **kw: object) -> duckdb.DuckDBPyConnection:
+        if not Path(database).exists():
+            created.append(Path(database).name)
+        return real(database, *args, **kw)
+
+    monkeypatch.setattr(opening.duckdb, "connect", watched)
+    opening.connect(path, read_only=False).close()
+    assert created == [f".m.duckdb.{os.getpid()}.new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.duckdb"]
+    opening.connect(path, read_only=True).close()
+
+
+def test_a_store_made_meanwhile_by_another_process_is_kept(tmp_path: Path) -> None:
+    """Two processes creating the same store: the second one's empty file never replaces the
+    first one's (which may hold data by then)."""
+    import duckdb
+
+    from trade.data import opening
+
+    path = tmp_path / "m.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE mine AS SELECT 42 AS x")
+    con.close()
+    opening._create(path)  # lost the race: the file appeared after this process looked
+    con = opening.connect(path, read_only=True)
+    assert con.execute("SELECT x FROM mine").fetchall() == [(42,)]
+    con.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.duckdb"]

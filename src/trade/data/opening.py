@@ -9,6 +9,7 @@ the file locked by another waits, says so once on stderr, and after `$TRADE_DB_W
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -28,6 +29,8 @@ POLL_S = 0.1
 
 def connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to `path`, waiting while another process holds a conflicting lock."""
+    if not read_only and not path.exists():
+        _create(path)
     deadline: float | None = None
     while True:
         try:
@@ -70,6 +73,28 @@ def open_reader(path: Path | None = None, sample: bool = True) -> MarketStore:
         if sample:
             writer.ensure_sample()
     return MarketStore(path, read_only=True)
+
+
+def _create(path: Path) -> None:
+    """Create an empty store at `path` atomically. DuckDB writes a new file's header after the
+    file appears, so a second process opening it in between reads a file that is 'not a valid
+    DuckDB database'. The store is made under a private name and linked into place, which never
+    replaces a file another process made first."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    tmp.unlink(missing_ok=True)
+    try:
+        duckdb.connect(str(tmp)).close()
+    except duckdb.Error as exc:
+        raise DataError(f"cannot create market store {path}: {exc}") from None
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first; theirs is as good as ours
+    except OSError:  # a file system without hard links: a rename, still atomic
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _holder(message: str) -> str:
