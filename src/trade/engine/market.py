@@ -4,7 +4,7 @@ funding and instrument filters — loaded once, checked, and never read past the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -247,9 +247,14 @@ def window_of(
     history_factor: float = 1.0,
     allow_gaps: bool = False,
     require_1m: bool = False,
+    like: MarketWindow | None = None,
 ) -> MarketWindow:
     """The window [start, end) of `compiled` cut from `data`: each timeframe from its own warmup,
-    the 1m intrabar, the marks and the funding of the window. Checks coverage and gaps."""
+    the 1m intrabar, the marks and the funding of the window. Checks coverage and gaps.
+
+    `like`: a window cut before from the same `data`, span and options for a Play with the same
+    exec timeframe (a sweep's combinations differ in warmup only): its intrabar, marks, funding
+    and gap check hold for this one too, so only the bars are cut again."""
     from ..data.store import pick_mark
 
     symbol, exec_tf = data.symbol, compiled.exec_tf
@@ -264,6 +269,10 @@ def window_of(
         b = have.window(from_ms, end)
         _check_cover(b, symbol, tf, from_ms, start, end)
         bars[tf] = b
+    if like is not None:
+        assert (like.symbol, like.start_ms, like.end_ms) == (symbol, start, end)
+        assert exec_tf in like.bars, "a window of another exec timeframe"
+        return replace(like, bars=bars)
     holes = missing_ranges(bars[exec_tf].window(start, end).ts, exec_tf, start, end)
     if holes and not allow_gaps:
         raise DataError(

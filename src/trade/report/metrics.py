@@ -134,6 +134,40 @@ def sortino(returns: np.ndarray, bars_per_year: float) -> float | None:
     return None if dd == 0 else float(np.mean(returns)) / dd * math.sqrt(bars_per_year)
 
 
+def sharpe_sortino(curve: np.ndarray, bars_per_year: float) -> tuple[float | None, float | None]:
+    """`sharpe` and `sortino` of `bar_returns(curve)` in two passes over the curve, without the
+    returns array or numpy's temporaries (a sweep computes them for every combination); the sums
+    run in bar order where numpy's are pairwise, so the last bits may differ."""
+    n = len(curve) - 1
+    if n < 2:
+        return None, None
+    mean, m2, down2 = _return_moments(np.ascontiguousarray(curve, dtype=np.float64))
+    sd, dd = math.sqrt(m2 / (n - 1)), math.sqrt(down2 / n)
+    root = math.sqrt(bars_per_year)
+    return (
+        None if sd == 0 or sd != sd else mean / sd * root,
+        None if dd == 0 or dd != dd else mean / dd * root,
+    )
+
+
+@njit(cache=True)
+def _return_moments(curve: np.ndarray) -> tuple[float, float, float]:
+    """Of r_i = curve_i / curve_(i−1) − 1: the mean, Σ(r − mean)² and Σ min(r, 0)²."""
+    n = len(curve) - 1
+    total = down2 = 0.0
+    for i in range(n):
+        r = curve[i + 1] / curve[i] - 1.0
+        total += r
+        if r < 0.0:
+            down2 += r * r
+    mean = total / n
+    m2 = 0.0
+    for i in range(n):
+        d = (curve[i + 1] / curve[i] - 1.0) - mean
+        m2 += d * d
+    return mean, m2, down2
+
+
 def calmar(
     start: float, final: float, n_bars: int, bars_per_year: float, mdd_pct: float
 ) -> float | None:
@@ -288,7 +322,7 @@ def compute_metrics(
     pnls = t.pnl.tolist()
     curve = np.concatenate([[starting_equity], equity])
     mdd_abs, mdd_pct, mdd_bars = drawdowns(curve)
-    rets = bar_returns(curve)
+    sharpe_ratio, sortino_ratio = sharpe_sortino(curve, bars_per_year)
     start_ms, end_ms = window
     durations = ((t.exit_time - t.entry_time) / 3_600_000).tolist()
     long = t.side > 0
@@ -305,8 +339,8 @@ def compute_metrics(
         "max_drawdown_abs": mdd_abs,
         "max_drawdown_pct": mdd_pct,
         "max_drawdown_duration_bars": mdd_bars,
-        "sharpe": sharpe(rets, bars_per_year),
-        "sortino": sortino(rets, bars_per_year),
+        "sharpe": sharpe_ratio,
+        "sortino": sortino_ratio,
         "calmar": calmar(starting_equity, final, len(equity), bars_per_year, mdd_pct),
         "profit_factor": profit_factor(pnls),
         "win_rate_pct": win_rate_pct(pnls),

@@ -105,18 +105,26 @@ def cscv_of_sums(s: np.ndarray, q: np.ndarray, cnt: np.ndarray) -> tuple[float, 
             out = np.where(sd > 1e-15, mean / sd, 0.0)
         return out
 
-    # a few dozen splits at a time: 12,870 splits × 400 trials would make every step a fresh
-    # 40 MB array, whose page faults cost seconds; arrays of 16k values are reused memory
-    rank = np.empty(len(splits))
-    step = max(1, 2**14 // max(n, 1))
-    for a in range(0, len(splits), step):
-        part = splits[a : a + step]
-        is_sr, oos_sr = sharpe_of(part), sharpe_of(~part)
+    def rank_of(is_sr: np.ndarray, oos_sr: np.ndarray) -> np.ndarray:
         best = np.argmax(is_sr, axis=1)
         chosen = oos_sr[np.arange(len(best)), best]
         below = (oos_sr < chosen[:, None]).sum(axis=1)
         ties = (oos_sr == chosen[:, None]).sum(axis=1)
-        rank[a : a + step] = below + (ties + 1) / 2.0  # 1..N, ties at their mean rank
+        return below + (ties + 1) / 2.0  # 1..N, ties at their mean rank
+
+    # The splits in lexicographic order pair up: split k's out-of-sample half is split
+    # (S − 1 − k)'s in-sample half, so the first half of the splits gives every Sharpe needed.
+    # A few dozen splits at a time: 12,870 splits × 400 trials would make every step a fresh
+    # 40 MB array, whose page faults cost seconds; arrays of 16k values are reused memory.
+    total = len(splits)
+    rank = np.empty(total)
+    step = max(1, 2**14 // max(n, 1))
+    for a in range(0, total // 2, step):
+        b = min(a + step, total // 2)
+        part = splits[a:b]
+        is_sr, oos_sr = sharpe_of(part), sharpe_of(~part)
+        rank[a:b] = rank_of(is_sr, oos_sr)
+        rank[total - b : total - a] = rank_of(oos_sr, is_sr)[::-1]
     omega = rank / (n + 1.0)
     logits = np.log(omega / (1.0 - omega))
     return float(np.mean(logits <= 0)), logits

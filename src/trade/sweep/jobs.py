@@ -60,19 +60,49 @@ class Row:
     equity_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
+class _Recent(dict[tuple[Any, ...], dict[str, np.ndarray]]):
+    """The features computed last (a `FeatureCache` of at most `size` entries, the least recently
+    used dropped): a grid reuses a feature within a few dozen runs or never, and keeping every
+    one held hundreds of megabytes, each new array in fresh pages."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get(self, key: tuple[Any, ...], default: Any = None) -> Any:
+        got = self.pop(key, None)
+        if got is None:
+            return default
+        super().__setitem__(key, got)  # the most recent last
+        return got
+
+    def __setitem__(self, key: tuple[Any, ...], value: dict[str, np.ndarray]) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.size:
+            del self[next(iter(self))]
+
+
+_FEATURES_KEPT = 128
+
+
 @dataclass
 class _Caches:
     """One sweep's reusable parts in a worker process: features (by definition and history),
     compiled Plays (by values: walk-forward folds run the same combinations again) and windows
-    (by window and warmup: in a grid, the combinations that need the same history)."""
+    (by span and warmup: in a grid, the combinations that need the same history). The windows of
+    one span share its first window's intrabar, marks and funding (`window_of(like=…)`): another
+    warmup costs views of the bars, so a span keeps every warmup's window."""
 
-    features: FeatureCache = field(default_factory=dict)
+    features: FeatureCache = field(default_factory=lambda: _Recent(_FEATURES_KEPT))
     plays: dict[tuple[tuple[str, str], ...], CompiledPlay] = field(default_factory=dict)
-    windows: dict[tuple[Any, ...], MarketWindow] = field(default_factory=dict)
+    # per span (symbol, start, end, exec timeframe), its windows by warmup
+    windows: dict[tuple[Any, ...], dict[tuple[Any, ...], MarketWindow]] = field(
+        default_factory=dict
+    )
 
 
 _CACHES: dict[str, _Caches] = {}  # per SweepData token, in each worker process
-_WINDOWS_KEPT = 8  # windows hold their own intrabar arrays: keep the last few only
+_SPANS_KEPT = 4  # a span's intrabar arrays are its own: keep the last few spans only
 
 
 def evaluate(shared: SweepData, job: Job) -> Row:
@@ -89,13 +119,16 @@ def evaluate(shared: SweepData, job: Job) -> Row:
     w_start, w_end = shared.windows[job.symbol]
     start = w_start if job.start is None else job.start
     end = w_end if job.end is None else job.end
-    w_key = (job.symbol, start, end, compiled.exec_tf, *sorted(warmup_ms(compiled).items()))
-    window = cache.windows.pop(w_key, None) or window_of(
-        shared.data[job.symbol], compiled, start, end
-    )
-    cache.windows[w_key] = window  # the most recent last
-    while len(cache.windows) > _WINDOWS_KEPT:
+    span = (job.symbol, start, end, compiled.exec_tf)
+    windows = cache.windows.pop(span, {})
+    cache.windows[span] = windows  # the most recent last
+    while len(cache.windows) > _SPANS_KEPT:
         del cache.windows[next(iter(cache.windows))]
+    need = tuple(sorted(warmup_ms(compiled).items()))
+    window = windows.get(need)
+    if window is None:
+        like = next(iter(windows.values()), None)
+        window = windows[need] = window_of(shared.data[job.symbol], compiled, start, end, like=like)
     out = run_fast(compiled, window, intrabar_policy=shared.intrabar, feature_cache=cache.features)
     table, metrics = summarise(compiled, window, out)
     start_eq = compiled.play.account.starting_equity
