@@ -166,6 +166,7 @@ def _intent_sources(
     percents: list[float] = []
     # int16: a Play has a handful of intents, and a million instants cost 2 MB per array, not 8
     ex_long, ex_short, en_long, en_short = (np.full(n, -1, dtype=np.int16) for _ in range(4))
+    untouched = {id(a) for a in (ex_long, ex_short, en_long, en_short)}  # still all −1
     for block, ch in zip(compiled.blocks, chosen, strict=True):
         options = [(k, emits) for k, (_, emits) in enumerate(block.cases)]
         if block.else_:
@@ -189,7 +190,10 @@ def _intent_sources(
                 if a == "entry_short" and mode != "long_only":
                     targets.append(en_short)
                 for arr in targets:
-                    if arr is ex_long or arr is ex_short:
+                    if id(arr) in untouched:  # the first intent there: every instant is free
+                        untouched.discard(id(arr))
+                        arr[mask] = idx
+                    elif arr is ex_long or arr is ex_short:
                         larger = np.asarray(percents)[arr] < intent.percent
                         arr[mask & ((arr < 0) | larger)] = idx
                     else:

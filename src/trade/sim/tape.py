@@ -145,7 +145,8 @@ class Tape:
             cols["dd_price"].set(np.where(src == MARK_NONE, cols["c"].view, mark))
             cols["mark_src"].set(src)
         self._ref = {}
-        cols["exec_close"].set(tc % self.exec_tf_ms == 0)
+        # floor division by a constant is several times faster in numpy than the remainder
+        cols["exec_close"].set(tc // self.exec_tf_ms * self.exec_tf_ms == tc)
         self._py_of = None  # every buffer is new, even if ts_open is the array given last time
         self.refresh()
 
@@ -265,11 +266,11 @@ class Tape:
 
     def source_counts(self) -> dict[str, int]:
         """How many bars each source priced (the result's `mark_*_bars` counters)."""
-        counts = np.bincount(self.mark_src, minlength=3) if self.n else np.zeros(3, dtype=int)
+        src = self.mark_src  # three comparisons: bincount widens every int8 to an int64 first
         return {
-            "mark_1m_bars": int(counts[MARK_OWN]),
-            "mark_estimated_bars": int(counts[MARK_ESTIMATE]),
-            "mark_missing_bars": int(counts[MARK_NONE]),
+            "mark_1m_bars": int(np.count_nonzero(src == MARK_OWN)),
+            "mark_estimated_bars": int(np.count_nonzero(src == MARK_ESTIMATE)),
+            "mark_missing_bars": int(np.count_nonzero(src == MARK_NONE)),
         }
 
 

@@ -253,16 +253,18 @@ def _curve_stats(
     n = len(equity)
     r = np.empty(n)
     prev, total = start, 0.0
-    for i in range(n):
-        r[i] = equity[i] / prev - 1.0
-        prev = equity[i]
-        total += r[i]
     blocks = len(edges) - 1
     s, q = np.zeros(blocks), np.zeros(blocks)
-    for b in range(blocks):
+    for b in range(blocks):  # the returns, their total and each block's sums in one pass
+        sb = qb = 0.0
         for i in range(edges[b], edges[b + 1]):
-            s[b] += r[i]
-            q[b] += r[i] * r[i]
+            x = equity[i] / prev - 1.0
+            r[i] = x
+            prev = equity[i]
+            total += x
+            sb += x
+            qb += x * x
+        s[b], q[b] = sb, qb
     if n < 2:
         return 0.0, 0.0, 3.0, s, q
     mean = total / n
