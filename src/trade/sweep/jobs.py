@@ -58,6 +58,9 @@ class Row:
     # the curve and its times, for a job that asked for them (`Job.curve`)
     equity: np.ndarray = field(default_factory=lambda: np.empty(0))
     equity_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    # the metrics as sweep.csv's cells, in `metrics` order: formatted by the worker that ran the
+    # combination, so the parent does not format every row itself (empty: the parent formats)
+    cells: tuple[str, ...] = ()
 
 
 class _Recent(dict[tuple[Any, ...], dict[str, np.ndarray]]):
@@ -131,17 +134,22 @@ def evaluate(shared: SweepData, job: Job) -> Row:
         window = windows[need] = window_of(shared.data[job.symbol], compiled, start, end, like=like)
     out = run_fast(compiled, window, intrabar_policy=shared.intrabar, feature_cache=cache.features)
     table, metrics = summarise(compiled, window, out)
+    from .table import metric_cells  # (the table module reads `Row` from this one)
+
     start_eq = compiled.play.account.starting_equity
     equity = np.asarray(out.equity, dtype=np.float64)
-    return Row(
+    row = Row(
         job.index,
         job.symbol,
         dict(job.values),
         metrics,
         table.fingerprint(),
         CurveStats.of(equity, start_eq),
-        *((equity, np.asarray(out.equity_ts, dtype=np.int64)) if job.curve else ()),
+        cells=tuple(metric_cells(metrics)),
     )
+    if job.curve:
+        row.equity, row.equity_ts = equity, np.asarray(out.equity_ts, dtype=np.int64)
+    return row
 
 
 # ---------------------------------------------------------------- local worker processes

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,11 @@ def _cells(values: Sequence[Any]) -> list[str]:
     return out
 
 
+def metric_cells(metrics: Mapping[str, Any]) -> list[str]:
+    """A row's metrics as sweep.csv's cells, in their own order (`Row.cells`)."""
+    return _cells(list(metrics.values()))
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return ""
@@ -90,8 +95,11 @@ class Checkpoint:
         for r in rows:
             line = self.lines.get((r.index, r.symbol))
             if line is None:
-                cells = _cells([*(r.values[n] for n in self.names),
-                                *(r.metrics.get(m) for m in metric_names)])  # fmt: skip
+                cells = _cells([r.values[n] for n in self.names])
+                if r.cells and list(r.metrics) == metric_names:
+                    cells.extend(r.cells)
+                else:
+                    cells.extend(_cells([r.metrics.get(m) for m in metric_names]))
                 line = _csv_line([str(r.index), r.symbol, *cells, r.fingerprint])
                 self.lines[(r.index, r.symbol)] = line
             out.append(line)
