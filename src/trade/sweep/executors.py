@@ -82,10 +82,7 @@ class LocalProcesses:
                 yield from f.result()
 
     def close(self) -> None:
-        """Cancel what has not started and let the workers exit without waiting for them: the
-        parent's own work after the last row (the diagnostics, the files) overlaps their exit.
-        A chunk under way still finishes; the interpreter joins the workers before it exits."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RayCluster:
