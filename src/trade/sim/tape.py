@@ -26,6 +26,9 @@ from numba import njit
 from ..errors import SimulationError
 
 MARK_NONE, MARK_OWN, MARK_ESTIMATE = 0, 1, 2  # `Tape.mark_src`: what priced a bar's mark
+# `Tape`'s memoryviews of bar columns, by attribute
+_PY_COLUMNS = {"py_ts_open": "ts_open", "py_ts_close": "ts_close", "py_h": "h", "py_lo": "lo",
+               "py_c": "c"}  # fmt: skip
 
 
 class _Column:
@@ -239,15 +242,26 @@ class Tape:
         self.mark, self.exec_close = cols["mark"].buf[:n], cols["exec_close"].buf[:n]
         self.liq_low, self.liq_high = cols["liq_low"].buf[:n], cols["liq_high"].buf[:n]
         self.dd_price, self.mark_src = cols["dd_price"].buf[:n], cols["mark_src"].buf[:n]
-        # The same numbers as Python scalars: memoryviews index in a fraction of an array's time,
-        # which the per-bar code (one bar per evaluation instant in replay) feels. They view the
-        # whole buffers (valid below `n`), so an append re-creates them only when the buffers grow
-        # (a load replaces, and a growing append reallocates, every bar column at once).
+        # The same numbers as Python scalars (`py_*`, see `__getattr__`): memoryviews index in a
+        # fraction of an array's time, which the per-bar code (one bar per evaluation instant in
+        # replay) feels. They view the whole buffers (valid below `n`), so an append drops them
+        # only when the buffers grow (a load replaces, and a growing append reallocates, every
+        # bar column at once).
         if cols["ts_open"].buf is not self._py_of:
             self._py_of = cols["ts_open"].buf
-            self.py_ts_open, self.py_ts_close, self.py_h, self.py_lo, self.py_c = (
-                memoryview(cols[name].buf) for name in ("ts_open", "ts_close", "h", "lo", "c")
-            )
+            for name in _PY_COLUMNS:
+                self.__dict__.pop(name, None)
+
+    def __getattr__(self, name: str) -> memoryview:
+        """The `py_*` memoryviews, made on first use after a load or a reallocation: the jitted
+        fast path never reads them, and numpy makes each new export of an array (a sweep loads
+        the same intrabar arrays into one tape per combination) slower while earlier ones live."""
+        column = _PY_COLUMNS.get(name)
+        if column is None:
+            raise AttributeError(name)
+        view = memoryview(self._cols[column].buf)
+        setattr(self, name, view)
+        return view
 
     # ------------------------------------------------------------------ reading
 

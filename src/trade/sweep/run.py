@@ -23,6 +23,7 @@ import yaml
 from ..engine.backtest import parse_time
 from ..engine.market import load_market_data, play_timeframes, warmup_ms, window_bounds
 from ..errors import InputError
+from ..gcpause import gc_frozen
 from ..play import CompiledPlay, find_play, validate_play_text
 from ..play.model import Scalar, SweepParam
 from ..play.space import Space, as_text, parse_constraint, parse_param, values_of
@@ -283,32 +284,33 @@ def run_sweep(
     if window is not None:
         part = window
         head["windows"] = {s: [iso(window[0]), iso(window[1])] for s in p.symbols}
-    executor = make_executor(p.shared, workers, ray)  # an unreachable cluster: before any file
-    try:
-        prepare_out(out, head)
-        rows = table.load(out, p.names, p.space.params)
-    except BaseException:
-        executor.close()
-        raise
-    saver = _Saver(out, p.names)
-    try:
-        if search == "grid":
-            _grid(p, executor, rows, saver, progress, part)
-        else:
-            assert trials is not None
-            _optuna(p, executor, rows, saver, trials, seed, progress, part)
-    except KeyboardInterrupt:
+    with gc_frozen():  # see gcpause: hundreds of runs, each leaving a few cycles
+        executor = make_executor(p.shared, workers, ray)  # an unreachable cluster: before any file
+        try:
+            prepare_out(out, head)
+            rows = table.load(out, p.names, p.space.params)
+        except BaseException:
+            executor.close()
+            raise
+        saver = _Saver(out, p.names)
+        try:
+            if search == "grid":
+                _grid(p, executor, rows, saver, progress, part)
+            else:
+                assert trials is not None
+                _optuna(p, executor, rows, saver, trials, seed, progress, part)
+        except KeyboardInterrupt:
+            executor.close()
+            saver(rows, force=True)
+            total = p.space.size() if search == "grid" else (trials or 0)
+            raise Interrupted(len({r.index for r in rows}), total, out) from None
+        except BaseException:
+            executor.close()
+            saver(rows, force=True)
+            raise
         executor.close()
         saver(rows, force=True)
-        total = p.space.size() if search == "grid" else (trials or 0)
-        raise Interrupted(len({r.index for r in rows}), total, out) from None
-    except BaseException:
-        executor.close()
-        saver(rows, force=True)
-        raise
-    executor.close()
-    saver(rows, force=True)
-    return finish(p, out, rows, head)
+        return finish(p, out, rows, head)
 
 
 class _Board:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..engine.runner import bars_per_year
 from ..errors import InputError
+from ..gcpause import gc_frozen
 from ..play.model import Scalar
 from ..report.artifacts import iso
 from ..report.metrics import max_drawdown, sharpe, total_return_pct
@@ -106,12 +107,13 @@ def walk_forward(
         raise InputError(
             f"--train {train} + --test {test} do not fit in the window {iso(start)} → {iso(end)}"
         )
-    executor = make_executor(p.shared, workers, ray)
-    try:
-        results = [_fold(p, executor, f, search, trials, seed, progress) for f in plan]
-    finally:
-        executor.close()
-    return _stitch(p, results)
+    with gc_frozen():  # see gcpause: hundreds of runs, each leaving a few cycles
+        executor = make_executor(p.shared, workers, ray)
+        try:
+            results = [_fold(p, executor, f, search, trials, seed, progress) for f in plan]
+        finally:
+            executor.close()
+        return _stitch(p, results)
 
 
 def _fold(
