@@ -8,6 +8,7 @@ Undefined values (no trades, zero variance, no losses) are None, never 0 or infi
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -197,30 +198,39 @@ def _compound_pct(growth: float, periods: float) -> float | None:
 YEAR_MS = 365.25 * 86_400_000
 
 
-def profit_factor(pnls: Sequence[float]) -> float | None:
+def total(values: Sequence[float] | np.ndarray) -> float:
+    """Σ values added one by one in order, in one numpy call (numpy's own sum is pairwise, with
+    other last bits than this module's sums always had); 0 (an int, as `sum`) when empty."""
+    x = np.asarray(values, dtype=np.float64)
+    return float(np.add.accumulate(x)[-1]) + 0.0 if len(x) else 0
+
+
+def profit_factor(pnls: Sequence[float] | np.ndarray) -> float | None:
     """Σ winning pnl / |Σ losing pnl| (None without losses)."""
-    wins = sum(p for p in pnls if p > 0)
-    losses = -sum(p for p in pnls if p < 0)
+    p = np.asarray(pnls, dtype=np.float64)
+    wins = total(p[p > 0])
+    losses = -total(p[p < 0])
     return None if losses == 0 else wins / losses
 
 
-def win_rate_pct(pnls: Sequence[float]) -> float | None:
+def win_rate_pct(pnls: Sequence[float] | np.ndarray) -> float | None:
     """Trades with pnl > 0 / trades × 100."""
-    return None if not pnls else sum(1 for p in pnls if p > 0) / len(pnls) * 100.0
+    p = np.asarray(pnls, dtype=np.float64)
+    return None if not len(p) else int(np.count_nonzero(p > 0)) / len(p) * 100.0
 
 
-def expectancy(pnls: Sequence[float]) -> float | None:
+def expectancy(pnls: Sequence[float] | np.ndarray) -> float | None:
     """Mean pnl per trade."""
-    return None if not pnls else sum(pnls) / len(pnls)
+    return None if not len(pnls) else total(pnls) / len(pnls)
 
 
-def payoff_ratio(pnls: Sequence[float]) -> float | None:
+def payoff_ratio(pnls: Sequence[float] | np.ndarray) -> float | None:
     """Mean winning pnl / |mean losing pnl|."""
-    wins = [p for p in pnls if p > 0]
-    losses = [p for p in pnls if p < 0]
-    if not wins or not losses:
+    p = np.asarray(pnls, dtype=np.float64)
+    wins, losses = p[p > 0], p[p < 0]
+    if not len(wins) or not len(losses):
         return None
-    return (sum(wins) / len(wins)) / abs(sum(losses) / len(losses))
+    return (total(wins) / len(wins)) / abs(total(losses) / len(losses))
 
 
 def time_in_market_pct(trades: Trades, start_ms: int, end_ms: int) -> float:
@@ -252,7 +262,7 @@ def exposure_pct(trades: Trades, start_ms: int, end_ms: int, starting_equity: fl
         return 0.0
     t = columns(trades)
     held = np.maximum(0, np.minimum(t.exit_time, end_ms) - np.maximum(t.entry_time, start_ms))
-    weighted = sum((t.notional * held.astype(np.float64)).tolist())
+    weighted = total(t.notional * held.astype(np.float64))
     return weighted / (end_ms - start_ms) / starting_equity * 100.0
 
 
@@ -319,14 +329,14 @@ def compute_metrics(
     equity = np.asarray(equity, dtype=float)
     final = float(equity[-1]) if len(equity) else starting_equity
     t = columns(trades)
-    pnls = t.pnl.tolist()
+    pnls = np.asarray(t.pnl, dtype=np.float64)
     curve = np.concatenate([[starting_equity], equity])
     mdd_abs, mdd_pct, mdd_bars = drawdowns(curve)
     sharpe_ratio, sortino_ratio = sharpe_sortino(curve, bars_per_year)
     start_ms, end_ms = window
-    durations = ((t.exit_time - t.entry_time) / 3_600_000).tolist()
+    durations = (t.exit_time - t.entry_time) / 3_600_000
     long = t.side > 0
-    long_pnls, short_pnls = t.pnl[long].tolist(), t.pnl[~long].tolist()
+    long_pnls, short_pnls = pnls[long], pnls[~long]
     out: dict[str, Any] = {
         "trades": len(pnls),
         "starting_equity": starting_equity,
@@ -346,16 +356,16 @@ def compute_metrics(
         "win_rate_pct": win_rate_pct(pnls),
         "expectancy": expectancy(pnls),
         "payoff_ratio": payoff_ratio(pnls),
-        "avg_trade_hours": (sum(durations) / len(durations)) if durations else None,
-        "max_trade_hours": max(durations) if durations else None,
+        "avg_trade_hours": (total(durations) / len(durations)) if len(durations) else None,
+        "max_trade_hours": float(durations.max()) if len(durations) else None,
         "long_trades": len(long_pnls),
         "short_trades": len(short_pnls),
-        "long_pnl": sum(long_pnls),
-        "short_pnl": sum(short_pnls),
+        "long_pnl": total(long_pnls),
+        "short_pnl": total(short_pnls),
         "long_win_rate_pct": win_rate_pct(long_pnls),
         "short_win_rate_pct": win_rate_pct(short_pnls),
-        "total_fees": sum(t.fees.tolist()),
-        "total_funding": sum(t.funding.tolist()),
+        "total_fees": total(t.fees),
+        "total_funding": total(t.funding),
         "time_in_market_pct": time_in_market_pct(t, start_ms, end_ms),
         "exposure_pct": exposure_pct(
             t if closes is None else closes, start_ms, end_ms, starting_equity
@@ -369,10 +379,7 @@ def compute_metrics(
 
 
 def _count(items: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for i in items:
-        out[i] = out.get(i, 0) + 1
-    return dict(sorted(out.items()))
+    return dict(sorted(Counter(items).items()))
 
 
 def _round(x: float) -> float | None:
