@@ -96,21 +96,14 @@ def cscv_of_sums(s: np.ndarray, q: np.ndarray, cnt: np.ndarray) -> tuple[float, 
 
     def sharpe_of(mask: np.ndarray) -> np.ndarray:
         w = mask.astype(np.float64)  # a float product is BLAS's; a boolean one took seconds
-        c = w @ cnt  # per split
-        sm, sq = w @ s, w @ q  # splits × N
-        mean = sm / c[:, None]
-        var = (sq - c[:, None] * mean**2) / (c[:, None] - 1.0)
-        sd = np.sqrt(np.maximum(var, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(sd > 1e-15, mean / sd, 0.0)
+        out = np.empty((len(w), n))
+        _sharpes(w @ s, w @ q, w @ cnt, out)  # splits × N, from the sums over the blocks
         return out
 
     def rank_of(is_sr: np.ndarray, oos_sr: np.ndarray) -> np.ndarray:
-        best = np.argmax(is_sr, axis=1)
-        chosen = oos_sr[np.arange(len(best)), best]
-        below = (oos_sr < chosen[:, None]).sum(axis=1)
-        ties = (oos_sr == chosen[:, None]).sum(axis=1)
-        return below + (ties + 1) / 2.0  # 1..N, ties at their mean rank
+        out = np.empty(len(is_sr))
+        _ranks(is_sr, oos_sr, out)
+        return out
 
     # The splits in lexicographic order pair up: split k's out-of-sample half is split
     # (S − 1 − k)'s in-sample half, so the first half of the splits gives every Sharpe needed.
@@ -128,6 +121,44 @@ def cscv_of_sums(s: np.ndarray, q: np.ndarray, cnt: np.ndarray) -> tuple[float, 
     omega = rank / (n + 1.0)
     logits = np.log(omega / (1.0 - omega))
     return float(np.mean(logits <= 0)), logits
+
+
+@njit(cache=True)
+def _sharpes(sm: np.ndarray, sq: np.ndarray, c: np.ndarray, out: np.ndarray) -> None:
+    """Per split (row) and trial: mean / standard deviation (ddof 1) of the returns whose sum,
+    sum of squares and count are given; 0 where the deviation is (nearly) 0 or not a number."""
+    for i in range(sm.shape[0]):
+        ci = c[i]
+        for j in range(sm.shape[1]):
+            mean = sm[i, j] / ci
+            var = (sq[i, j] - ci * (mean * mean)) / (ci - 1.0)
+            if var < 0.0:
+                var = 0.0
+            sd = math.sqrt(var)
+            out[i, j] = mean / sd if sd > 1e-15 else 0.0
+
+
+@njit(cache=True)
+def _ranks(is_sr: np.ndarray, oos_sr: np.ndarray, out: np.ndarray) -> None:
+    """Per split: the out-of-sample rank (1..N, ties at their mean rank) of the trial best in
+    sample (the first of equals, as `np.argmax`)."""
+    for i in range(is_sr.shape[0]):
+        best = 0
+        for j in range(is_sr.shape[1]):
+            if is_sr[i, j] != is_sr[i, j]:  # np.argmax: the first NaN, if any
+                best = j
+                break
+            if is_sr[i, j] > is_sr[i, best]:
+                best = j
+        chosen = oos_sr[i, best]
+        below = ties = 0
+        for j in range(oos_sr.shape[1]):
+            x = oos_sr[i, j]
+            if x < chosen:
+                below += 1
+            elif x == chosen:
+                ties += 1
+        out[i] = below + (ties + 1) / 2.0
 
 
 def neighbourhood(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -308,9 +309,15 @@ def run_sweep(
             executor.close()
             saver(rows, force=True)
             raise
-        executor.close()
-        saver(rows, force=True)
-        return finish(p, out, rows, head)
+        # the workers exit (a few hundredths of a second) while the table and diagnostics are
+        # written, not before
+        closing = threading.Thread(target=executor.close, name="sweep-executor-close")
+        closing.start()
+        try:
+            saver(rows, force=True)
+            return finish(p, out, rows, head)
+        finally:
+            closing.join()
 
 
 class _Board:
