@@ -69,7 +69,7 @@ def dead_receiver() -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    yield f"json://127.0.0.1:{sock.getsockname()[1]}/hook?rto=60&cto=60"
+    yield f"json://127.0.0.1:{sock.getsockname()[1]}/hook?rto=600&cto=600"
     sock.close()
 
 
@@ -79,8 +79,8 @@ def test_a_dead_receiver_does_not_hold_the_session_up(
     (home / ".trade" / "config.toml").write_text(f'[notify]\nurls = ["{dead_receiver}"]\n')
     runner, journal, _ = run(fake, home, play_file(home, {"max_position_notional": 1000}),
                              "paper", "09:00")  # fmt: skip
-    # every minute was handled in turn (the driver waits at most 10 s for each) while the
-    # delivery thread was still stuck on the first message
+    # every minute was handled in turn (the driver waits at most 60 s for each, the receiver
+    # holds a delivery for 600 s) while the delivery thread was still stuck on the first message
     assert runner.last_instant is not None and runner.handled_close >= runner.last_instant
     n = runner.notifier
     assert n is not None and (n.sent, n.failed) == (0, 0)

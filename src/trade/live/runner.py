@@ -153,8 +153,11 @@ class LiveRunner:
         self.flatten_requested = self.flatten_requested or flatten
         self._stop.set()
 
-    async def wait_handled(self, close_ms: int, timeout: float = 10.0) -> None:
-        """Until every bar closing by `close_ms` is handled (tests pace a replayed day by it)."""
+    async def wait_handled(self, close_ms: int, timeout: float = 60.0) -> None:
+        """Until every bar closing by `close_ms` is handled (tests pace a replayed day by it). A
+        minute is handled in milliseconds, but the first instant of a process compiles the Play's
+        numeric kernels when numba's cache is cold (a fresh checkout): seconds, more on a loaded
+        machine."""
         async with asyncio.timeout(timeout):
             async with self._progress:
                 await self._progress.wait_for(
