@@ -30,6 +30,8 @@ from trade.live.orders import link_id
 from trade.live.runner import LiveRunner
 from trade.live.session import SessionRecord, session_path
 
+from .inproc import subscribed
+
 MINUTE = 60_000
 NAME = "resumed"
 
@@ -82,11 +84,7 @@ class DemoSession:
                 runner = make_runner(plan, record, rest, store_path=None, backoff=0.01)
                 seen = {c["id"] for c in self.fake.connections}
                 task = asyncio.create_task(runner.run())
-                while sum(1 for c in self.fake.connections if c["id"] not in seen
-                          and c["topics"]) < 2:  # fmt: skip
-                    if task.done():
-                        task.result()
-                    await asyncio.sleep(0.01)
+                await subscribed(self.fake, 2, task, seen=seen)
 
                 async def wait(close: int) -> None:
                     await runner.wait_handled(close)

@@ -26,6 +26,8 @@ from trade.live.runner import LiveRunner
 from trade.live.session import SessionRecord
 from trade.report.positions import positions
 
+from .inproc import subscribed
+
 MINUTE = 60_000
 FLIPPER = Path(__file__).resolve().parents[2] / "benchmarks" / "plays" / "reaction_ema.yml"
 
@@ -59,10 +61,7 @@ def demo_day(
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)
-            for _ in range(500):
-                if sum(1 for c in fake.connections if c["topics"]) >= 2:  # public and private
-                    break
-                await asyncio.sleep(0.01)
+            await subscribed(fake, 2, task)  # public and private
 
             async def wait(close: int) -> None:
                 await runner.wait_handled(close)

@@ -16,6 +16,8 @@ from trade.exchange.bybit import BybitRest
 from trade.live.launch import make_runner, open_record, plan_session
 from trade.live.session import SessionRecord
 
+from .inproc import subscribed
+
 
 def test_flatten_closes_the_demo_position_with_one_reduce_only_order(
     fake: FakeBybit, home: Path
@@ -33,9 +35,7 @@ def test_flatten_closes_the_demo_position_with_one_reduce_only_order(
         ) as rest:
             runner = make_runner(plan, record, rest, store_path=None, backoff=0.01)
             task = asyncio.create_task(runner.run())
-            while sum(1 for c in fake.connections if c["topics"]) < 2:
-                assert not task.done()
-                await asyncio.sleep(0.01)
+            await subscribed(fake, 2, task)
             await day.play(runner, trades=True)
             assert fake.positions["BTCUSDT"]["size"] == "0.091"
             fake.fill_mode = "immediate"  # the close fills at the last trade as it arrives

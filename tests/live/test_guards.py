@@ -31,6 +31,7 @@ from trade.live.session import SessionRecord
 from trade.report.artifacts import iso, trades_csv
 from trade.report.positions import position_trades
 
+from .inproc import subscribed
 from .receiver import Receiver
 
 PLAY = Path(__file__).resolve().parents[2] / "plays" / "examples" / "ema_cross.yml"
@@ -86,10 +87,7 @@ def run(
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)
-            for _ in range(500):
-                if sum(1 for c in fake.connections if c["topics"]) >= (2 if mode == "demo" else 1):
-                    break
-                await asyncio.sleep(0.01)
+            await subscribed(fake, 2 if mode == "demo" else 1, task)
             await day.play(runner, trades=mode == "demo")
             runner.request_stop()
             await task

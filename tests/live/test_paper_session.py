@@ -24,6 +24,8 @@ from trade.live.session import SessionRecord
 from trade.report.artifacts import trades_csv
 from trade.report.positions import position_trades
 
+from .inproc import subscribed
+
 
 def paper_day(
     fake: FakeBybit,
@@ -55,21 +57,13 @@ def paper_day(
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)
-            await _subscribed(fake)
+            await subscribed(fake, 1, task)
             await (playing(driver, runner) if playing else driver.play(runner))
             runner.request_stop()
             await task
             return runner
 
     return asyncio.run(go()), record
-
-
-async def _subscribed(fake: FakeBybit) -> None:
-    for _ in range(500):
-        if any(c["topics"] for c in fake.connections):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the session never subscribed")
 
 
 CASES = [
