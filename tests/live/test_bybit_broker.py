@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -92,12 +93,13 @@ def ctx(close: float = 50_000.0) -> DecisionContext:
     return DecisionContext(series_value=lambda s: math.nan, exec_close=close)
 
 
-async def until(cond: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if cond():
-            return
+async def until(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Until `cond()` holds: what it waits for takes milliseconds, or seconds on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def kinds(record: SessionRecord) -> list[str]:
@@ -693,7 +695,7 @@ def test_the_timer_reconciles_every_60_s_of_exchange_time_between_instants(
             await asyncio.sleep(TIMER_S * 2)
             assert broker.side() == "long"  # less than 60 s of exchange time: not yet
             await exchange_time_passes(broker, fake, 61_000)
-            await until(lambda: broker.side() == "flat", "the timer's reconcile", timeout=10)
+            await until(lambda: broker.side() == "flat", "the timer's reconcile")
             (found,) = journal(record, "reconcile")
             assert found["data"]["trigger"] == "timer"
             assert "Trade Sell 0.04 at 52200 (TakeProfit," in found["message"]
@@ -732,7 +734,7 @@ def test_a_foreign_order_appearing_mid_session_halts_it_once(
             await broker.before_instant(T0)
             fake.preload(orders=[FOREIGN_ORDER])
             await exchange_time_passes(broker, fake, 61_000)
-            await until(lambda: broker.halted, "the timer's reconcile", timeout=10)
+            await until(lambda: broker.halted, "the timer's reconcile")
             await exchange_time_passes(broker, fake, 61_000)
             await until(lambda: len(journal(record, "reconcile")) == 1 and
                         broker._last_full >= fake.server_ms() - 1_000, "a second timer round")  # fmt: skip

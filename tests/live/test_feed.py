@@ -4,6 +4,7 @@ order, gaps and outages filled by REST before anything later, and the evaluation
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -37,7 +38,7 @@ def push(fake: FakeBybit, i: int, interval: str = "1", confirm: bool = True) -> 
     fake.kline("BTCUSDT", interval, row[0], *row[1:6], confirm=confirm)
 
 
-async def take(feed: MarketFeed, count: int, timeout: float = 5.0) -> list[ClosedBar]:
+async def take(feed: MarketFeed, count: int, timeout: float = 60.0) -> list[ClosedBar]:
     out: list[ClosedBar] = []
 
     async def go() -> None:
@@ -51,9 +52,10 @@ async def take(feed: MarketFeed, count: int, timeout: float = 5.0) -> list[Close
 
 
 async def ready(feed: MarketFeed, fake: FakeBybit) -> None:
-    while (await feed.stream.next(5.0)).kind != "connected":
+    while (await feed.stream.next(60.0)).kind != "connected":
         pass
-    for _ in range(300):
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
         if any(set(feed.topic_tf) <= set(c["topics"]) for c in fake.connections):
             return
         await asyncio.sleep(0.01)
