@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fakes.bybit import FakeBybit
@@ -40,3 +43,12 @@ def trade(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "trade.cli.main", *args], env=env, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
+
+
+def drawn(screen: Callable[[], str], pattern: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until the panel has drawn `pattern`: it redraws a few times a second from its own thread,
+    which a loaded machine may hold back for longer than a fixed pause."""
+    deadline = time.monotonic() + 60
+    while not re.search(pattern, screen()) and time.monotonic() < deadline:
+        assert proc.poll() is None, screen()[-3000:]
+        time.sleep(0.05)

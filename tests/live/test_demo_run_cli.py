@@ -25,7 +25,7 @@ from fakes.market_day import MarketDay
 from trade.data import MarketStore
 from trade.engine.backtest import parse_time
 
-from .cli_run import process_env
+from .cli_run import drawn, process_env
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 M15 = 15 * 60_000
@@ -123,7 +123,7 @@ def test_demo_session_in_a_terminal_trades_on_the_exchange_and_stops_protected(
 
     asyncio.run(subscribed())
     asyncio.run(day.play(trades=True, wait=wait))
-    time.sleep(0.5)  # the panel redraws a few times a second
+    drawn(screen, rf"position\s+short {fake.positions['BTCUSDT']['size']} @ 109,381\.5", proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0, screen()[-3000:]
     reader.join(5)

@@ -25,7 +25,7 @@ from fakes.market_day import MarketDay
 from trade.data import MarketStore
 from trade.engine.backtest import parse_time
 
-from .cli_run import process_env, trade
+from .cli_run import drawn, process_env, trade
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -102,14 +102,15 @@ def test_paper_session_in_a_terminal_shows_the_panel_and_replays_to_the_same_dec
 
     asyncio.run(subscribed())
     asyncio.run(day.play(wait=wait))
-    time.sleep(0.5)  # the panel redraws a few times a second
+    position = r"position\s+short 0\.091 @ 109,359\.62"
+    drawn(lambda: ANSI.sub("", b"".join(chunks).decode(errors="replace")), position, proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     reader.join(5)
     os.close(master)
     screen = ANSI.sub("", b"".join(chunks).decode(errors="replace"))
     # 08:00 the Play went short (the backtest's first trade of the day); it is open at 10:00
-    assert re.search(r"position\s+short 0\.091 @ 109,359\.62", screen), screen[-3000:]
+    assert re.search(position, screen), screen[-3000:]
     assert re.search(r"stop\s+112,640\.4", screen)
     assert re.search(r"equity\s+[\d,]+\.\d\d USDT", screen)
     assert "next evaluation" in screen
