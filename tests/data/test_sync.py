@@ -148,10 +148,10 @@ def test_the_still_open_bar_is_never_stored(real_1m: np.ndarray, db: Path, fake:
 
 def test_a_timeout_is_retried(real_1m: np.ndarray, fake: FakeBybit) -> None:
     fake.inject("slow")
-    fake.slow_seconds = 1.0
+    fake.slow_seconds = 10.0  # far past the client's timeout; the retry must answer within it
 
     async def go() -> tuple[list[list[str]], int]:
-        async with BybitRest(fake.rest_url, timeout=0.3) as client:
+        async with BybitRest(fake.rest_url, timeout=2.0) as client:
             rows = await client.klines("BTCUSDT", "1m", int(real_1m[0, 0]), int(real_1m[9, 0]))
             return rows, client.retried
 

@@ -20,6 +20,9 @@ from trade.exchange.bybit import (
 from .conftest import buy, client, run
 
 ENTRY = buy("f-entry-1")
+# the client's timeout against the fake's "timeout" faults: an answer that never comes in time
+# (10 s) is told apart from a normal one (milliseconds, a second or so on a loaded machine)
+CLIENT_TIMEOUT_S = 2.0
 
 
 def creates(fake: FakeBybit) -> int:
@@ -67,8 +70,9 @@ def test_unknown_outcome_after_apply_is_looked_up_not_resent(
     fake: FakeBybit, creds: Credentials, fault: str
 ) -> None:
     fake.trade("BTCUSDT", 100_000)
+    fake.timeout_seconds = 10.0
     fake.inject(fault, path="/v5/order/create")
-    assert place(fake, creds, timeout=0.5) == "f-entry-1"
+    assert place(fake, creds, timeout=CLIENT_TIMEOUT_S) == "f-entry-1"
     assert creates(fake) == 1  # found by orderLinkId: never re-sent
     assert orders_with_link(fake, "f-entry-1") == 1
 
@@ -78,8 +82,9 @@ def test_unknown_outcome_not_applied_is_sent_again_with_the_same_link_id(
     fake: FakeBybit, creds: Credentials, fault: str
 ) -> None:
     fake.trade("BTCUSDT", 100_000)
+    fake.timeout_seconds = 10.0
     fake.inject(fault, path="/v5/order/create")
-    assert place(fake, creds, timeout=0.5) == "f-entry-1"
+    assert place(fake, creds, timeout=CLIENT_TIMEOUT_S) == "f-entry-1"
     bodies = [r.json() for r in fake.requests if r.path == "/v5/order/create"]
     assert len(bodies) == 2 and bodies[0] == bodies[1]  # same orderLinkId both times
     assert orders_with_link(fake, "f-entry-1") == 1
@@ -152,13 +157,13 @@ def test_5xx_on_a_read_is_retried(fake: FakeBybit, creds: Credentials) -> None:
 def test_maintenance_reads_give_up_typed_and_recover_after(
     fake: FakeBybit, creds: Credentials
 ) -> None:
-    fake.maintenance(0.6)
+    fake.maintenance(60)  # longer than any retrying on a loaded machine
 
     async def go() -> float:
         async with client(fake, creds, retries=1) as c:
             with pytest.raises(Unavailable, match=r"retCode 10016"):
                 await c.wallet()
-            time.sleep(0.7)
+            fake.maintenance(0)  # over
             return (await c.wallet()).equity
 
     assert run(go()) > 0

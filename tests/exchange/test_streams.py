@@ -312,11 +312,13 @@ def test_maintenance_refuses_connects_then_the_stream_comes_back(fake: FakeBybit
     async def go() -> list[str]:
         async with public(fake, ["kline.1.BTCUSDT"]) as s:
             await ready(s, fake)
-            fake.maintenance(0.5)
+            fake.maintenance(60)
             fake.drop_all_ws(1001)
             details = []
             while (e := await s.next(WAIT_S)).kind != "reconnected":
                 details.append(e.detail)
+                if e.detail == "connect refused (HTTP 503)":
+                    fake.maintenance(0)  # over once a connect was refused
             await registered(fake, "public", 2)
             return details
 
