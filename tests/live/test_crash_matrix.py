@@ -255,7 +255,7 @@ def test_a_demo_session_killed_at_every_step_of_the_order_path_and_at_random_ins
     def check(close: int) -> None:
         """After a restart: executions booked once each, the position and the wallet as the
         exchange's, an order for each of the session's decisions and only one."""
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # booked at the restart: milliseconds, or seconds loaded
         while True:
             with SessionRecord(session.path, readonly=True) as rec:
                 fills, decisions = rec.fill_rows(), rec.decision_rows()

@@ -126,7 +126,7 @@ def test_demo_session_in_a_terminal_trades_on_the_exchange_and_stops_protected(
     drawn(screen, rf"position\s+short {fake.positions['BTCUSDT']['size']} @ 109,381\.5", proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0, screen()[-3000:]
-    reader.join(5)
+    reader.join(60)  # drains what the process wrote before it ended
     os.close(master)
     shown = screen()
     # 08:00 the Play went short (as the backtest); filled at the next 1m open, 109,381.5, on the

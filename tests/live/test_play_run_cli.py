@@ -106,7 +106,7 @@ def test_paper_session_in_a_terminal_shows_the_panel_and_replays_to_the_same_dec
     drawn(lambda: ANSI.sub("", b"".join(chunks).decode(errors="replace")), position, proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
-    reader.join(5)
+    reader.join(60)  # drains what the process wrote before it ended
     os.close(master)
     screen = ANSI.sub("", b"".join(chunks).decode(errors="replace"))
     # 08:00 the Play went short (the backtest's first trade of the day); it is open at 10:00
