@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -70,24 +69,34 @@ def test_a_backtest_reads_while_another_process_reads(db: Path, tmp_path: Path) 
         holder.wait()
 
 
-def test_a_writer_waits_for_a_reader_with_a_message(
-    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_writer_waits_for_a_reader_with_a_message(db: Path, tmp_path: Path) -> None:
+    """The reader leaves only once the writer, in its own process, said it is waiting."""
     assert run(["data", "status", "--json"]) == 0
-    capsys.readouterr()
     f = tmp_path / "bybit_XUSDT_1m.csv"
     f.write_text(CSV)
-    monkeypatch.setenv("TRADE_DB_WAIT", "60")
-    holder = hold(db, 1.5, read_only=True)
-    t0 = time.monotonic()
-    assert run(["data", "import", str(f)]) == 0
-    assert time.monotonic() - t0 > 0.5  # it did wait for the reader to leave
-    holder.wait()
-    err = capsys.readouterr().err
-    assert (
-        f"market store {db} is in use by another process (PID {holder.pid}); waiting up to 60 s"
-        in err
+    holder = hold(db, 600, read_only=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "trade.cli.main", "data", "import", str(f)],
+        env={**os.environ, "TRADE_DB_WAIT": "60"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    try:
+        assert writer.stderr is not None
+        said = next((line for line in iter(writer.stderr.readline, "") if "in use" in line), "")
+        assert said == (
+            f"market store {db} is in use by another process (PID {holder.pid}); waiting up to "
+            "60 s\n"
+        )
+        assert writer.poll() is None  # still waiting for the reader
+        holder.kill()
+        holder.wait()
+        assert writer.wait(120) == 0, writer.stderr.read()
+    finally:
+        for proc in (holder, writer):
+            proc.kill()
+            proc.wait()
 
 
 def test_a_writer_gives_up_with_one_line_and_nothing_written(
