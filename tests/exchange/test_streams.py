@@ -165,7 +165,7 @@ def test_a_dropped_socket_reconnects_resubscribes_and_says_so_once(fake: FakeByb
 
 
 def test_a_half_open_socket_is_replaced_within_two_ping_intervals(fake: FakeBybit) -> None:
-    interval = 0.3
+    interval = 1.0  # long beside the scheduling delays of a loaded machine (the slack below)
 
     async def go() -> tuple[float, str]:
         async with public(fake, ["kline.1.BTCUSDT"], ping_interval=interval) as s:
@@ -181,7 +181,7 @@ def test_a_half_open_socket_is_replaced_within_two_ping_intervals(fake: FakeBybi
     took, why = run(go())
     # the watchdog trips 2 intervals after the last message received, which came before the stall
     # (a loaded machine may add scheduling delay, hence the slack below one more interval)
-    assert took <= 3 * interval and why == "nothing received for 0.6 s (half-open socket)"
+    assert took <= 3 * interval and why == "nothing received for 2 s (half-open socket)"
     assert fake.connects["public"] == 2
 
 
