@@ -158,7 +158,7 @@ def test_vectorised_equals_incremental(cond: A.Cond, data: dict[str, np.ndarray]
     assert vec.tolist() == got
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cond=condition(), data=st.integers(2, 20).flatmap(series_data), cut=st.integers(0, 19))
 def test_incremental_state_round_trips(cond: A.Cond, data: dict[str, np.ndarray], cut: int) -> None:
     """Stopping after `cut` instants, restoring the JSON state into a fresh evaluator, equals no stop."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trade.data.bars import Bars
@@ -321,7 +321,7 @@ def test_batch_equals_incremental_on_real_btc(market_dir: Path) -> None:
     )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.floats(-0.03, 0.03), min_size=5, max_size=200), cut=st.integers(0, 199))
 def test_batch_equals_incremental_on_generated_paths(steps: list[float], cut: int) -> None:
     c = 100 * np.exp(np.cumsum(steps))
