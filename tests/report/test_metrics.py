@@ -139,3 +139,11 @@ def test_compute_metrics_summary():
     assert out["long_pnl"] == 130.0 and out["short_pnl"] == -50.0
     assert out["avg_trade_hours"] == pytest.approx(2.0) and out["max_trade_hours"] == 3.0
     assert out["exit_reasons"] == {"signal": 1, "stop_loss": 1, "take_profit": 1}
+
+
+def test_total_adds_in_order_as_python_sum_does():
+    rng = np.random.default_rng(7)
+    values = (rng.standard_normal(1000) * 10.0 ** rng.integers(-8, 8, 1000)).tolist()
+    assert m.total(values) == sum(values)  # the same bits: one addition after another
+    assert m.total([]) == 0 and isinstance(m.total([]), int)
+    assert math.copysign(1.0, m.total([-0.0])) == 1.0  # as 0 + (−0.0)

@@ -267,3 +267,39 @@ def test_the_store_is_read_once_and_features_once_per_definition_and_history(
     for sym in ("BTCUSDT", "ETHUSDT"):
         mine = sorted(length for s, length in computed if s == sym)
         assert mine == sorted([30, 40, 50] + [f for f in (8, 12, 16) for _ in range(3)])
+
+
+def test_a_window_cut_like_another_of_its_span_is_the_window_cut_afresh(db: Path) -> None:
+    from trade.engine.market import window_of
+    from trade.play import validate_play_text
+
+    p = _plan(db)
+    data = p.shared.data["BTCUSDT"]
+    a, b = p.shared.windows["BTCUSDT"]
+    short, long = (
+        validate_play_text(p.play_text, str(PLAY), {"fast": "8", "slow": slow})
+        for slow in ("30", "50")
+    )
+    first = window_of(data, short, a, b)
+    fresh, like = window_of(data, long, a, b), window_of(data, long, a, b, like=first)
+    tf = long.exec_tf
+    assert len(fresh.bars[tf]) > len(first.bars[tf])  # the longer warmup: more history
+    assert fresh.bars.keys() == like.bars.keys()
+    for name in ("ts", "open", "high", "low", "close", "volume"):
+        for k in fresh.bars:
+            assert np.array_equal(getattr(fresh.bars[k], name), getattr(like.bars[k], name))
+    assert like.intrabar is first.intrabar  # shared, not rebuilt
+    for name in ("ts_open", "ts_close", "open", "high", "low", "close", "fallback_ts"):
+        assert np.array_equal(getattr(fresh.intrabar, name), getattr(like.intrabar, name))
+    assert fresh.intrabar.fallbacks == like.intrabar.fallbacks
+    assert np.array_equal(fresh.funding_ts, like.funding_ts)
+    assert np.array_equal(fresh.funding_rate, like.funding_rate)
+    assert (fresh.mark is None) == (like.mark is None)
+    if fresh.mark is not None and like.mark is not None:
+        assert np.array_equal(fresh.mark.ts, like.mark.ts)
+        assert np.array_equal(fresh.mark.close, like.mark.close)
+    assert (fresh.start_ms, fresh.end_ms, fresh.missing_exec) == (
+        like.start_ms,
+        like.end_ms,
+        like.missing_exec,
+    )
