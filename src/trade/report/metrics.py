@@ -135,38 +135,64 @@ def sortino(returns: np.ndarray, bars_per_year: float) -> float | None:
     return None if dd == 0 else float(np.mean(returns)) / dd * math.sqrt(bars_per_year)
 
 
-def sharpe_sortino(curve: np.ndarray, bars_per_year: float) -> tuple[float | None, float | None]:
-    """`sharpe` and `sortino` of `bar_returns(curve)` in two passes over the curve, without the
-    returns array or numpy's temporaries (a sweep computes them for every combination); the sums
-    run in bar order where numpy's are pairwise, so the last bits may differ."""
-    n = len(curve) - 1
+def curve_measures(
+    curve: np.ndarray, bars_per_year: float
+) -> tuple[float, float, int, float | None, float | None]:
+    """`drawdowns(curve)`, then `sharpe` and `sortino` of `bar_returns(curve)`, in two passes over
+    the curve without the returns array or numpy's temporaries (a sweep computes them for every
+    combination). The drawdowns are the same numbers; the return sums run in bar order where
+    numpy's are pairwise, so the ratios' last bits may differ."""
+    c = np.ascontiguousarray(curve, dtype=np.float64)
+    n = len(c) - 1
+    if n < 0:
+        return (*drawdowns(c), None, None)
+    positive, dd_abs, dd_rel, longest, mean, m2, down2 = _curve_pass(c)
+    dd = (float(dd_abs), float(dd_rel * 100.0), int(longest)) if positive else drawdowns(c)
     if n < 2:
-        return None, None
-    mean, m2, down2 = _return_moments(np.ascontiguousarray(curve, dtype=np.float64))
-    sd, dd = math.sqrt(m2 / (n - 1)), math.sqrt(down2 / n)
+        return (*dd, None, None)
+    sd, down = math.sqrt(m2 / (n - 1)), math.sqrt(down2 / n)
     root = math.sqrt(bars_per_year)
     return (
+        *dd,
         None if sd == 0 or sd != sd else mean / sd * root,
-        None if dd == 0 or dd != dd else mean / dd * root,
+        None if down == 0 or down != down else mean / down * root,
     )
 
 
 @njit(cache=True)
-def _return_moments(curve: np.ndarray) -> tuple[float, float, float]:
-    """Of r_i = curve_i / curve_(i−1) − 1: the mean, Σ(r − mean)² and Σ min(r, 0)²."""
+def _curve_pass(curve: np.ndarray) -> tuple[bool, float, float, int, float, float, float]:
+    """Whether every point is positive, `_drawdowns`' three numbers (valid when it is), and of
+    r_i = curve_i / curve_(i−1) − 1: the mean, Σ(r − mean)² and Σ min(r, 0)²."""
     n = len(curve) - 1
+    positive = curve[0] > 0.0
+    peak = curve[0]
+    dd_abs = dd_rel = 0.0
+    run = longest = 0
     total = down2 = 0.0
-    for i in range(n):
-        r = curve[i + 1] / curve[i] - 1.0
+    for i in range(1, n + 1):
+        x = curve[i]
+        if not x > 0.0:
+            positive = False
+        if x > peak:
+            peak = x
+        dd = peak - x
+        if dd > dd_abs:
+            dd_abs = dd
+        if dd / peak > dd_rel:
+            dd_rel = dd / peak
+        run = run + 1 if x < peak else 0
+        if run > longest:
+            longest = run
+        r = x / curve[i - 1] - 1.0
         total += r
         if r < 0.0:
             down2 += r * r
-    mean = total / n
+    mean = total / n if n > 0 else 0.0
     m2 = 0.0
     for i in range(n):
         d = (curve[i + 1] / curve[i] - 1.0) - mean
         m2 += d * d
-    return mean, m2, down2
+    return positive, dd_abs, dd_rel, longest, mean, m2, down2
 
 
 def calmar(
@@ -331,8 +357,7 @@ def compute_metrics(
     t = columns(trades)
     pnls = np.asarray(t.pnl, dtype=np.float64)
     curve = np.concatenate([[starting_equity], equity])
-    mdd_abs, mdd_pct, mdd_bars = drawdowns(curve)
-    sharpe_ratio, sortino_ratio = sharpe_sortino(curve, bars_per_year)
+    mdd_abs, mdd_pct, mdd_bars, sharpe_ratio, sortino_ratio = curve_measures(curve, bars_per_year)
     start_ms, end_ms = window
     durations = (t.exit_time - t.entry_time) / 3_600_000
     long = t.side > 0
