@@ -249,8 +249,9 @@ def summarise(
     exec_bars = window.bars[compiled.exec_tf]
     ts = np.asarray(out.equity_ts)
     hold = buy_and_hold_curve(  # its first and last points: the benchmark needs the last
-        ts[[0, -1]] if len(ts) else ts,
-        exec_bars.ts + exec_bars.tf_ms,
+        # bars closed by t are those opened by t − tf: the same bars, without an array of closes
+        (ts[[0, -1]] if len(ts) else ts) - exec_bars.tf_ms,
+        exec_bars.ts,
         exec_bars.close,
         play.account.starting_equity,
     )
