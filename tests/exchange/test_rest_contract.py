@@ -3,6 +3,8 @@ order Bybit expects) and what comes back (parsed, paginated, oldest first)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from fakes.bybit import FakeBybit
@@ -37,12 +39,13 @@ def test_server_time_and_clock_offset(fake: FakeBybit, creds: Credentials) -> No
         async with client(fake, creds) as c:
             return await c.server_time(), await c.sync_time()
 
+    before = time.time() * 1000
     server, offset = run(go())
+    after = time.time() * 1000
     assert server == T0
-    # the offset turns the local clock into the exchange's (frozen at T0 here)
-    import time
-
-    assert abs(time.time() * 1000 + offset - T0) < 1000
+    # the offset turns the local clock into the exchange's (frozen at T0 here): the sync's
+    # midpoint lies between the two readings around it, however long the round trip took
+    assert T0 - after - 1 <= offset <= T0 - before + 1  # ± the 1 ms int() may cut
 
 
 def test_klines_oldest_first_and_the_open_bar_never_closed(fake: FakeBybit) -> None:
