@@ -140,7 +140,9 @@ def test_the_dashboard_shows_a_running_session_and_follows_it(
                 await asyncio.sleep(0.02)
 
         async def play(upto: int) -> None:
+            deadline = time.monotonic() + 60
             while not any(c["topics"] for c in fake.connections):
+                assert run.poll() is None and time.monotonic() < deadline, "never subscribed"
                 await asyncio.sleep(0.05)
             for m in day.minutes():
                 if m + 60_000 > upto:
