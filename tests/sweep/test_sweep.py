@@ -303,3 +303,28 @@ def test_a_window_cut_like_another_of_its_span_is_the_window_cut_afresh(db: Path
         like.end_ms,
         like.missing_exec,
     )
+
+
+def test_sweeps_started_in_the_same_second_never_share_a_default_directory(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared directory would be resumed by the second sweep while the first still writes it."""
+    import datetime as dt
+
+    from trade.cli import options
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> Frozen:
+            return cls(2026, 1, 2, 3, 4, 5, tzinfo=tz)
+
+    monkeypatch.setattr(options, "datetime", Frozen)
+    monkeypatch.chdir(tmp_path)
+    cmd = ["--db", str(db), "sweep", "--play", str(PLAY), "--param", "fast=8", "--param",
+           "slow=30", "--start", START, "--end", END, "--no-report"]  # fmt: skip
+    assert run(cmd) == 0 and run(cmd) == 0
+    made = sorted((tmp_path / "runs" / "ema_cross").iterdir())
+    assert len(made) == 2
+    for d in made:
+        assert d.name.startswith("sweep-20260102T030405-") and len(d.name) == len("sweep-") + 22
+        assert len((d / "sweep.csv").read_text().splitlines()) == 2  # the header and one row

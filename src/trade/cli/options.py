@@ -1,8 +1,18 @@
-"""Option parsing shared by several commands."""
+"""Option parsing and default output names shared by several commands."""
 
 from __future__ import annotations
 
+import secrets
+from datetime import UTC, datetime
+
 from ..errors import InputError
+
+
+def output_name(prefix: str) -> str:
+    """`<prefix>-<UTC second>-<6 hex digits>`: a default output that two commands started in the
+    same second never share (a shared sweep directory would be resumed by both at once)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{prefix}-{stamp}-{secrets.token_hex(3)}"
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from ..errors import InputError
+from .options import output_name
 
 app = typer.Typer(
     help="List, show and compare the backtests kept under runs/.", no_args_is_help=True
@@ -153,7 +154,7 @@ def compare(
         cells = "".join(f"{_fmt(r.result['metrics'].get(key), pattern):>14}" for r in found)
         console.print(f"{label:<15}{cells}", markup=False, soft_wrap=True)
     if out is None:
-        out = root / f"compare-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}.html"
+        out = root / f"{output_name('compare')}.html"
     out.write_text(_page(found))
     console.print(f"equity curves: {out}", markup=False, soft_wrap=True)
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import config
 from ..errors import InputError
+from .options import output_name
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -94,8 +95,7 @@ def sweep(
         db=db or config.db_path(),
     )
     if out is None:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        out = Path("runs") / p.base.play.name / f"sweep-{stamp}"
+        out = Path("runs") / p.base.play.name / output_name("sweep")
     total = p.space.size() if kind == "grid" else (trials or 0)
     with _bar(f"{kind} sweep", total) as progress:
         try:
@@ -244,8 +244,7 @@ def walkforward(
         db=db or config.db_path(),
     )
     if out is None:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        out = Path("runs") / p.base.play.name / f"walkforward-{stamp}"
+        out = Path("runs") / p.base.play.name / output_name("walkforward")
     head = manifest(
         p, kind, trials if kind == "optuna" else None, seed if kind == "optuna" else None
     )
