@@ -84,32 +84,13 @@ def max_drawdown_duration_bars(equity: np.ndarray) -> int:
 
 
 def drawdowns(equity: np.ndarray) -> tuple[float, float, int]:
-    """(`max_drawdown`'s abs and pct, `max_drawdown_duration_bars`) in one pass over a curve of
-    positive values (else by those definitions): the same numbers, for a sweep that computes them
-    for every combination."""
-    if len(equity) == 0 or not bool((equity > 0).all()):
-        return (*max_drawdown(equity), max_drawdown_duration_bars(equity))
-    dd_abs, dd_rel, longest = _drawdowns(np.ascontiguousarray(equity, dtype=np.float64))
+    """(`max_drawdown`'s abs and pct, `max_drawdown_duration_bars`): the same numbers in one
+    jitted pass over a curve of positive values, else by those definitions."""
+    c = np.ascontiguousarray(equity, dtype=np.float64)
+    if len(c) == 0 or not bool((c > 0).all()):
+        return (*max_drawdown(c), max_drawdown_duration_bars(c))
+    dd_abs, dd_rel, longest = _curve_pass(c)[:3]
     return float(dd_abs), float(dd_rel * 100.0), int(longest)
-
-
-@njit(cache=True)
-def _drawdowns(equity: np.ndarray) -> tuple[float, float, int]:
-    peak = equity[0]
-    dd_abs = dd_rel = 0.0
-    run = longest = 0
-    for x in equity:
-        if x > peak:
-            peak = x
-        dd = peak - x
-        if dd > dd_abs:
-            dd_abs = dd
-        if dd / peak > dd_rel:
-            dd_rel = dd / peak
-        run = run + 1 if x < peak else 0
-        if run > longest:
-            longest = run
-    return dd_abs, dd_rel, longest
 
 
 def bar_returns(equity: np.ndarray) -> np.ndarray:
@@ -139,40 +120,39 @@ def curve_measures(
     curve: np.ndarray, bars_per_year: float
 ) -> tuple[float, float, int, float | None, float | None]:
     """`drawdowns(curve)`, then `sharpe` and `sortino` of `bar_returns(curve)`, in two passes over
-    the curve without the returns array or numpy's temporaries (a sweep computes them for every
-    combination). The drawdowns are the same numbers; the return sums run in bar order where
-    numpy's are pairwise, so the ratios' last bits may differ."""
+    a curve of positive values without the returns array or numpy's temporaries (a sweep
+    computes them for every combination). The drawdowns are the same numbers; the return sums
+    run in bar order where numpy's are pairwise, so the ratios' last bits may differ. A curve
+    that reaches zero or below is measured by the definitions (its returns are not finite)."""
     c = np.ascontiguousarray(curve, dtype=np.float64)
     n = len(c) - 1
-    if n < 0:
-        return (*drawdowns(c), None, None)
-    positive, dd_abs, dd_rel, longest, mean, m2, down2 = _curve_pass(c)
-    dd = (float(dd_abs), float(dd_rel * 100.0), int(longest)) if positive else drawdowns(c)
-    if n < 2:
-        return (*dd, None, None)
+    if n < 2 or not bool((c > 0).all()):
+        returns = bar_returns(c)
+        return (*drawdowns(c), sharpe(returns, bars_per_year), sortino(returns, bars_per_year))
+    dd_abs, dd_rel, longest, mean, m2, down2 = _curve_pass(c)
     sd, down = math.sqrt(m2 / (n - 1)), math.sqrt(down2 / n)
     root = math.sqrt(bars_per_year)
     return (
-        *dd,
+        float(dd_abs),
+        float(dd_rel * 100.0),
+        int(longest),
         None if sd == 0 or sd != sd else mean / sd * root,
         None if down == 0 or down != down else mean / down * root,
     )
 
 
 @njit(cache=True)
-def _curve_pass(curve: np.ndarray) -> tuple[bool, float, float, int, float, float, float]:
-    """Whether every point is positive, `_drawdowns`' three numbers (valid when it is), and of
-    r_i = curve_i / curve_(i−1) − 1: the mean, Σ(r − mean)² and Σ min(r, 0)²."""
+def _curve_pass(curve: np.ndarray) -> tuple[float, float, int, float, float, float]:
+    """Of a curve of positive values: the largest drawdown (absolute and as a fraction of its
+    peak), the longest run of points below the running peak, and of r_i = curve_i / curve_(i−1)
+    − 1 the mean, Σ(r − mean)² and Σ min(r, 0)²."""
     n = len(curve) - 1
-    positive = curve[0] > 0.0
     peak = curve[0]
     dd_abs = dd_rel = 0.0
     run = longest = 0
     total = down2 = 0.0
-    for i in range(1, n + 1):
+    for i in range(n + 1):
         x = curve[i]
-        if not x > 0.0:
-            positive = False
         if x > peak:
             peak = x
         dd = peak - x
@@ -183,16 +163,17 @@ def _curve_pass(curve: np.ndarray) -> tuple[bool, float, float, int, float, floa
         run = run + 1 if x < peak else 0
         if run > longest:
             longest = run
-        r = x / curve[i - 1] - 1.0
-        total += r
-        if r < 0.0:
-            down2 += r * r
+        if i > 0:
+            r = x / curve[i - 1] - 1.0
+            total += r
+            if r < 0.0:
+                down2 += r * r
     mean = total / n if n > 0 else 0.0
     m2 = 0.0
     for i in range(n):
         d = (curve[i + 1] / curve[i] - 1.0) - mean
         m2 += d * d
-    return positive, dd_abs, dd_rel, longest, mean, m2, down2
+    return dd_abs, dd_rel, longest, mean, m2, down2
 
 
 def calmar(
