@@ -67,7 +67,7 @@ def test_the_curve_measures_equal_the_definitions_also_on_a_curve_that_reaches_z
     the jitted passes give the definitions' numbers (the ratios to the last bits); a curve that
     reaches zero (a bankrupt account) is measured by the definitions, not divided by zero."""
     rng = np.random.default_rng(8)
-    for n in (2, 3, 50, 5000):
+    for n in (3, 50, 5000):  # at least two returns: both ratios are defined
         e = 1000 + np.cumsum(rng.normal(0, 1, n))
         dd_abs, dd_pct, dd_bars, sh, so = curve_measures(e, 35_040.0)
         r = bar_returns(e)
