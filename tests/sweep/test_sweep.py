@@ -328,3 +328,18 @@ def test_sweeps_started_in_the_same_second_never_share_a_default_directory(
     for d in made:
         assert d.name.startswith("sweep-20260102T030405-") and len(d.name) == len("sweep-") + 22
         assert len((d / "sweep.csv").read_text().splitlines()) == 2  # the header and one row
+
+
+def test_the_mean_over_symbols_does_not_depend_on_the_order_rows_arrive_in() -> None:
+    """Workers finish in any order; the objective of a combination over three symbols is summed in
+    the sweep's symbol order, so its last bit (a tie, Optuna's next trial) cannot follow them."""
+    from trade.sweep.jobs import Row
+    from trade.sweep.run import aggregate
+
+    stats = CurveStats.of(np.array([1000.0, 1001.0, 1002.0]), 1000.0)
+    values = {"A": 1e16, "B": 1.0, "C": -1e16}  # (1e16 + 1) − 1e16 = 0, (1e16 − 1e16) + 1 = 1
+    rows = [Row(0, s, {"x": 1}, {"sharpe": v}, "f", stats) for s, v in values.items()]
+    arrivals = [rows, rows[::-1], [rows[0], rows[2], rows[1]]]
+    got = {aggregate(order, "sharpe", ["A", "B", "C"])[0] for order in arrivals}
+    assert got == {0.0}  # 1e16 + 1.0 − 1e16 in the order A, B, C
+    assert aggregate(rows, "sharpe", ["A", "C", "B"])[0] == 1.0 / 3.0  # another symbol order

@@ -227,15 +227,19 @@ def prepare_out(out: Path, head: dict[str, Any]) -> list[Row]:
 def aggregate(
     rows: Iterable[Row], objective: str, symbols: Sequence[str]
 ) -> dict[int, float | None]:
-    """Objective per combination: the mean over symbols (None when any symbol's is None)."""
-    per: dict[int, list[Any]] = {}
+    """Objective per combination: the mean over symbols (None when any symbol's is None), summed
+    in `symbols` order whatever order the rows arrived in (workers finish in any order, and a
+    float sum's last bit depends on its order: a tie, or Optuna's next trial, could follow it)."""
+    per: dict[int, dict[str, Any]] = {}
     for r in rows:
-        per.setdefault(r.index, []).append(r.metrics.get(objective))
-    out: dict[int, float | None] = {}
-    for i, vals in per.items():
-        if len(vals) == len(symbols):
-            out[i] = None if any(v is None for v in vals) else float(np.mean(vals))
-    return out
+        per.setdefault(r.index, {})[r.symbol] = r.metrics.get(objective)
+    return {i: mean_over(got, symbols) for i, got in per.items() if len(got) == len(symbols)}
+
+
+def mean_over(values: Mapping[str, Any], symbols: Sequence[str]) -> float | None:
+    """The mean of `values` (per symbol) taken in `symbols` order; None if any is None."""
+    ordered = [values[s] for s in symbols]
+    return None if any(v is None for v in ordered) else float(np.mean(ordered))
 
 
 def _best(agg: Mapping[int, float | None], minimise: bool) -> int | None:
@@ -327,21 +331,20 @@ class _Board:
 
     def __init__(self, p: Plan, total: int, progress: ProgressFn | None) -> None:
         self.p, self.total, self.progress = p, total, progress
-        self.parts: dict[int, list[Any]] = {}
+        self.parts: dict[int, dict[str, Any]] = {}
         self.done = 0
         self.best: tuple[float, int, dict[str, Scalar]] | None = None
 
     def add(self, rows: Iterable[Row]) -> None:
         for r in rows:
-            got = self.parts.setdefault(r.index, [])
-            got.append(r.metrics.get(self.p.objective))
+            got = self.parts.setdefault(r.index, {})
+            got[r.symbol] = r.metrics.get(self.p.objective)
             if len(got) != len(self.p.symbols):
                 continue
             self.done += 1
-            if any(v is None for v in got):
-                continue
             v = self.objective(r.index)
-            assert v is not None
+            if v is None:
+                continue
             if self.best is None or (
                 (v < self.best[0] if self.p.minimise else v > self.best[0])
                 or (v == self.best[0] and r.index < self.best[1])
@@ -350,10 +353,8 @@ class _Board:
 
     def objective(self, index: int) -> float | None:
         """`aggregate`'s value for one combination (None until every symbol's row is in)."""
-        got = self.parts.get(index, [])
-        if len(got) != len(self.p.symbols) or any(v is None for v in got):
-            return None
-        return float(np.mean(got))
+        got = self.parts.get(index, {})
+        return mean_over(got, self.p.symbols) if len(got) == len(self.p.symbols) else None
 
     def report(self) -> None:
         if self.progress is not None:
