@@ -5,12 +5,13 @@ produce the same number of closed trades in every combination (exit 1 otherwise)
 end to end, the ratio, and our speed-up from 1 to 2 worker processes.
 
     pip install -e '.[peers]'
-    python benchmarks/sweep.py [--market-dir DIR] [--repeat 2]
+    python benchmarks/sweep.py [--market-dir DIR] [--repeat 5]
 
 Ours is timed from the bars in memory to the written sweep.csv (every combination's features,
 simulation, metrics, trades fingerprint and the diagnostics); vectorbt from the close prices to
 its trade records (the EMA signals computed with TA-Lib, the EMA ours matches, then one broadcast
-`Portfolio.from_signals`). Both after a warm-up that compiles their numba code.
+`Portfolio.from_signals`). Both after a warm-up that compiles their numba code. The engines take
+turns, round after round, and each one's best round is reported.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def make_plan(bars: Bars) -> Plan:
     )
 
 
-CPU: dict[int, tuple[float, float]] = {}  # workers → CPU seconds (parent, worker processes)
+CPU: dict[int, tuple[float, float]] = {}  # workers → CPU seconds (this process, forked workers)
 
 
 def ours(bars: Bars, workers: int) -> tuple[dict[tuple[int, int], int], float]:
@@ -140,14 +141,22 @@ def vectorbt(bars: Bars, start: int) -> tuple[dict[tuple[int, int], int], float]
     return {c: int(n) for c, n in zip(cols, per_col, strict=True)}, seconds
 
 
-def best(repeat: int, fn, *args):  # type: ignore[no-untyped-def]
-    counts, seconds = fn(*args)
-    for _ in range(repeat - 1):
-        again, s = fn(*args)
-        if again != counts:
-            raise SystemExit("FAIL: a repeated run took other trades")
-        seconds = min(seconds, s)
-    return counts, seconds
+def rounds(repeat: int, engines: dict[str, tuple]) -> dict[str, tuple[dict, list[float]]]:  # type: ignore[type-arg]
+    """Every engine once per round, the rounds one after another: this machine's speed drifts by
+    tens of percent within a minute, and timing all of one engine's runs before the next's
+    compared their machines as much as their code. Each engine's trade counts must not change."""
+    out: dict[str, tuple[dict, list[float]]] = {}  # type: ignore[type-arg]
+    for _ in range(repeat):
+        for name, (fn, *args) in engines.items():
+            counts, seconds = fn(*args)
+            if name in out and out[name][0] != counts:
+                raise SystemExit(f"FAIL: a repeated run of {name} took other trades")
+            out.setdefault(name, (counts, []))[1].append(seconds)
+    return out
+
+
+def fmt(seconds: list[float]) -> str:
+    return " ".join(f"{x:.2f}" for x in seconds)
 
 
 def main() -> int:
@@ -160,7 +169,12 @@ def main() -> int:
             or Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "market"
         ),
     )
-    ap.add_argument("--repeat", type=int, default=2, help="runs per engine; the best is reported")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="rounds (each runs every engine once); the best is reported",
+    )
     a = ap.parse_args()
     with gzip.open(a.market_dir / "bybit_BTCUSDT_15m.csv.gz", "rt") as fh:
         r = np.loadtxt(fh, delimiter=",", skiprows=1)
@@ -178,9 +192,12 @@ def main() -> int:
     small = bars.slice(0, 6000)
     run_sweep(make_plan(small), Path(tempfile.mkdtemp()) / "w", workers=1)
     vectorbt(small, int(np.searchsorted(small.ts, make_plan(small).shared.windows["BTCUSDT"][0])))
-    one, t1 = best(a.repeat, ours, bars, 1)
-    two, t2 = best(a.repeat, ours, bars, 2)
-    vbt_counts, tv = best(a.repeat, vectorbt, bars, start)
+    got = rounds(
+        a.repeat,
+        {"one": (ours, bars, 1), "two": (ours, bars, 2), "vbt": (vectorbt, bars, start)},
+    )
+    (one, s1), (two, s2), (vbt_counts, sv) = got["one"], got["two"], got["vbt"]
+    t1, t2, tv = min(s1), min(s2), min(sv)
     ok = one == two == vbt_counts
     n = len(FAST) * len(SLOW)
     print(
@@ -201,10 +218,15 @@ def main() -> int:
         f"speed-up from 1 to 2 workers: {t1 / t2:.2f}x "
         f"(on {os.cpu_count()} CPUs, load average {load:.1f} at the end)"
     )
+    print(
+        f"per round ({a.repeat} rounds): 1 worker {fmt(s1)} s; 2 workers {fmt(s2)} s; "
+        f"vectorbt {fmt(sv)} s"
+    )
     (p1, _), (p2, w2) = CPU[1], CPU[2]
     print(
-        f"CPU seconds (last run): 1 worker {p1:.2f}; 2 workers: parent {p2:.2f}, workers "
-        f"{w2:.2f}, so 1 -> 2 workers could reach {p1 / max(p2, w2 / 2):.2f}x with 2 free cores"
+        f"CPU seconds (last round): 1 worker {p1:.2f}; 2 workers: this process {p2:.2f}, the "
+        f"forked worker {w2:.2f}, so 1 -> 2 workers could reach {p1 / ((p2 + w2) / 2):.2f}x "
+        "with 2 free cores"
     )
     print(
         "targets: faster than vectorbt end to end: "

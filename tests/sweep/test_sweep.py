@@ -92,6 +92,37 @@ def test_identical_sweeps_give_identical_tables_whatever_the_workers(
     ).read_bytes()
 
 
+def test_two_workers_are_this_process_and_one_forked_worker(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--workers 2` keeps two processes busy, not three: this one runs combinations between
+    handing chunks to its one forked worker (which runs the rest)."""
+    import multiprocessing
+
+    here: list[int] = []
+    real = executors.evaluate
+
+    def counting(shared, job):  # type: ignore[no-untyped-def]
+        here.append(job.index)
+        return real(shared, job)
+
+    monkeypatch.setattr(executors, "evaluate", counting)
+    forked: list[int] = []
+    real_pool = executors.ProcessPoolExecutor
+
+    def pool(*a, **kw):  # type: ignore[no-untyped-def]
+        forked.append(kw["max_workers"])
+        return real_pool(*a, **kw)
+
+    monkeypatch.setattr(executors, "ProcessPoolExecutor", pool)
+    res = run_sweep(_plan(db), tmp_path / "two", workers=2)
+    assert forked == [1]
+    assert sorted(r.index for r in res.rows) == list(range(9))
+    # 9 single-combination chunks: two go to the worker first, this process takes the third
+    assert 1 <= len(here) <= 7
+    assert multiprocessing.active_children() == []  # the worker has exited
+
+
 def test_the_winner_play_backtests_to_the_winner_row(db: Path, tmp_path: Path) -> None:
     p = _plan(db)
     res = run_sweep(p, tmp_path / "s")

@@ -41,7 +41,12 @@ ParamOpt = Annotated[
     list[str] | None,
     typer.Option("--param", help="name=lo..hi:step or name=a,b,c (adds to the sweep block)."),
 ]
-WorkersOpt = Annotated[int, typer.Option("--workers", help="Local worker processes.")]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers", help="Processes that run combinations: this one and N - 1 forked workers."
+    ),
+]
 RayOpt = Annotated[
     str | None,
     typer.Option(

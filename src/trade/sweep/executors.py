@@ -2,12 +2,14 @@
 
 Every executor runs the same `jobs.evaluate` on the same `SweepData`, so the rows do not depend
 on where they ran. The data goes to each worker once (fork inheritance locally, Ray's object store
-on a cluster), never once per combination.
+on a cluster), never once per combination. Locally, `--workers N` is this process and N − 1
+forked workers.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
@@ -51,33 +53,46 @@ def guided_chunks(jobs: list[Job], workers: int) -> list[list[Job]]:
 
 
 class LocalProcesses:
-    """N forked worker processes; each inherits the data and compiles the kernels once."""
+    """This process and N − 1 forked workers. The workers inherit the data and compile nothing
+    (the parent's kernels come with the fork); this process runs combinations too between handing
+    chunks out and collecting rows, so N busy processes share N cores (a parent that only
+    collected would be an (N + 1)th process taking turns with them)."""
 
     def __init__(self, shared: SweepData, workers: int) -> None:
-        self.workers = workers
+        self.shared, self.workers = shared, workers
         self.pool = ProcessPoolExecutor(
-            max_workers=workers,
+            max_workers=workers - 1,
             mp_context=multiprocessing.get_context("fork"),
             initializer=init_worker,
             initargs=(shared,),
         )
 
     def run(self, jobs: Sequence[Job]) -> Iterator[Row]:
-        """Jobs go out in chunks: a combination takes a few milliseconds, and one task per
-        combination left the workers waiting on the parent's queue (measured: two workers were
-        slower than one). A chunk's rows arrive together; Ctrl-C loses the chunks under way."""
-        chunks = iter(guided_chunks(list(jobs), self.workers))
+        """Chunks go to the workers, two queued per worker, and this process takes the next
+        chunk itself, one combination at a time, checking the workers' chunks between them: a
+        combination takes a few milliseconds, and one task per combination left the workers
+        waiting on the queue (two workers were slower than one). A chunk's rows arrive together;
+        Ctrl-C loses the workers' chunks under way."""
+        chunks = deque(guided_chunks(list(jobs), self.workers))
         pending: set[Future[list[Row]]] = set()
-        limit = 2 * self.workers
-        while True:
-            while len(pending) < limit:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    break
-                pending.add(self.pool.submit(evaluate_chunk_in_worker, chunk))
-            if not pending:
-                return
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        limit = 2 * (self.workers - 1)
+
+        def feed() -> Iterator[Row]:
+            finished = {f for f in pending if f.done()}
+            pending.difference_update(finished)
+            for f in finished:
+                yield from f.result()
+            while len(pending) < limit and chunks:
+                pending.add(self.pool.submit(evaluate_chunk_in_worker, chunks.popleft()))
+
+        yield from feed()
+        while chunks:
+            for job in chunks.popleft():
+                yield evaluate(self.shared, job)
+                yield from feed()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            pending.difference_update(done)
             for f in done:
                 yield from f.result()
 
