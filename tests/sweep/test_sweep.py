@@ -267,7 +267,7 @@ def test_the_cli_writes_the_table_the_winner_and_the_page(
     assert "LightweightCharts" in page and "fast (down) × slow (across)" in page
 
 
-def test_the_store_is_read_once_and_features_once_per_definition_and_history(
+def test_the_store_is_read_once_and_features_and_marks_once_per_definition_and_history(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import trade.data
@@ -291,8 +291,19 @@ def test_the_store_is_read_once_and_features_once_per_definition_and_history(
         return real_compute(kind, params, bars, source)
 
     monkeypatch.setattr(indicators, "compute_batch", counting_compute)
+    from trade.sim.tape import Tape
+
+    marks_derived: list[int] = []  # the mark over every intrabar bar: once per symbol's window
+    real_load = Tape.load
+
+    def counting_load(self, ts_open, *a, **k):  # type: ignore[no-untyped-def]
+        marks_derived.append(len(ts_open))
+        return real_load(self, ts_open, *a, **k)
+
+    monkeypatch.setattr(Tape, "load", counting_load)
     run_sweep(p, tmp_path / "s")
     assert len(opened) == 1
+    assert len(marks_derived) == 2 and min(marks_derived) > 10_000  # 9 runs per symbol
     # per symbol: ema_slow once per slow (3); ema_fast once per (fast, slow), since the slow EMA
     # sets how much history every feature of the run starts from (9): 12 of 18 computations
     for sym in ("BTCUSDT", "ETHUSDT"):

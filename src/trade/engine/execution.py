@@ -5,7 +5,7 @@ back to the engine. Live trading plugs a Bybit adapter with the same methods int
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ from ..play.compile import CompiledPlay
 from ..play.model import Distance
 from ..report.positions import Closes, FillTags
 from ..sim import AccountConfig, BreakEven, Level, OrderRequest, SimulatedExchange, Sizing, Trailing
+from ..sim.tape import Tape
 from ..timeframes import TIMEFRAMES
 from .decide import Decision
 from .market import MarketWindow
@@ -40,6 +41,29 @@ def account_config(compiled: CompiledPlay) -> AccountConfig:
     )
 
 
+def window_tape(window: MarketWindow, exec_ms: int) -> dict[str, np.ndarray]:
+    """The simulator's tape of `window` (its intrabar bars, the mark over each, funding), as
+    `Tape.columns()`."""
+    ib, mark = window.intrabar, window.mark
+    tape = Tape(exec_ms)
+    tape.load(
+        ib.ts_open,
+        ib.ts_close,
+        ib.open,
+        ib.high,
+        ib.low,
+        ib.close,
+        mark_ts_close=(mark.ts + mark.tf_ms) if mark is not None else None,
+        mark_close=mark.close if mark is not None else None,
+        funding_ts=window.funding_ts,
+        funding_rate=window.funding_rate,
+        mark_ts_open=mark.ts if mark is not None else None,
+        mark_high=mark.high if mark is not None else None,
+        mark_low=mark.low if mark is not None else None,
+    )
+    return tape.columns()
+
+
 class SimExecution:
     """Drives a SimulatedExchange on behalf of one driver: over a loaded MarketWindow (backtest,
     replay), or fed bar by bar (`SimExecution.fed`: paper trading)."""
@@ -54,7 +78,10 @@ class SimExecution:
         *,
         instrument: InstrumentSpec | None = None,
         exec_close_at: Callable[[int], float] | None = None,
+        tape: Mapping[str, np.ndarray] | None = None,
     ) -> None:
+        """`tape`: `window_tape(window, …)` made before (a sweep's combinations of one span share
+        the window's intrabar, marks and funding), else it is made here."""
         self.compiled = compiled
         self.window = window
         self.instants = instants
@@ -70,23 +97,7 @@ class SimExecution:
             intrabar=intrabar_policy,
         )
         if window is not None:
-            ib = window.intrabar
-            mark = window.mark
-            self.sim.load(
-                ib.ts_open,
-                ib.ts_close,
-                ib.open,
-                ib.high,
-                ib.low,
-                ib.close,
-                mark_ts_close=(mark.ts + mark.tf_ms) if mark is not None else None,
-                mark_close=mark.close if mark is not None else None,
-                funding_ts=window.funding_ts,
-                funding_rate=window.funding_rate,
-                mark_ts_open=mark.ts if mark is not None else None,
-                mark_high=mark.high if mark is not None else None,
-                mark_low=mark.low if mark is not None else None,
-            )
+            self.sim.load_tape(tape if tape is not None else window_tape(window, self.exec_ms))
         self.signals = 0
         self.notional_cap: float | None = None  # a live guard's size ceiling for the next entries
         self.closed = False  # the run already ended with the end-of-data close (fast loop)

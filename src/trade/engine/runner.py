@@ -11,7 +11,7 @@ neither instants nor into the jitted loop.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,14 +146,17 @@ def run_fast(
     progress: ProgressFn | None = None,
     feature_cache: FeatureCache | None = None,
     guards: Guards | None = None,
+    tape: Mapping[str, np.ndarray] | None = None,
 ) -> RunOutput:
     """`feature_cache`: see `compute_batch_features` (a sweep shares features across runs);
-    `guards`: the limits applied (default: the Play's `risk.guards`)."""
+    `guards`: the limits applied (default: the Play's `risk.guards`); `tape`: the window's
+    `window_tape`, when the caller made it before (see `SimExecution`)."""
     instants = evaluation_instants(compiled, window)
     source = ArraySource(compiled, window, instants, feature_cache)
     ex = SimExecution(
-        compiled, window, instants, intrabar_policy, lambda s, i: float(source.series(s)[i])
-    )
+        compiled, window, instants, intrabar_policy, lambda s, i: float(source.series(s)[i]),
+        tape=tape,
+    )  # fmt: skip
     n = len(instants)
     guard = _guards(compiled, window, instants, ex, guards)
     if compiled.uses_position or guard is not None:

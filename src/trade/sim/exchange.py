@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -146,6 +146,12 @@ class SimulatedExchange:
             ts_open, ts_close, open, high, low, close, mark_ts_close, mark_close, funding_ts,
             funding_rate, mark_ts_open, mark_high, mark_low,
         )  # fmt: skip
+
+    def load_tape(self, columns: Mapping[str, np.ndarray]) -> None:
+        """`load` from a loaded tape's `Tape.columns()` (the same series, derived once)."""
+        if self._k:
+            raise SimulationError("load after bars were processed")
+        self.tape.load_columns(columns)
 
     def add_mark(
         self, ts_close: int, close: float, ts_open: int = -1, high: float = math.nan,

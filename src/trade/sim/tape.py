@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from numba import njit
@@ -151,6 +152,20 @@ class Tape:
         # floor division by a constant is several times faster in numpy than the remainder
         cols["exec_close"].set(tc // self.exec_tf_ms * self.exec_tf_ms == tc)
         self._py_of = None  # every buffer is new, even if ts_open is the array given last time
+        self.refresh()
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every column as it stands: another tape given them (`load_columns`) holds the same
+        market data without deriving the marks again (a sweep runs one window per combination)."""
+        return {name: col.view for name, col in self._cols.items()}
+
+    def load_columns(self, columns: Mapping[str, np.ndarray]) -> None:
+        """Replace everything with another tape's `columns()`; kept and never written, as `load`'s
+        arrays are."""
+        for name, col in self._cols.items():
+            col.set(columns[name])
+        self._ref = {}
+        self._py_of = None
         self.refresh()
 
     def append_bar(

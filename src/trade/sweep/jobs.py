@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 
 from ..engine.backtest import summarise
+from ..engine.execution import window_tape
 from ..engine.features import FeatureCache
 from ..engine.market import MarketData, MarketWindow, warmup_ms, window_of
 from ..engine.runner import run_fast
 from ..play import CompiledPlay, validate_play_text
 from ..play.model import Scalar
 from ..play.space import as_text
+from ..timeframes import TIMEFRAMES
 from .diagnostics import CurveStats
 
 
@@ -94,7 +96,8 @@ class _Caches:
     compiled Plays (by values: walk-forward folds run the same combinations again) and windows
     (by span and warmup: in a grid, the combinations that need the same history). The windows of
     one span share its first window's intrabar, marks and funding (`window_of(like=…)`): another
-    warmup costs views of the bars, so a span keeps every warmup's window."""
+    warmup costs views of the bars, so a span keeps every warmup's window, and one simulator tape
+    (the mark over every intrabar bar is derived once per span, not once per combination)."""
 
     features: FeatureCache = field(default_factory=lambda: _Recent(_FEATURES_KEPT))
     plays: dict[tuple[tuple[str, str], ...], CompiledPlay] = field(default_factory=dict)
@@ -102,6 +105,8 @@ class _Caches:
     windows: dict[tuple[Any, ...], dict[tuple[Any, ...], MarketWindow]] = field(
         default_factory=dict
     )
+    # per span, the simulator's tape of its windows (they share the intrabar, marks and funding)
+    tapes: dict[tuple[Any, ...], dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 _CACHES: dict[str, _Caches] = {}  # per SweepData token, in each worker process
@@ -126,13 +131,19 @@ def evaluate(shared: SweepData, job: Job) -> Row:
     windows = cache.windows.pop(span, {})
     cache.windows[span] = windows  # the most recent last
     while len(cache.windows) > _SPANS_KEPT:
-        del cache.windows[next(iter(cache.windows))]
+        cache.tapes.pop(oldest := next(iter(cache.windows)), None)
+        del cache.windows[oldest]
     need = tuple(sorted(warmup_ms(compiled).items()))
     window = windows.get(need)
     if window is None:
         like = next(iter(windows.values()), None)
         window = windows[need] = window_of(shared.data[job.symbol], compiled, start, end, like=like)
-    out = run_fast(compiled, window, intrabar_policy=shared.intrabar, feature_cache=cache.features)
+    tape = cache.tapes.get(span)
+    if tape is None:
+        tape = cache.tapes[span] = window_tape(window, TIMEFRAMES[compiled.exec_tf])
+    out = run_fast(
+        compiled, window, intrabar_policy=shared.intrabar, feature_cache=cache.features, tape=tape
+    )
     table, metrics = summarise(compiled, window, out)
     from .table import metric_cells  # (the table module reads `Row` from this one)
 
