@@ -267,6 +267,35 @@ def test_the_cli_writes_the_table_the_winner_and_the_page(
     assert "LightweightCharts" in page and "fast (down) × slow (across)" in page
 
 
+@pytest.mark.parametrize(("given", "cpus", "used"), [([], 3, 3), (["--workers", "1"], 3, 1)])
+def test_the_cli_runs_one_process_per_cpu_unless_told(
+    db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    given: list[str],
+    cpus: int,
+    used: int,
+) -> None:
+    import os
+
+    import trade.sweep.run
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    seen: list[int] = []
+    real = trade.sweep.run.run_sweep
+
+    def recording(*a, **kw):  # type: ignore[no-untyped-def]
+        seen.append(kw["workers"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(trade.sweep.run, "run_sweep", recording)
+    code = run(["--db", str(db), "sweep", "--play", str(PLAY), "--param", PARAMS[0], "--param", PARAMS[1],
+                "--start", START, "--end", END, "--out", str(tmp_path / "o"), "--no-report", *given])  # fmt: skip
+    assert code == 0
+    assert seen == [used]
+    assert (tmp_path / "o" / "sweep.csv").read_text().count("\n") == 10
+
+
 def test_the_store_is_read_once_and_features_and_marks_once_per_definition_and_history(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

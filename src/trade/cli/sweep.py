@@ -4,6 +4,7 @@ holds out of sample (see docs/sweeps.md)."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,9 +43,11 @@ ParamOpt = Annotated[
     typer.Option("--param", help="name=lo..hi:step or name=a,b,c (adds to the sweep block)."),
 ]
 WorkersOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
-        "--workers", help="Processes that run combinations: this one and N - 1 forked workers."
+        "--workers",
+        help="Processes that run combinations: this one and N - 1 forked workers "
+        "(default: one per CPU).",
     ),
 ]
 RayOpt = Annotated[
@@ -72,7 +75,7 @@ def sweep(
     start: StartOpt = None,
     end: EndOpt = None,
     param: ParamOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     ray: RayOpt = None,
     intrabar: IntrabarOpt = "pessimistic",
     out: Annotated[
@@ -87,8 +90,7 @@ def sweep(
     from ..sweep.run import Interrupted, plan, run_sweep
 
     kind = _search_kind(grid, search)
-    if workers < 1:
-        raise InputError(f"--workers {workers}: expected 1 or more")
+    workers = _workers(workers)
     p = plan(
         play,
         symbols=symbol.split(",") if symbol else None,
@@ -218,7 +220,7 @@ def walkforward(
     start: StartOpt = None,
     end: EndOpt = None,
     param: ParamOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     ray: RayOpt = None,
     intrabar: IntrabarOpt = "pessimistic",
     out: Annotated[
@@ -235,8 +237,7 @@ def walkforward(
     from ..sweep.run import manifest, plan
 
     kind = _search_kind(grid, search)
-    if workers < 1:
-        raise InputError(f"--workers {workers}: expected 1 or more")
+    workers = _workers(workers)
     check_out_dir(out)
     p = plan(
         play,
@@ -292,3 +293,16 @@ def walkforward(
 
 def _day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d")
+
+
+def _workers(given: int | None) -> int:
+    """`--workers`, by default one process per CPU this process may run on."""
+    if given is None:
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
+    if given < 1:
+        raise InputError(f"--workers {given}: expected 1 or more")
+    return given
