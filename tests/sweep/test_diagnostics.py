@@ -13,6 +13,7 @@ from trade.sweep.diagnostics import (
     cscv,
     deflated_sharpe,
     diagnose,
+    diagnose_stats,
     expected_max_sharpe,
     neighbourhood,
 )
@@ -103,3 +104,30 @@ def test_curve_stats_are_the_returns_moments_and_block_sums() -> None:
     flat = CurveStats.of(np.full(40, 9_950.0), 9_950.0)
     assert (flat.sharpe, flat.skew, flat.kurtosis, len(flat.sums)) == (0.0, 0.0, 3.0, 16)
     assert len(CurveStats.of(np.full(20, 1.0), 1.0).sums) == 10  # 2 × blocks ≤ bars
+
+
+def test_a_bankrupt_curve_loses_everything_once_then_stays_flat() -> None:
+    """A curve that reaches zero (or goes below it) has the return −1 at that point and 0 after:
+    finite numbers, so the diagnostics of a sweep holding a ruined run stay defined."""
+    rng = np.random.default_rng(3)
+    alive = 10_000 * np.cumprod(1 + rng.normal(0.0, 0.02, 40))
+    to_zero = CurveStats.of(np.concatenate([alive, np.zeros(24)]), 10_000.0)
+    below = CurveStats.of(np.concatenate([alive, [-734.2, -734.2], np.full(22, -700.0)]), 10_000.0)
+    assert to_zero == below
+    e = np.concatenate([[10_000.0], alive])
+    r = np.concatenate([e[1:] / e[:-1] - 1.0, [-1.0], np.zeros(23)])
+    z = (r - r.mean()) / r.std()
+    assert to_zero.bars == 64
+    assert to_zero.sharpe == pytest.approx(r.mean() / r.std(ddof=1), rel=1e-12)
+    assert to_zero.skew == pytest.approx(np.mean(z**3), rel=1e-12)
+    assert to_zero.kurtosis == pytest.approx(np.mean(z**4), rel=1e-12)
+    edges = np.arange(0, 64, 4)  # 16 blocks of 4 bars
+    assert np.allclose(to_zero.sums, np.add.reduceat(r, edges), rtol=1e-12, atol=0)
+    assert np.allclose(to_zero.squares, np.add.reduceat(r * r, edges), rtol=1e-12, atol=0)
+    assert to_zero.sums[10:] == (-1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    healthy = [CurveStats.of(10_000 * np.cumprod(1 + rng.normal(0, 0.02, 64)), 10_000.0)
+               for _ in range(3)]  # fmt: skip
+    for winner in range(4):
+        d = diagnose_stats([to_zero, *healthy], winner)
+        numbers = [v for v in d.values() if isinstance(v, float)]
+        assert d["pbo"] is not None and all(math.isfinite(v) for v in numbers), d

@@ -414,3 +414,49 @@ def test_the_mean_over_symbols_does_not_depend_on_the_order_rows_arrive_in() -> 
     got = {aggregate(order, "sharpe", ["A", "B", "C"])[0] for order in arrivals}
     assert got == {0.0}  # 1e16 + 1.0 − 1e16 in the order A, B, C
     assert aggregate(rows, "sharpe", ["A", "C", "B"])[0] == 1.0 / 3.0  # another symbol order
+
+
+def test_a_bankrupt_combination_is_kept_in_the_table_and_never_the_winner(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At 50× with 1% slippage the first round trip costs more than the account holds: its equity
+    goes below zero. Its Sharpe (a single ruinous loss, then flat) is above the 100× and 200×
+    runs', which bleed fees to a few cents: by its metric it would win."""
+    import csv
+
+    text = (
+        PLAY.read_text()
+        .replace("leverage: 1", 'leverage: "{{lev}}"')
+        .replace("slippage_bps: 2", "slippage_bps: 100")
+        .replace("variables: {fast: 20, slow: 50}", "variables: {fast: 8, slow: 30, lev: 1}")
+        .replace("  stop_loss: {type: percent, value: 3}\n", "")
+    )
+    play = tmp_path / "lev.yml"
+    play.write_text(text)
+    out = tmp_path / "out"
+    code = run(["--db", str(db), "sweep", "--play", str(play), "--param", "lev=50,100,200",
+                "--start", START, "--end", END, "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    with (out / "sweep.csv").open() as f:
+        rows = {int(r["lev"]): r for r in csv.DictReader(f)}
+    assert sorted(rows) == [50, 100, 200]
+    assert float(rows[50]["final_equity"]) < 0 and float(rows[50]["max_drawdown_pct"]) > 100
+    assert [float(rows[k]["max_drawdown_pct"]) < 100 for k in (100, 200)] == [True, True]
+    sharpe = {k: float(r["sharpe"]) for k, r in rows.items()}
+    assert sharpe[50] > sharpe[100] > sharpe[200]
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"sweep.json holds {constant}")
+
+    summary = json.loads((out / "sweep.json").read_text(), parse_constant=refuse)
+    assert summary["winner"]["values"] == {"lev": 100}
+    assert summary["winner"]["objective"] == sharpe[100]
+    assert "lev: 100" in (out / "winner.yml").read_text()
+    diag = summary["diagnostics"]["per_symbol"]["BTCUSDT"]
+    assert diag["trials"] == 3 and 0.0 <= diag["pbo"] <= 1.0
+    assert 0.0 <= diag["deflated_sharpe"] <= 1.0
+    # the bankrupt neighbour has no objective, like a run without trades
+    assert summary["diagnostics"]["neighbourhood"]["neighbours"]["lev"]["below"] == {
+        "value": 50,
+        "objective": None,
+    }

@@ -218,10 +218,15 @@ class CurveStats:
         """From the curve's returns r_i = e_i / e_(i−1) − 1 (e_0 the starting equity, as the
         metrics): the Sharpe is mean / standard deviation (ddof 1), 0 for a flat curve; skewness
         and kurtosis are the population moments of the standardised returns (0 and 3 for a flat
-        curve); in two passes over the bars."""
+        curve); in two passes over the bars. A bankrupt curve (a point at or below zero) loses
+        everything at its first such point, return −1, and is flat after it, returns 0: a ruined
+        account has nothing left to gain or lose, and its numbers stay finite."""
         e = np.ascontiguousarray(equity, dtype=np.float64)
         edges = np.linspace(0, len(e), cscv_blocks(len(e), blocks) + 1).astype(np.int64)
-        sharpe, skew, kurt, s, q = _curve_stats(e, float(starting_equity), edges)
+        if bool((e > 0).all()):
+            sharpe, skew, kurt, s, q = _curve_stats(e, float(starting_equity), edges)
+        else:
+            sharpe, skew, kurt, s, q = _ruined_stats(e, float(starting_equity), edges)
         return cls(len(e), sharpe, skew, kurt, tuple(s.tolist()), tuple(q.tolist()))
 
     def to_array(self) -> np.ndarray:
@@ -275,6 +280,33 @@ def diagnose_stats(stats: Sequence[CurveStats], winner: int) -> dict[str, Any]:
         "cscv_blocks": blocks,
         "likely_overfit": bool(flagged),
     }
+
+
+def _ruined_stats(
+    equity: np.ndarray, start: float, edges: np.ndarray
+) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+    """`_curve_stats` of a curve with a point at or below zero, by the definitions (a bankrupt
+    run is rare; `_curve_stats` would divide by its zero point)."""
+    ruin = int(np.argmax(equity <= 0.0))
+    r = np.zeros(len(equity))
+    prev = np.concatenate(([start], equity[:-1]))
+    r[:ruin] = equity[:ruin] / prev[:ruin] - 1.0
+    r[ruin] = -1.0
+    s = np.array([r[a:b].sum() for a, b in itertools.pairwise(edges)])
+    q = np.array([(r[a:b] ** 2).sum() for a, b in itertools.pairwise(edges)])
+    n = len(r)
+    d = r - r.mean()
+    sd0 = math.sqrt(float(np.mean(d**2)))
+    if n < 2 or sd0 == 0.0:
+        return 0.0, 0.0, 3.0, s, q
+    sd1 = float(np.std(r, ddof=1))
+    return (
+        float(r.mean() / sd1),
+        float(np.mean(d**3) / sd0**3),
+        float(np.mean(d**4) / sd0**4),
+        s,
+        q,
+    )
 
 
 @njit(cache=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report.html import VENDOR
+from .jobs import bankrupt
 from .table import TABLE, write_atomic
 
 PAGE = "sweep.html"
@@ -57,7 +58,8 @@ def render(summary: Mapping[str, Any], rows: Sequence[Mapping[str, str]], wf: An
     values_of: dict[int, dict[str, str]] = {}
     for r in rows:
         i = int(r["trial"])
-        per_trial.setdefault(i, []).append(_num(r.get(objective)))
+        ruined = bankrupt(_num(r.get("max_drawdown_pct")))  # no objective, as in the sweep
+        per_trial.setdefault(i, []).append(None if ruined else _num(r.get(objective)))
         values_of[i] = {n: r[n] for n in names}
     agg = {
         i: (None if any(v is None for v in vs) else sum(vs) / len(vs))  # type: ignore[arg-type]

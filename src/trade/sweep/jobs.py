@@ -109,6 +109,11 @@ class _Caches:
     tapes: dict[tuple[Any, ...], dict[str, np.ndarray]] = field(default_factory=dict)
 
 
+def bankrupt(max_drawdown_pct: float | None) -> bool:
+    """A run whose equity fell to zero or below: its drawdown from the peak is 100% or more."""
+    return max_drawdown_pct is not None and max_drawdown_pct >= 100.0
+
+
 _CACHES: dict[str, _Caches] = {}  # per SweepData token, in each worker process
 _SPANS_KEPT = 4  # a span's intrabar arrays are its own: keep the last few spans only
 

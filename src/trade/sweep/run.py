@@ -33,7 +33,7 @@ from ..report.metrics import MINIMISED, OBJECTIVES
 from . import table
 from .diagnostics import diagnose_stats, neighbourhood
 from .executors import Executor, make_executor
-from .jobs import Job, Row, SweepData
+from .jobs import Job, Row, SweepData, bankrupt
 
 OPTUNA_BATCH = 8  # trials asked before any is told: fixed, so results do not depend on --workers
 MANIFEST = "sweep.json"
@@ -232,7 +232,7 @@ def aggregate(
     float sum's last bit depends on its order: a tie, or Optuna's next trial, could follow it)."""
     per: dict[int, dict[str, Any]] = {}
     for r in rows:
-        per.setdefault(r.index, {})[r.symbol] = r.metrics.get(objective)
+        per.setdefault(r.index, {})[r.symbol] = row_objective(r, objective)
     return {i: mean_over(got, symbols) for i, got in per.items() if len(got) == len(symbols)}
 
 
@@ -240,6 +240,13 @@ def mean_over(values: Mapping[str, Any], symbols: Sequence[str]) -> float | None
     """The mean of `values` (per symbol) taken in `symbols` order; None if any is None."""
     ordered = [values[s] for s in symbols]
     return None if any(v is None for v in ordered) else float(np.mean(ordered))
+
+
+def row_objective(r: Row, objective: str) -> Any:
+    """A row's objective, None when the run went bankrupt (its equity fell to zero or below:
+    a drawdown of 100% or more): whatever its metric says, a ruined account is never the winner,
+    and a search is told the trial failed."""
+    return None if bankrupt(r.metrics.get("max_drawdown_pct")) else r.metrics.get(objective)
 
 
 def _best(agg: Mapping[int, float | None], minimise: bool) -> int | None:
@@ -338,7 +345,7 @@ class _Board:
     def add(self, rows: Iterable[Row]) -> None:
         for r in rows:
             got = self.parts.setdefault(r.index, {})
-            got[r.symbol] = r.metrics.get(self.p.objective)
+            got[r.symbol] = row_objective(r, self.p.objective)
             if len(got) != len(self.p.symbols):
                 continue
             self.done += 1
