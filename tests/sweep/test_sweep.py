@@ -79,6 +79,19 @@ def test_optuna_rows_equal_backtests_and_reruns_are_identical(db: Path, tmp_path
     assert [r.values for r in c.rows] != [r.values for r in b.rows]  # the seed matters
 
 
+def _count_evaluated_here(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The combinations this process runs from now on (the trial numbers, in order)."""
+    ran: list[int] = []
+    real = executors.evaluate
+
+    def counting(shared, job):  # type: ignore[no-untyped-def]
+        ran.append(job.index)
+        return real(shared, job)
+
+    monkeypatch.setattr(executors, "evaluate", counting)
+    return ran
+
+
 def test_identical_sweeps_give_identical_tables_whatever_the_workers(
     db: Path, tmp_path: Path
 ) -> None:
@@ -99,14 +112,7 @@ def test_two_workers_are_this_process_and_one_forked_worker(
     handing chunks to its one forked worker (which runs the rest)."""
     import multiprocessing
 
-    here: list[int] = []
-    real = executors.evaluate
-
-    def counting(shared, job):  # type: ignore[no-untyped-def]
-        here.append(job.index)
-        return real(shared, job)
-
-    monkeypatch.setattr(executors, "evaluate", counting)
+    here = _count_evaluated_here(monkeypatch)
     forked: list[int] = []
     real_pool = executors.ProcessPoolExecutor
 
@@ -151,14 +157,7 @@ def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
     with np.load(out / "stats.npz") as kept:  # what the diagnostics read of each kept row
         assert kept["trial"].tolist() == [0, 1, 2, 3]
         assert kept["symbol"].tolist() == ["BTCUSDT"] * 4
-    ran: list[int] = []
-    real = executors.evaluate
-
-    def counting(shared, job):  # type: ignore[no-untyped-def]
-        ran.append(job.index)
-        return real(shared, job)
-
-    monkeypatch.setattr(executors, "evaluate", counting)
+    ran = _count_evaluated_here(monkeypatch)
     run_sweep(_plan(db), out)
     assert ran == [4, 5, 6, 7, 8]  # only what the interrupted run had not finished
     assert (out / "sweep.csv").read_bytes() == (full / "sweep.csv").read_bytes()
