@@ -167,6 +167,27 @@ def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
     assert resumed["diagnostics"] == json.loads((full / "sweep.json").read_text())["diagnostics"]
 
 
+def test_ctrl_c_with_two_workers_keeps_the_finished_rows_and_resumes(
+    db: Path, tmp_path: Path
+) -> None:
+    """With a forked worker, Ctrl-C keeps every row collected so far (a chunk still running in
+    the worker is lost and runs again on resume)."""
+    full = tmp_path / "full"
+    run_sweep(_plan(db), full)
+    out = tmp_path / "cut"
+
+    def stop_after_four(done: int, total: int, best, values) -> None:  # type: ignore[no-untyped-def]
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="4 of 9 runs kept"):
+        run_sweep(_plan(db), out, workers=2, progress=stop_after_four)
+    assert (out / "sweep.csv").read_text().count("\n") == 5
+    run_sweep(_plan(db), out, workers=2)
+    assert (out / "sweep.csv").read_bytes() == (full / "sweep.csv").read_bytes()
+    assert (out / "winner.yml").read_bytes() == (full / "winner.yml").read_bytes()
+
+
 def test_resuming_another_sweep_is_refused(db: Path, tmp_path: Path) -> None:
     run_sweep(_plan(db), tmp_path / "s")
     with pytest.raises(Exception, match="holds another sweep \\(differs in space\\)"):
