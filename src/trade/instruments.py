@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,13 @@ def _round_to(value: float, step: float) -> float:
     """`value` (a multiple of `step` up to float noise) to two decimals beyond the step's."""
     decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
     return round(value, decimals + 2)
+
+
+def compile_rounding() -> None:
+    """Compile the rounding kernels for floats now (numba's cache serves them when it holds
+    them): a live session's first order would otherwise compile them while its instant waits."""
+    for kernel in (round_price, round_qty_down):
+        kernel.compile((types.float64, types.float64))
 
 
 #: Used when a symbol has no stored specs (synthetic markets, unknown symbols in tests).

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from fakes.bybit import FakeBybit
@@ -41,8 +42,10 @@ class Session:
         *,
         streams: int = 1,
         exec_ms: int = EXEC_MS,
+        launcher: Sequence[str] = ("-m", "trade.cli.main"),
     ) -> None:
         self.fake, self.env, self.name, self.exec_ms = fake, env, name, exec_ms
+        self.launcher = list(launcher)  # what runs the `trade` command line after the python
         self.streams = streams  # sockets it subscribes once set up: 1 (paper), 2 (demo, live)
         self.path = tmp_path / ".trade" / "sessions" / f"{name}.sqlite"
         self.log = tmp_path / f"{name}.log"
@@ -59,7 +62,7 @@ class Session:
         seen = {c["id"] for c in self.fake.connections}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "trade.cli.main", "play", "run", "--session", self.name,
+                [sys.executable, *self.launcher, "play", "run", "--session", self.name,
                  "--quiet", *args],
                 env=self.env, stdout=log, stderr=log,
             )  # fmt: skip

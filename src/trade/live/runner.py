@@ -39,7 +39,7 @@ from ..engine.guards import GuardSet, describe
 from ..engine.market import warmup_ms
 from ..engine.play_engine import INSTANT_IDS, PlayEngine
 from ..exchange.bybit import BybitRest, Kline
-from ..instruments import InstrumentSpec
+from ..instruments import InstrumentSpec, compile_rounding
 from ..play.compile import CompiledPlay
 from ..play.model import Guards
 from ..sim.orders import OrderRequest
@@ -155,9 +155,9 @@ class LiveRunner:
 
     async def wait_handled(self, close_ms: int, timeout: float = 60.0) -> None:
         """Until every bar closing by `close_ms` is handled (tests pace a replayed day by it). A
-        minute is handled in milliseconds, but the first instant of a process compiles the Play's
-        numeric kernels when numba's cache is cold (a fresh checkout): seconds, more on a loaded
-        machine."""
+        minute is handled in milliseconds, but a paper session's simulator compiles its scans
+        the first minute it has an order or a position to check when numba's cache is cold (a
+        fresh checkout): seconds, more on a loaded machine."""
         async with asyncio.timeout(timeout):
             async with self._progress:
                 await self._progress.wait_for(
@@ -194,6 +194,12 @@ class LiveRunner:
             last_open = await rebuild(self, now)
         else:
             last_open = await self._begin(now)
+        # the bars closed by the last instant (a new session's: its warmup) go to the engine now,
+        # not inside the next instant: their first feeding compiles the Play's kernels when
+        # numba's cache is cold, seconds in which an instant's orders would wait; so would the
+        # first order's rounding
+        self._feed(self.last_instant or self.start_ms)
+        compile_rounding()
         assert self.broker is not None
         clock = EvaluationClock(self.tfs, self.exec_tf)
         for tf in self.tfs:
@@ -336,13 +342,7 @@ class LiveRunner:
         (a halted broker takes no new entry; the Play's exits still close what is open)."""
         assert self.broker is not None and self.guards is not None
         engine = self.engine
-        ready = [b for b in self._pending if b.close_ms <= t]
-        self._pending = [b for b in self._pending if b.close_ms > t]
-        for b in sorted(ready, key=_replay_order):
-            k = b.bar
-            engine.feed(b.tf, k.start, k.open, k.high, k.low, k.close, k.volume)
-            if b.tf == self.exec_tf:
-                self.exec_close = k.close
+        self._feed(t)
         if self._tape is not None:
             engine.set_instant(**self._instant_values(t))
         broker = self.broker
@@ -360,6 +360,18 @@ class LiveRunner:
         if broker.halted:
             decisions = [d for d in decisions if d.kind == "exit"]
         return decisions
+
+    def _feed(self, t: int) -> None:
+        """Feed the engine the pending bars closed by `t`, in replay's order. A bar fed before
+        the instant that would feed it changes nothing: each timeframe's features read only
+        that timeframe's bars, whose order the feed keeps."""
+        ready = [b for b in self._pending if b.close_ms <= t]
+        self._pending = [b for b in self._pending if b.close_ms > t]
+        for b in sorted(ready, key=_replay_order):
+            k = b.bar
+            self.engine.feed(b.tf, k.start, k.open, k.high, k.low, k.close, k.volume)
+            if b.tf == self.exec_tf:
+                self.exec_close = k.close
 
     async def act(self, t: int, decisions: Sequence[Decision]) -> None:
         """The guards' verdict on the decisions, then the orders."""
