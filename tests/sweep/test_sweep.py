@@ -124,7 +124,8 @@ def test_two_workers_are_this_process_and_one_forked_worker(
     res = run_sweep(_plan(db), tmp_path / "two", workers=2)
     assert forked == [1]
     assert sorted(r.index for r in res.rows) == list(range(9))
-    # 9 single-combination chunks: two go to the worker first, this process takes the third
+    # 9 single-combination chunks: this process runs the first (before the fork), then two go
+    # to the worker, and this process takes the next
     assert 1 <= len(here) <= 7
     assert multiprocessing.active_children() == []  # the worker has exited
 

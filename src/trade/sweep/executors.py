@@ -60,6 +60,7 @@ class LocalProcesses:
 
     def __init__(self, shared: SweepData, workers: int) -> None:
         self.shared, self.workers = shared, workers
+        self.started = False  # the workers are forked at the first chunk handed out
         self.pool = ProcessPoolExecutor(
             max_workers=workers - 1,
             mp_context=multiprocessing.get_context("fork"),
@@ -85,6 +86,14 @@ class LocalProcesses:
             while len(pending) < limit and chunks:
                 pending.add(self.pool.submit(evaluate_chunk_in_worker, chunks.popleft()))
 
+        if chunks and not self.started:
+            # one combination before the first fork: the workers inherit this process's caches
+            # of the span (its simulator tape, features, windows) as shared memory pages
+            first = chunks.popleft()
+            yield evaluate(self.shared, first[0])
+            if first[1:]:
+                chunks.appendleft(first[1:])
+            self.started = True
         yield from feed()
         while chunks:
             for job in chunks.popleft():
