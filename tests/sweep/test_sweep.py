@@ -113,21 +113,47 @@ def test_two_workers_are_this_process_and_one_forked_worker(
     import multiprocessing
 
     here = _count_evaluated_here(monkeypatch)
-    forked: list[int] = []
-    real_pool = executors.ProcessPoolExecutor
+    forked: list[tuple[int, list[int]]] = []  # workers forked, and what this process ran by then
+    real_fork = executors.LocalProcesses._fork
 
-    def pool(*a, **kw):  # type: ignore[no-untyped-def]
-        forked.append(kw["max_workers"])
-        return real_pool(*a, **kw)
+    def fork(self):  # type: ignore[no-untyped-def]
+        real_fork(self)
+        forked.append((len(self.procs), list(here)))
 
-    monkeypatch.setattr(executors, "ProcessPoolExecutor", pool)
+    monkeypatch.setattr(executors.LocalProcesses, "_fork", fork)
     res = run_sweep(_plan(db), tmp_path / "two", workers=2)
-    assert forked == [1]
+    assert forked == [(1, [0])]  # one worker, forked after this process ran the first combination
     assert sorted(r.index for r in res.rows) == list(range(9))
-    # 9 single-combination chunks: this process runs the first (before the fork), then two go
-    # to the worker, and this process takes the next
-    assert 1 <= len(here) <= 7
+    # 9 single-combination chunks: after the first, two go to the worker and this process takes
+    # the next, and so on
+    assert 2 <= len(here) <= 7
     assert multiprocessing.active_children() == []  # the worker has exited
+
+
+@pytest.mark.parametrize("failing", [0, 1, 8])
+def test_an_error_in_any_process_stops_the_sweep_with_that_error(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    """Whether this process or the worker ran the failing combination (0 runs here, before the
+    fork; 1 goes to the worker first), the sweep raises the combination's own error, the worker
+    is gone, and the rows finished before it are kept."""
+    import multiprocessing
+
+    from trade.errors import DataError
+
+    real = executors.evaluate
+
+    def failing_at(shared, job):  # type: ignore[no-untyped-def]
+        if job.index == failing:
+            raise DataError(f"BTCUSDT: no data for trial {failing}")
+        return real(shared, job)
+
+    monkeypatch.setattr(executors, "evaluate", failing_at)
+    with pytest.raises(DataError, match=f"no data for trial {failing}"):
+        run_sweep(_plan(db), tmp_path / "s", workers=2)
+    assert multiprocessing.active_children() == []
+    kept = (tmp_path / "s" / "sweep.csv").read_text().splitlines()[1:]
+    assert all(not line.startswith(f"{failing},") for line in kept)
 
 
 def test_the_winner_play_backtests_to_the_winner_row(db: Path, tmp_path: Path) -> None:

@@ -9,13 +9,17 @@ forked workers.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
+import signal
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import connection
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from ..errors import InputError
-from .jobs import Job, Row, SweepData, evaluate, evaluate_chunk_in_worker, init_worker
+from .jobs import Job, Row, SweepData, evaluate
 
 
 class Executor(Protocol):
@@ -53,60 +57,107 @@ def guided_chunks(jobs: list[Job], workers: int) -> list[list[Job]]:
 
 
 class LocalProcesses:
-    """This process and N − 1 forked workers. The workers inherit the data and compile nothing
-    (the parent's kernels come with the fork); this process runs combinations too between handing
-    chunks out and collecting rows, so N busy processes share N cores (a parent that only
-    collected would be an (N + 1)th process taking turns with them)."""
+    """This process and N − 1 forked workers, each on its own pipe. The workers inherit the data
+    and the compiled kernels with the fork; this process runs combinations too and, between two of
+    them, collects the workers' rows and hands out the next chunks, so N busy processes share N
+    cores (a parent that only collected would be an (N + 1)th process taking turns with them).
+    The chunks go out and the rows come back on this process's own thread: an executor's helper
+    threads each waited for the interpreter lock while this process computed, and the first chunk
+    reached its worker tens of milliseconds late."""
 
     def __init__(self, shared: SweepData, workers: int) -> None:
         self.shared, self.workers = shared, workers
-        self.started = False  # the workers are forked at the first chunk handed out
-        self.pool = ProcessPoolExecutor(
-            max_workers=workers - 1,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=init_worker,
-            initargs=(shared,),
-        )
+        self.pipes: list[Connection] = []
+        self.procs: list[BaseProcess] = []
+        self.queued: dict[Connection, int] = {}  # chunks sent to a worker and not yet answered
+
+    def _fork(self) -> None:
+        ctx = multiprocessing.get_context("fork")
+        for _ in range(self.workers - 1):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(self.shared, theirs), daemon=True)
+            proc.start()
+            theirs.close()
+            self.pipes.append(mine)
+            self.procs.append(proc)
+            self.queued[mine] = 0
 
     def run(self, jobs: Sequence[Job]) -> Iterator[Row]:
-        """Chunks go to the workers, two queued per worker, and this process takes the next
-        chunk itself, one combination at a time, checking the workers' chunks between them: a
-        combination takes a few milliseconds, and one task per combination left the workers
-        waiting on the queue (two workers were slower than one). A chunk's rows arrive together;
-        Ctrl-C loses the workers' chunks under way."""
+        """Two chunks queued per worker; this process takes the next chunk itself, one
+        combination at a time, collecting and handing out between them. A combination takes a few
+        milliseconds, and one task per combination left the workers waiting on the queue (two
+        workers were slower than one). A chunk's rows arrive together; Ctrl-C loses the workers'
+        chunks under way."""
         chunks = deque(guided_chunks(list(jobs), self.workers))
-        pending: set[Future[list[Row]]] = set()
-        limit = 2 * (self.workers - 1)
-
-        def feed() -> Iterator[Row]:
-            finished = {f for f in pending if f.done()}
-            pending.difference_update(finished)
-            for f in finished:
-                yield from f.result()
-            while len(pending) < limit and chunks:
-                pending.add(self.pool.submit(evaluate_chunk_in_worker, chunks.popleft()))
-
-        if chunks and not self.started:
-            # one combination before the first fork: the workers inherit this process's caches
-            # of the span (its simulator tape, features, windows) as shared memory pages
+        if chunks and not self.procs:
+            # one combination before the fork: the workers inherit this process's caches of the
+            # span (its simulator tape, features, windows) as shared memory pages
             first = chunks.popleft()
             yield evaluate(self.shared, first[0])
             if first[1:]:
                 chunks.appendleft(first[1:])
-            self.started = True
+            self._fork()
+
+        def feed() -> Iterator[Row]:
+            for pipe in self.pipes:
+                while self.queued[pipe] and pipe.poll():
+                    yield from self._answer(pipe)
+                while self.queued[pipe] < 2 and chunks:
+                    pipe.send(chunks.popleft())
+                    self.queued[pipe] += 1
+
         yield from feed()
         while chunks:
             for job in chunks.popleft():
                 yield evaluate(self.shared, job)
                 yield from feed()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            pending.difference_update(done)
-            for f in done:
-                yield from f.result()
+        while any(self.queued.values()):
+            for pipe in connection.wait([p for p in self.pipes if self.queued[p]]):
+                yield from self._answer(pipe)  # type: ignore[arg-type]
+
+    def _answer(self, pipe: Connection) -> list[Row]:
+        try:
+            kind, got = pipe.recv()
+        except EOFError:
+            raise RuntimeError("a sweep worker process exited unexpectedly") from None
+        self.queued[pipe] -= 1
+        if kind == "error":
+            raise got
+        return got  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        """Workers with chunks under way are stopped (their rows are not wanted); idle ones are
+        told to exit."""
+        for pipe, proc in zip(self.pipes, self.procs, strict=True):
+            if self.queued[pipe] or not proc.is_alive():
+                proc.terminate()
+            else:
+                pipe.send(None)
+        for pipe, proc in zip(self.pipes, self.procs, strict=True):
+            proc.join()
+            pipe.close()
+        self.pipes, self.procs, self.queued = [], [], {}
+
+
+def _serve(shared: SweepData, pipe: Connection) -> None:
+    """A worker: chunks of combinations in, their rows (or the error that stopped one, which the
+    parent raises) out, until told to stop or the parent is gone. Ctrl-C is the parent's."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            chunk = pipe.recv()
+        except EOFError:
+            return
+        if chunk is None:
+            return
+        try:
+            answer: tuple[str, Any] = ("rows", [evaluate(shared, job) for job in chunk])
+        except Exception as exc:  # not swallowed: the parent raises it
+            answer = ("error", exc)
+        try:
+            pipe.send(answer)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an unpicklable error
+            pipe.send(("error", RuntimeError(f"{answer[1]!r} (not sent whole: {exc})")))
 
 
 class RayCluster:

@@ -166,22 +166,3 @@ def evaluate(shared: SweepData, job: Job) -> Row:
     if job.curve:
         row.equity, row.equity_ts = equity, np.asarray(out.equity_ts, dtype=np.int64)
     return row
-
-
-# ---------------------------------------------------------------- local worker processes
-
-_SHARED: SweepData | None = None
-
-
-def init_worker(shared: SweepData) -> None:
-    """Process-pool initializer: keep the data; Ctrl-C is the parent's to handle."""
-    import signal
-
-    global _SHARED
-    _SHARED = shared
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def evaluate_chunk_in_worker(jobs: list[Job]) -> list[Row]:
-    assert _SHARED is not None, "init_worker was not called"
-    return [evaluate(_SHARED, job) for job in jobs]
