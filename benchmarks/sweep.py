@@ -222,6 +222,11 @@ def main() -> int:
         f"per round ({a.repeat} rounds): 1 worker {fmt(s1)} s; 2 workers {fmt(s2)} s; "
         f"vectorbt {fmt(sv)} s"
     )
+    paired = sorted(x / y for x, y in zip(s1, s2, strict=True))
+    print(
+        f"speed-up within each round (1 and 2 workers a few seconds apart): {fmt(paired)}x, "
+        f"median {paired[len(paired) // 2]:.2f}x"
+    )
     (p1, _), (p2, w2) = CPU[1], CPU[2]
     print(
         f"CPU seconds (last round): 1 worker {p1:.2f}; 2 workers: this process {p2:.2f}, the "
