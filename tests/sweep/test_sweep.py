@@ -156,6 +156,29 @@ def test_an_error_in_any_process_stops_the_sweep_with_that_error(
     assert all(not line.startswith(f"{failing},") for line in kept)
 
 
+def test_an_error_the_worker_cannot_send_back_still_stops_the_sweep(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception that cannot be pickled (its class is local) reaches this process as a
+    RuntimeError naming it, not as a worker that hangs or dies silently."""
+    import multiprocessing
+
+    class Local(Exception):
+        pass
+
+    real = executors.evaluate
+
+    def failing_at_one(shared, job):  # type: ignore[no-untyped-def]
+        if job.index == 1:  # the worker's first combination
+            raise Local("trial 1 went wrong")
+        return real(shared, job)
+
+    monkeypatch.setattr(executors, "evaluate", failing_at_one)
+    with pytest.raises(RuntimeError, match=r"Local\('trial 1 went wrong'\) could not be sent back"):
+        run_sweep(_plan(db), tmp_path / "s", workers=2)
+    assert multiprocessing.active_children() == []
+
+
 def test_the_winner_play_backtests_to_the_winner_row(db: Path, tmp_path: Path) -> None:
     p = _plan(db)
     res = run_sweep(p, tmp_path / "s")
@@ -166,9 +189,9 @@ def test_the_winner_play_backtests_to_the_winner_row(db: Path, tmp_path: Path) -
     assert bt.result["trades_fingerprint"] == best.fingerprint
 
 
-def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
-    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _full_and_cut_after_four(db: Path, tmp_path: Path, workers: int) -> tuple[Path, Path]:
+    """The sweep run whole (with 1 worker) into `full`, and run again into `cut` with `workers`
+    until Ctrl-C after its fourth row: `cut` keeps exactly those four rows."""
     full = tmp_path / "full"
     run_sweep(_plan(db), full)
     out = tmp_path / "cut"
@@ -178,8 +201,15 @@ def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted, match="4 of 9 runs kept"):
-        run_sweep(_plan(db), out, progress=stop_after_four)
+        run_sweep(_plan(db), out, workers=workers, progress=stop_after_four)
     assert (out / "sweep.csv").read_text().count("\n") == 5
+    return full, out
+
+
+def test_ctrl_c_keeps_finished_rows_and_the_same_command_resumes(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full, out = _full_and_cut_after_four(db, tmp_path, workers=1)
     assert sorted(f.name for f in out.iterdir()) == ["stats.npz", "sweep.csv", "sweep.json"]
     with np.load(out / "stats.npz") as kept:  # what the diagnostics read of each kept row
         assert kept["trial"].tolist() == [0, 1, 2, 3]
@@ -199,17 +229,7 @@ def test_ctrl_c_with_two_workers_keeps_the_finished_rows_and_resumes(
 ) -> None:
     """With a forked worker, Ctrl-C keeps every row collected so far (a chunk still running in
     the worker is lost and runs again on resume)."""
-    full = tmp_path / "full"
-    run_sweep(_plan(db), full)
-    out = tmp_path / "cut"
-
-    def stop_after_four(done: int, total: int, best, values) -> None:  # type: ignore[no-untyped-def]
-        if done == 4:
-            raise KeyboardInterrupt
-
-    with pytest.raises(Interrupted, match="4 of 9 runs kept"):
-        run_sweep(_plan(db), out, workers=2, progress=stop_after_four)
-    assert (out / "sweep.csv").read_text().count("\n") == 5
+    full, out = _full_and_cut_after_four(db, tmp_path, workers=2)
     run_sweep(_plan(db), out, workers=2)
     assert (out / "sweep.csv").read_bytes() == (full / "sweep.csv").read_bytes()
     assert (out / "winner.yml").read_bytes() == (full / "winner.yml").read_bytes()

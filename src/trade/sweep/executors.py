@@ -156,8 +156,9 @@ def _serve(shared: SweepData, pipe: Connection) -> None:
             answer = ("error", exc)
         try:
             pipe.send(answer)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an unpicklable error
-            pipe.send(("error", RuntimeError(f"{answer[1]!r} (not sent whole: {exc})")))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # unpicklable
+            what = repr(answer[1]) if answer[0] == "error" else "a chunk's rows"
+            pipe.send(("error", RuntimeError(f"{what} could not be sent back: {exc}")))
 
 
 class RayCluster:
